@@ -1,0 +1,132 @@
+"""The JSON HTTP entrypoint every service's HTTP boundary uses.
+
+    @http("GET", "/auth/me")                 # bearer token required
+    def me(self, request): ...               # request.user_id is the caller
+    @http("POST", "/auth/login", public=True)
+
+A handler returns a dict or list (200), `(status, payload)`, None (204) or a
+werkzeug Response. Anything it raises goes through `http_edge.errors`.
+Every request gets an X-Request-ID (the client's, if well formed) that rides in
+the worker's context data, so Nameko carries it over RPC calls and events.
+"""
+import logging
+import re
+import time
+import uuid
+from functools import partial
+
+from eventlet.event import Event
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Response
+
+from http_edge.errors import error_response, json_response
+from http_edge.server import EdgeWebServer
+from services.shared.errors import DomainError, Unauthenticated
+from services.shared.tokens import InvalidToken, verifier_from_file
+
+log = logging.getLogger("http_edge.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-ID",
+    "Access-Control-Expose-Headers": "X-Request-ID, Retry-After",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def request_id_from(request):
+    supplied = request.headers.get(REQUEST_ID_HEADER, "")
+    return supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def bearer_token(request):
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(code="TOKEN_MISSING")
+    return token.strip()
+
+
+class JsonHttpEntrypoint(HttpRequestHandler):
+    server = EdgeWebServer()
+
+    def __init__(self, method, url, public=False, **kwargs):
+        self.public = public
+        # Domain errors are answers, not crashes: Nameko logs them briefly.
+        kwargs.setdefault("expected_exceptions", DomainError)
+        super().__init__(method, url, **kwargs)
+
+    def get_url_rule(self):
+        # OPTIONS on every route answers CORS preflights before any auth.
+        return Rule(self.url, methods=self.method.split(",") + ["OPTIONS"])
+
+    def handle_request(self, request):
+        started = time.monotonic()
+        request.shallow = False
+        request.request_id = request_id_from(request)
+        request.user_id = None
+        if request.method == "OPTIONS":
+            response = Response(status=204)
+        else:
+            response = self._run_worker(request)
+        response.headers[REQUEST_ID_HEADER] = request.request_id
+        self._add_cors_headers(request, response)
+        log.info(
+            "%s %s %s %.1fms",
+            request.method, request.path, response.status_code, (time.monotonic() - started) * 1000,
+            extra={"request_id": request.request_id, "user_id": request.user_id,
+                   "service": self.container.service_name},
+        )
+        return response
+
+    def _run_worker(self, request):
+        try:
+            if not self.public:
+                request.user_id = self._verify(bearer_token(request))
+            context_data = {"request_id": request.request_id}
+            if request.user_id:
+                context_data["user_id"] = request.user_id
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            done = Event()
+            self.container.spawn_worker(
+                self, args, kwargs, context_data=context_data,
+                handle_result=partial(self.handle_result, done),
+            )
+            return self.response_from_result(done.wait())
+        except Exception as exc:
+            return self.response_from_exception(exc)
+
+    def _verify(self, token):
+        verifier = verifier_from_file(self.container.config["JWT_PUBLIC_KEY_PATH"])
+        try:
+            return verifier.verify(token)
+        except InvalidToken:
+            raise Unauthenticated("The access token is invalid or expired.", code="TOKEN_INVALID") from None
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        status, payload = result if isinstance(result, tuple) else (200, result)
+        if payload is None:
+            return Response(status=204 if status == 200 else status)
+        return json_response(payload, status)
+
+    def response_from_exception(self, exc):
+        return error_response(exc)
+
+    @staticmethod
+    def _add_cors_headers(request, response):
+        origin = request.headers.get("Origin")
+        if origin:
+            # Tokens travel in the Authorization header, never in cookies, so
+            # reflecting the origin grants a page nothing it could not already do.
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers.update(CORS_HEADERS)
+
+
+http = JsonHttpEntrypoint.decorator

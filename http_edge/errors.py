@@ -1,0 +1,84 @@
+"""The one place where failures become HTTP status codes and JSON bodies."""
+import json
+import logging
+
+import redis
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError as KombuOperationalError
+from nameko.exceptions import RemoteError, UnknownService
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as DbOperationalError
+from werkzeug.wrappers import Response
+
+from services.shared import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CATEGORY = {
+    errors.MalformedRequest: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.UnsupportedType: 415,
+    errors.InvalidInput: 422,
+    errors.RateLimited: 429,
+    errors.DependencyUnavailable: 503,
+}
+
+# A dependency that is down is a 503 the client may retry, never a 500.
+DEPENDENCY_FAILURES = (
+    DbOperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    KombuOperationalError,
+    AmqpConnectionError,
+    UnknownService,
+    ConnectionError,
+)
+
+
+def json_response(payload, status=200, headers=None):
+    return Response(
+        json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def error_body(code, message, details=None):
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def as_domain_error(exc):
+    """Classify any exception as a DomainError, or None for a bug."""
+    if isinstance(exc, errors.DomainError):
+        return exc
+    if isinstance(exc, DEPENDENCY_FAILURES) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return errors.DependencyUnavailable()
+    if isinstance(exc, RemoteError):
+        # A remote service raised: that is its bug, but to this caller the
+        # dependency failed, so the client sees a retryable 503.
+        return errors.DependencyUnavailable(code="DEPENDENCY_FAILED")
+    return None
+
+
+def error_response(exc):
+    domain_error = as_domain_error(exc)
+    if domain_error is None:
+        log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
+        return json_response(error_body("INTERNAL_ERROR", "Something went wrong on our side."), 500)
+    status = next(
+        code for category, code in STATUS_BY_CATEGORY.items() if isinstance(domain_error, category)
+    )
+    headers = {}
+    if isinstance(domain_error, errors.RateLimited):
+        headers["Retry-After"] = str(domain_error.retry_after)
+    if status == 503:
+        headers["Retry-After"] = "1"
+    body = error_body(domain_error.code, domain_error.message, domain_error.details)
+    return json_response(body, status, headers)

@@ -1,0 +1,50 @@
+"""`GET /health` (the process lives) and `GET /ready` (its dependencies answer).
+
+A service mixes in HealthEndpoints and lists its probes in `readiness_probes()`:
+callables that raise when a dependency is unreachable.
+"""
+from kombu import Connection
+from nameko.extensions import DependencyProvider
+from sqlalchemy import text
+
+from http_edge.entrypoint import http
+from services.shared.errors import DependencyUnavailable
+
+
+class BrokerProbe(DependencyProvider):
+    """Opens (and closes) a fresh AMQP connection, as a new consumer would."""
+
+    def setup(self):
+        self.amqp_uri = self.container.config["AMQP_URI"]
+
+    def get_dependency(self, worker_ctx):
+        return self.ping
+
+    def ping(self):
+        with Connection(self.amqp_uri, connect_timeout=2, heartbeat=0) as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+
+
+def database_probe(db):
+    return lambda: db.session.execute(text("SELECT 1"))
+
+
+class HealthEndpoints:
+    @http("GET", "/health", public=True)
+    def health(self, request):
+        return {"status": "ok", "service": self.name}
+
+    @http("GET", "/ready", public=True)
+    def ready(self, request):
+        failing = {}
+        for name, probe in self.readiness_probes().items():
+            try:
+                probe()
+            except Exception as exc:  # any failure means not ready
+                failing[name] = type(exc).__name__
+        if failing:
+            raise DependencyUnavailable("Not ready.", code="NOT_READY", details=failing)
+        return {"status": "ready", "service": self.name}
+
+    def readiness_probes(self):
+        raise NotImplementedError

@@ -1,0 +1,130 @@
+"""One HTTP listener per address per process, shared by every service in it.
+
+Nameko's WebServer binds a socket per service container, so two services in one
+`nameko run` cannot share a port. Here every container's server attaches to one
+listener per bind address: in development all services (and the Socket.IO app)
+answer on one base URL; in Kubernetes each process runs one service and nothing
+changes. Unmatched paths get the JSON error format instead of werkzeug's HTML.
+"""
+import logging
+from functools import partial
+
+import eventlet
+from eventlet.greenpool import GreenPool
+from nameko.web.server import HttpOnlyProtocol, WebServer
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request
+
+from http_edge.errors import error_body, json_response
+
+log = logging.getLogger(__name__)
+
+_listeners = {}
+
+
+class SharedListener:
+    def __init__(self, bind_addr):
+        self.bind_addr = bind_addr
+        self.servers = []
+        self.mounts = {}
+        self._url_map = None
+        self._pool = GreenPool(size=10000)
+        self._sock = eventlet.listen(bind_addr)
+        self._sock.settimeout(None)
+        self._wsgi = eventlet.wsgi.Server(
+            self._sock, self._sock.getsockname(), self, protocol=HttpOnlyProtocol,
+            log=logging.getLogger("http_edge.wsgi"), debug=False,
+        )
+        self._accepting = True
+        self._acceptor = eventlet.spawn(self._accept_forever)
+
+    @property
+    def port(self):
+        return self._sock.getsockname()[1]
+
+    def attach(self, server):
+        self.servers.append(server)
+        self._url_map = None
+
+    def detach(self, server):
+        if server in self.servers:
+            self.servers.remove(server)
+        self._url_map = None
+        if not self.servers:
+            self.close()
+
+    def mount(self, prefix, wsgi_app):
+        self.mounts[prefix] = wsgi_app
+
+    def close(self):
+        self._accepting = False
+        self._acceptor.kill()
+        self._sock.close()
+        _listeners.pop(self.bind_addr, None)
+
+    def url_map(self):
+        if self._url_map is None:
+            url_map = Map()
+            for server in self.servers:
+                for provider in server._providers:
+                    rule = provider.get_url_rule()
+                    rule.endpoint = provider
+                    url_map.add(rule)
+            self._url_map = url_map
+        return self._url_map
+
+    def _accept_forever(self):
+        while self._accepting:
+            try:
+                sock, addr = self._sock.accept()
+            except OSError:
+                if not self._accepting:
+                    return
+                raise
+            sock.settimeout(self._wsgi.socket_timeout)
+            self._pool.spawn_n(partial(self._wsgi.process_request, [addr, sock, eventlet.wsgi.STATE_IDLE]))
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        for prefix, app in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return app(environ, start_response)
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map().bind_to_environ(environ).match()
+        except MethodNotAllowed:
+            response = json_response(error_body("METHOD_NOT_ALLOWED", "That method is not allowed here."), 405)
+        except NotFound:
+            response = json_response(error_body("NOT_FOUND", "No such endpoint."), 404)
+        except HTTPException as exc:
+            response = json_response(error_body("BAD_REQUEST", exc.description or "Bad request."), exc.code or 400)
+        else:
+            request.path_values = values
+            response = provider.handle_request(request)
+        return response(environ, start_response)
+
+
+def listener_for(bind_addr):
+    listener = _listeners.get(bind_addr)
+    if listener is None:
+        listener = _listeners[bind_addr] = SharedListener(bind_addr)
+    return listener
+
+
+class EdgeWebServer(WebServer):
+    """A container's WebServer that serves through the process-wide listener."""
+
+    def start(self):
+        if not self._starting:
+            self._starting = True
+            self.listener = listener_for(self.bind_addr)
+            self.listener.attach(self)
+
+    def stop(self):
+        self.listener.detach(self)
+        # ProviderCollector.stop waits for in-flight requests' entrypoints.
+        super(WebServer, self).stop()
+
+    def kill(self):
+        self.listener.detach(self)

@@ -1,0 +1,41 @@
+from services.shared.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+
+
+class EmailTaken(Conflict):
+    code = "EMAIL_TAKEN"
+    message = "That email is already registered."
+
+
+class UsernameTaken(Conflict):
+    code = "USERNAME_TAKEN"
+    message = "That username is taken."
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "INVALID_CREDENTIALS"
+    message = "Wrong login or password."
+
+
+class InvalidRefreshToken(Unauthenticated):
+    code = "INVALID_REFRESH_TOKEN"
+    message = "The refresh token is invalid or expired."
+
+
+class RefreshTokenReused(Unauthenticated):
+    code = "REFRESH_TOKEN_REUSED"
+    message = "This refresh token was already used; every session it belongs to is now signed out."
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+    message = "No such user."
+
+
+class CannotFollowYourself(InvalidInput):
+    code = "CANNOT_FOLLOW_YOURSELF"
+    message = "You cannot follow yourself."
+
+
+class InvalidAvatar(InvalidInput):
+    code = "INVALID_AVATAR"
+    message = "The avatar must be an image you uploaded."

@@ -1,0 +1,79 @@
+import uuid
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.shared.outbox import event_tables
+
+SCHEMA = "auth"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True, default=lambda: str(uuid.uuid4()))
+    # Stored lower-cased: both are unique case-insensitively.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    username: Mapped[str] = mapped_column(String(30), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    bio: Mapped[str] = mapped_column(Text, default="")
+    avatar_media_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    password_hash: Mapped[str] = mapped_column(String(60))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
+
+    __table_args__ = (
+        # Prefix search (`LIKE 'ab%'`) on the lower-cased names uses these.
+        Index("ix_users_username_prefix", "username", postgresql_ops={"username": "text_pattern_ops"}),
+        Index(
+            "ix_users_display_name_prefix", func.lower(display_name).label("display_name_lower"),
+            postgresql_ops={"display_name_lower": "text_pattern_ops"},
+        ),
+    )
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True, default=lambda: str(uuid.uuid4()))
+    # Only a hash is kept: a database leak yields no usable token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(UUID(as_uuid=False), index=True)
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    expires_at = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at = mapped_column(DateTime(timezone=True))
+    revoked_at = mapped_column(DateTime(timezone=True))
+
+
+class Follow(Base):
+    __tablename__ = "follows"
+
+    follower_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    followee_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("follower_id", "followee_id"),
+        Index("ix_follows_followee_recent", "followee_id", "created_at"),
+        Index("ix_follows_follower_recent", "follower_id", "created_at"),
+    )
+
+
+Outbox, ProcessedEvent = event_tables(Base.metadata)

@@ -1,0 +1,93 @@
+"""Request schemas of the auth API, and the views of a user it answers with."""
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+
+from http_edge.fields import Text, UUIDString
+from http_edge.pagination import PageArgs
+
+USERNAME = validate.Regexp(r"^[a-z0-9_]{3,30}$", error="3 to 30 characters: a-z, 0-9 and _.")
+
+
+def _password_bytes(value):
+    # bcrypt only reads 72 bytes; longer passwords would be silently cut.
+    if not 8 <= len(value.encode("utf-8")) <= 72:
+        raise ValidationError("Must be 8 to 72 bytes long.")
+
+
+class Password(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Not a string.")
+        if "\x00" in value:
+            raise ValidationError("Contains control characters.")
+        return value
+
+
+class RegisterRequest(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    username = fields.String(required=True, validate=USERNAME)
+    password = Password(required=True, validate=_password_bytes)
+    display_name = Text(min=1, max=80, load_default=None)
+
+    @pre_load
+    def normalise(self, data, **kwargs):
+        data = dict(data)
+        for key in ("email", "username"):
+            if isinstance(data.get(key), str):
+                data[key] = data[key].strip().lower()
+        return data
+
+
+class LoginRequest(Schema):
+    login = Text(required=True, min=1, max=254)
+    password = Password(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class RefreshRequest(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=512))
+
+
+class ProfileUpdate(Schema):
+    display_name = Text(min=1, max=80)
+    bio = Text(max=500, multiline=True)
+    avatar_media_id = UUIDString(allow_none=True)
+
+    @validates("display_name")
+    def not_blank(self, value, **kwargs):
+        if not value:
+            raise ValidationError("Must not be blank.")
+
+
+class UserSearchArgs(PageArgs):
+    q = Text(required=True, min=1, max=80)
+
+
+def avatar_url(media_id):
+    return f"/media/{media_id}" if media_id else None
+
+
+def summary_view(user):
+    """What other services show of a user (organizers, authors, members)."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "avatar_url": avatar_url(user.avatar_media_id),
+    }
+
+
+def public_view(user, followers_count, following_count, is_following):
+    return dict(
+        summary_view(user),
+        bio=user.bio,
+        followers_count=followers_count,
+        following_count=following_count,
+        is_following=is_following,
+    )
+
+
+def private_view(user, followers_count, following_count):
+    return dict(
+        public_view(user, followers_count, following_count, False),
+        email=user.email,
+        created_at=user.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if user.created_at else None,
+    )

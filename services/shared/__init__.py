@@ -1,0 +1,1 @@
+"""Code every LifyTP service shares that has nothing to do with HTTP."""

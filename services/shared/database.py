@@ -1,0 +1,25 @@
+"""The SQLAlchemy dependency every service uses, tuned for recovery.
+
+`pool_pre_ping` makes a connection that died with a PostgreSQL restart get
+replaced on its next checkout instead of failing a request, so a service
+recovers by itself when the database comes back.
+"""
+from nameko_sqlalchemy import Database as _NamekoDatabase
+
+ENGINE_OPTIONS = {
+    "pool_pre_ping": True,
+    "pool_size": 10,
+    "max_overflow": 10,
+    "pool_timeout": 5,
+    "connect_args": {"connect_timeout": 3},
+}
+
+
+class Database(_NamekoDatabase):
+    def __init__(self, declarative_base):
+        super().__init__(declarative_base, engine_options=dict(ENGINE_OPTIONS))
+
+
+def database_uri(config, service_name):
+    """The URI a service's models live behind (`DB_URIS["<service>:Base"]`)."""
+    return config["DB_URIS"][f"{service_name}:Base"]

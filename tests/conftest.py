@@ -1,0 +1,183 @@
+"""Shared fixtures. Tests run against the real PostgreSQL, RabbitMQ and Redis,
+isolated from a development system: database `lifytp_test`, vhost
+`lifytp_test`, Redis database 15 and a port of their own."""
+import eventlet
+
+# Before anything imports socket or threading: plain pytest does not patch.
+eventlet.monkey_patch()
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_DB_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/lifytp_test"
+TEST_VHOST = "lifytp_test"
+TEST_PORT = int(os.environ.get("LIFYTP_TEST_PORT", "4290"))
+STATE_DIR = tempfile.mkdtemp(prefix="lifytp-test-")
+
+TEST_ENV = {
+    "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/" + TEST_VHOST,
+    "AUTH_DATABASE_URL": TEST_DB_URL,
+    "EVENTS_DATABASE_URL": TEST_DB_URL,
+    "MESSAGES_DATABASE_URL": TEST_DB_URL,
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(TEST_PORT),
+    "JWT_PRIVATE_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-private.pem"),
+    "JWT_PUBLIC_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-public.pem"),
+    "MEDIA_LOCAL_DIR": os.path.join(STATE_DIR, "media"),
+    # Cost 12 is the production default (tested in unit tests); 4 keeps the
+    # suite fast without changing any code path.
+    "BCRYPT_ROUNDS": "4",
+    "RPC_TIMEOUT_SECONDS": "3",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(TEST_ENV)
+os.environ.setdefault("LIFYTP_CONFIG", os.path.join(ROOT, "config.yaml"))
+
+
+@pytest.fixture(scope="session")
+def config():
+    """config.yaml as the test processes read it, over fresh stores."""
+    from sqlalchemy import create_engine, text
+
+    from services.shared.config import load_config
+    from services.shared.migrations import SERVICES, upgrade_all
+    from services.shared.redis import redis_from_config
+    from services.shared.tokens import ensure_dev_keys
+
+    loaded = load_config()
+    ensure_dev_keys(loaded["JWT_PRIVATE_KEY_PATH"], loaded["JWT_PUBLIC_KEY_PATH"])
+    engine = create_engine(TEST_DB_URL)
+    with engine.begin() as connection:
+        for schema in SERVICES:
+            connection.execute(text('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(schema)))
+    engine.dispose()
+    upgrade_all(loaded)
+    redis_from_config(loaded).flushdb()
+    _reset_vhost()
+    return loaded
+
+
+def _reset_vhost():
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", TEST_VHOST], capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def db_engine(config):
+    from sqlalchemy import create_engine
+
+    engine = create_engine(TEST_DB_URL)
+    yield engine
+    engine.dispose()
+
+
+class Api:
+    """A client of the running system, as the mobile app would be."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def request(self, method, path, user=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if user is not None:
+            headers["Authorization"] = "Bearer " + user["access_token"]
+        return self.http.request(method, self.base_url + path, headers=headers, timeout=15, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+    def register(self, username=None, password="correct horse battery", **extra):
+        """A new user; returns the register answer (user, access_token, ...)."""
+        username = username or "u" + uuid.uuid4().hex[:12]
+        body = {"email": username + "@example.com", "username": username, "password": password, **extra}
+        response = self.post("/auth/register", json=body)
+        assert response.status_code == 201, response.text
+        answer = response.json()
+        answer["id"] = answer["user"]["id"]
+        answer["password"] = password
+        return answer
+
+
+class RunningSystem:
+    """`deploy/local/serve.sh` in a subprocess: every service in one process."""
+
+    def __init__(self, port, env=None, log_name="system"):
+        self.port = port
+        self.base_url = "http://127.0.0.1:{}".format(port)
+        self.log_path = os.path.join(STATE_DIR, log_name + ".log")
+        process_env = dict(os.environ, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port), **(env or {}))
+        self.process = subprocess.Popen(
+            [os.path.join(ROOT, "deploy", "local", "serve.sh")],
+            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_ready(self, probe_paths=("/auth/me", "/events", "/messages/conversations"), timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("system exited early:\n" + self.log())
+            try:
+                if requests.get(self.base_url + "/ready", timeout=2).status_code == 200 and all(
+                    requests.get(self.base_url + path, timeout=2).status_code != 404
+                    for path in probe_paths if self._serves(path)
+                ):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("system not ready in time:\n" + self.log())
+
+    @staticmethod
+    def _serves(path):
+        service = {"/auth": "auth", "/events": "events", "/messages": "messages"}[
+            "/" + path.strip("/").split("/")[0]]
+        return os.path.exists(os.path.join(ROOT, "services", service, "service.py"))
+
+    def stop(self, timeout=30):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self):
+        with open(self.log_path) as handle:
+            return handle.read()[-5000:]
+
+
+@pytest.fixture(scope="session")
+def system(config):
+    running = RunningSystem(TEST_PORT)
+    try:
+        running.wait_until_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def api(system):
+    return Api(system.base_url)
