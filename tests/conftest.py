@@ -17,9 +17,14 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_DB_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/lifytp_test"
-TEST_VHOST = "lifytp_test"
+# LIFYTP_TEST_ID lets several suites run at once on one machine, each with its
+# own database, vhost, Redis database and port.
+TEST_ID = os.environ.get("LIFYTP_TEST_ID", "")
+TEST_NAME = "lifytp_test" + ("_" + TEST_ID if TEST_ID else "")
+TEST_DB_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/" + TEST_NAME
+TEST_VHOST = TEST_NAME
 TEST_PORT = int(os.environ.get("LIFYTP_TEST_PORT", "4290"))
+TEST_REDIS_DB = int(os.environ.get("LIFYTP_TEST_REDIS_DB", "15"))
 STATE_DIR = tempfile.mkdtemp(prefix="lifytp-test-")
 
 TEST_ENV = {
@@ -27,7 +32,7 @@ TEST_ENV = {
     "AUTH_DATABASE_URL": TEST_DB_URL,
     "EVENTS_DATABASE_URL": TEST_DB_URL,
     "MESSAGES_DATABASE_URL": TEST_DB_URL,
-    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "REDIS_URL": "redis://127.0.0.1:6379/{}".format(TEST_REDIS_DB),
     "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(TEST_PORT),
     "JWT_PRIVATE_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-private.pem"),
     "JWT_PUBLIC_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-public.pem"),
@@ -54,6 +59,7 @@ def config():
 
     loaded = load_config()
     ensure_dev_keys(loaded["JWT_PRIVATE_KEY_PATH"], loaded["JWT_PUBLIC_KEY_PATH"])
+    _create_database()
     engine = create_engine(TEST_DB_URL)
     with engine.begin() as connection:
         for schema in SERVICES:
@@ -63,6 +69,16 @@ def config():
     redis_from_config(loaded).flushdb()
     _reset_vhost()
     return loaded
+
+
+def _create_database():
+    from sqlalchemy import create_engine, text
+
+    server = create_engine(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": TEST_NAME}):
+            connection.execute(text('CREATE DATABASE "{}"'.format(TEST_NAME)))
+    server.dispose()
 
 
 def _reset_vhost():
