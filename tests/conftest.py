@@ -32,8 +32,8 @@ TEST_ENV = {
     "AUTH_DATABASE_URL": TEST_DB_URL,
     "EVENTS_DATABASE_URL": TEST_DB_URL,
     "MESSAGES_DATABASE_URL": TEST_DB_URL,
-    "REDIS_URL": "redis://127.0.0.1:6379/{}".format(TEST_REDIS_DB),
-    "WEB_SERVER_ADDRESS": "127.0.0.1:{}".format(TEST_PORT),
+    "REDIS_URL": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+    "WEB_SERVER_ADDRESS": f"127.0.0.1:{TEST_PORT}",
     "JWT_PRIVATE_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-private.pem"),
     "JWT_PUBLIC_KEY_PATH": os.path.join(STATE_DIR, "keys", "jwt-public.pem"),
     "MEDIA_LOCAL_DIR": os.path.join(STATE_DIR, "media"),
@@ -63,7 +63,7 @@ def config():
     engine = create_engine(TEST_DB_URL)
     with engine.begin() as connection:
         for schema in SERVICES:
-            connection.execute(text('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(schema)))
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
     upgrade_all(loaded)
     redis_from_config(loaded).flushdb()
@@ -77,7 +77,7 @@ def _create_database():
     server = create_engine(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
         if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": TEST_NAME}):
-            connection.execute(text('CREATE DATABASE "{}"'.format(TEST_NAME)))
+            connection.execute(text(f'CREATE DATABASE "{TEST_NAME}"'))
     server.dispose()
 
 
@@ -137,13 +137,13 @@ class Api:
 class RunningSystem:
     """`deploy/local/serve.sh` in a subprocess: every service in one process."""
 
-    def __init__(self, port, env=None, log_name="system"):
+    def __init__(self, port, env=None, log_name="system", modules=()):
         self.port = port
-        self.base_url = "http://127.0.0.1:{}".format(port)
+        self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = os.path.join(STATE_DIR, log_name + ".log")
-        process_env = dict(os.environ, WEB_SERVER_ADDRESS="127.0.0.1:{}".format(port), **(env or {}))
+        process_env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", **(env or {}))
         self.process = subprocess.Popen(
-            [os.path.join(ROOT, "deploy", "local", "serve.sh")],
+            [os.path.join(ROOT, "deploy", "local", "serve.sh"), *modules],
             cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
         )
 

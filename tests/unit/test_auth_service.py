@@ -1,0 +1,173 @@
+"""Auth's entrypoints and collaborators in isolation (Nameko's worker_factory)."""
+import io
+import json
+from unittest import mock
+
+import bcrypt
+import eventlet
+import pytest
+from nameko.testing.services import worker_factory
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from services.auth.dependencies import LoginThrottle, Passwords
+from services.auth.service import AuthService
+from services.shared.config import load_config
+from services.shared.errors import InvalidInput, MalformedRequest, NotFound, RateLimited, UnsupportedType
+
+
+def json_request(body, user_id=None, content_type="application/json", **builder_args):
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    builder = EnvironBuilder(method="POST", input_stream=io.BytesIO(raw.encode() if isinstance(raw, str) else raw),
+                             content_type=content_type, content_length=len(raw), **builder_args)
+    request = Request(builder.get_environ())
+    request.user_id = user_id
+    return request
+
+
+def test_register_validates_before_touching_anything():
+    service = worker_factory(AuthService)
+    with pytest.raises(InvalidInput) as failure:
+        service.register(json_request({"email": "not-an-email", "username": "A!", "password": "short"}))
+    assert set(failure.value.details) == {"email", "username", "password"}
+    assert not service.db.session.method_calls
+    assert not service.passwords.hash.called
+
+
+@pytest.mark.parametrize("body, error", [
+    (b"{not json", MalformedRequest),
+    (b"[1, 2]", MalformedRequest),
+    (b"\xff\xfe", MalformedRequest),
+])
+def test_login_rejects_bodies_that_are_not_json_objects(body, error):
+    service = worker_factory(AuthService)
+    with pytest.raises(error):
+        service.login(json_request(body))
+    assert not service.throttle.check.called
+
+
+def test_login_rejects_other_content_types():
+    service = worker_factory(AuthService)
+    with pytest.raises(UnsupportedType):
+        service.login(json_request("login=a&password=b", content_type="application/x-www-form-urlencoded"))
+
+
+def test_unknown_fields_are_named():
+    service = worker_factory(AuthService)
+    with pytest.raises(InvalidInput) as failure:
+        service.login(json_request({"login": "ann", "password": "x", "admin": True}))
+    assert "admin" in failure.value.details
+
+
+def test_profile_of_a_non_uuid_is_not_found_without_a_query():
+    service = worker_factory(AuthService)
+    with pytest.raises(NotFound):
+        service.get_profile(json_request({}, user_id="2c1b6f3e-5a4d-4b8e-9c1f-0a2b3c4d5e6f"), id="1 OR 1=1")
+    assert not service.db.session.method_calls
+
+
+def test_rpc_get_users_ignores_ids_that_are_not_uuids():
+    service = worker_factory(AuthService)
+    with mock.patch("services.auth.accounts.users_by_ids", return_value=[]) as lookup:
+        service.get_users(["7c9e6679-7425-40de-944b-e07fc1f90ae7", "nope", 42, None])
+    assert lookup.call_args.args[1] == ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+
+
+def test_production_bcrypt_cost_is_12():
+    import os
+    saved = os.environ.pop("BCRYPT_ROUNDS", None)
+    try:
+        assert load_config()["BCRYPT_ROUNDS"] == 12
+    finally:
+        if saved is not None:
+            os.environ["BCRYPT_ROUNDS"] = saved
+
+
+def test_unknown_login_costs_a_full_password_check():
+    passwords = Passwords(rounds=4)
+    with mock.patch("services.auth.dependencies.bcrypt.checkpw", wraps=bcrypt.checkpw) as checkpw:
+        assert passwords.verify("whatever password", None) is False
+        assert passwords.verify("whatever password", passwords.hash("another password")) is False
+    assert checkpw.call_count == 2  # the same work whether or not the account exists
+
+
+def test_passwords_over_72_bytes_never_match_their_prefix():
+    passwords = Passwords(rounds=4)
+    stored = passwords.hash("a" * 72)
+    assert passwords.verify("a" * 72, stored) is True
+    assert passwords.verify("a" * 72 + "tail", stored) is False
+
+
+def test_hashing_does_not_block_the_eventlet_hub():
+    passwords = Passwords(rounds=12)
+    ticks = []
+
+    def ticker():
+        while True:
+            ticks.append(1)
+            eventlet.sleep(0.005)
+
+    thread = eventlet.spawn(ticker)
+    try:
+        passwords.hash("correct horse battery")
+    finally:
+        thread.kill()
+    # A cost-12 hash takes a few hundred milliseconds; had it run on the hub,
+    # the ticker would have run at most once.
+    assert len(ticks) > 5
+
+
+class FakeRedis:
+    """In-memory stand-in for the few Redis calls the throttle makes."""
+
+    def __init__(self):
+        self.values, self.ttls = {}, {}
+
+    def pipeline(self):
+        return FakePipeline(self)
+
+    def delete(self, key):
+        self.values.pop(key, None)
+
+
+class FakePipeline:
+    def __init__(self, redis):
+        self.redis, self.replies = redis, []
+
+    def get(self, key):
+        self.replies.append(self.redis.values.get(key))
+
+    def ttl(self, key):
+        self.replies.append(self.redis.ttls.get(key, -2))
+
+    def incr(self, key):
+        self.redis.values[key] = self.redis.values.get(key, 0) + 1
+        self.replies.append(self.redis.values[key])
+
+    def expire(self, key, seconds, nx=False):
+        if not (nx and key in self.redis.ttls):
+            self.redis.ttls[key] = seconds
+        self.replies.append(True)
+
+    def execute(self):
+        replies, self.replies = self.replies, []
+        return replies
+
+
+def test_throttle_limits_an_account_and_says_when_to_retry():
+    throttle = LoginThrottle(FakeRedis(), max_per_account=3, max_per_address=100, window_seconds=600)
+    for _ in range(3):
+        throttle.check("Ann", "10.0.0.1")
+        throttle.record_failure("Ann", "10.0.0.1")
+    with pytest.raises(RateLimited) as limited:
+        throttle.check("ann", "10.0.0.2")  # case and address do not matter for the account
+    assert limited.value.retry_after == 600
+    throttle.check("bob", "10.0.0.1")  # other accounts are unaffected
+
+
+def test_throttle_limits_an_address_across_accounts():
+    throttle = LoginThrottle(FakeRedis(), max_per_account=100, max_per_address=2, window_seconds=60)
+    throttle.record_failure("ann", "10.0.0.9")
+    throttle.record_failure("bob", "10.0.0.9")
+    with pytest.raises(RateLimited):
+        throttle.check("carol", "10.0.0.9")

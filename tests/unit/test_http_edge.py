@@ -1,0 +1,141 @@
+"""The shared HTTP edge: error mapping, cursors, field validation, tokens."""
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from marshmallow import Schema
+from nameko.exceptions import RemoteError, UnknownService
+from sqlalchemy.exc import OperationalError
+
+from http_edge import fields
+from http_edge.errors import error_response
+from http_edge.pagination import as_time, as_uuid, decode_cursor, encode_cursor, page
+from http_edge.validation import load
+from services.shared import errors
+from services.shared.tokens import InvalidToken, TokenSigner, TokenVerifier
+
+
+def body_of(response):
+    return json.loads(response.get_data())
+
+
+@pytest.mark.parametrize("exc, status, code", [
+    (errors.InvalidInput(details={"x": ["bad"]}), 422, "VALIDATION_FAILED"),
+    (errors.NotFound(), 404, "NOT_FOUND"),
+    (errors.Conflict(code="EMAIL_TAKEN"), 409, "EMAIL_TAKEN"),
+    (errors.RateLimited(retry_after=30), 429, "RATE_LIMITED"),
+    (OperationalError("SELECT 1", {}, Exception("connection refused")), 503, "SERVICE_UNAVAILABLE"),
+    (UnknownService("events"), 503, "SERVICE_UNAVAILABLE"),
+    (RemoteError("ValueError", "boom"), 503, "DEPENDENCY_FAILED"),
+    (ZeroDivisionError(), 500, "INTERNAL_ERROR"),
+])
+def test_failures_map_to_one_status_and_the_error_format(exc, status, code):
+    response = error_response(exc)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert body_of(response)["error"]["code"] == code
+    assert set(body_of(response)["error"]) == {"code", "message", "details"}
+
+
+def test_rate_limited_says_when_to_retry():
+    assert error_response(errors.RateLimited(retry_after=42)).headers["Retry-After"] == "42"
+
+
+def test_internal_errors_reveal_nothing():
+    response = error_response(RuntimeError("password=hunter2 at db host"))
+    assert "hunter2" not in response.get_data(as_text=True)
+
+
+def test_cursor_round_trip_and_tamper_rejection():
+    cursor = encode_cursor((as_time("2026-11-23T18:00:00+00:00"), "6f1e2d3c-4b5a-4968-8776-655443322110"))
+    assert decode_cursor(cursor, as_time, as_uuid)[1] == "6f1e2d3c-4b5a-4968-8776-655443322110"
+    for bad in ["!!!", encode_cursor(("x",)), encode_cursor(("not a time", "x")), encode_cursor((True, "x"))]:
+        with pytest.raises(errors.InvalidInput):
+            decode_cursor(bad, as_time, as_uuid)
+
+
+def test_page_has_a_next_cursor_only_when_more_rows_exist():
+    rows = [1, 2, 3]
+    assert page(rows, 3, lambda r: (r,), str)["next_cursor"] is None
+    more = page(rows, 2, lambda r: (r,), str)
+    assert more["items"] == ["1", "2"] and decode_cursor(more["next_cursor"], int) == (2,)
+
+
+class NameSchema(Schema):
+    name = fields.Text(min=1, max=5)
+    note = fields.Text(max=50, multiline=True)
+    count = fields.StrictInteger()
+    flag = fields.StrictBoolean()
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"name": "toolong"}, "name"),
+    ({"name": "a\x00b"}, "name"),
+    ({"name": "a\nb"}, "name"),
+    ({"name": 5}, "name"),
+    ({"note": "\u202e\x07"}, "note"),
+    ({"count": "5"}, "count"),
+    ({"count": True}, "count"),
+    ({"flag": "yes"}, "flag"),
+    ({"other": 1}, "other"),
+])
+def test_fields_reject_what_the_database_should_not_see(data, field):
+    with pytest.raises(errors.InvalidInput) as failure:
+        load(NameSchema(), data)
+    assert field in failure.value.details
+
+
+def test_text_is_normalised():
+    assert load(NameSchema(), {"name": " e\u0301 ", "note": "two\nlines"}) == {"name": "\u00e9", "note": "two\nlines"}
+
+
+def _pem_pair():
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def test_tokens_verify_with_the_public_key_only():
+    private, public = _pem_pair()
+    token = TokenSigner(private, 900).sign("5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f")
+    assert TokenVerifier(public).verify(token) == "5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f"
+
+
+def _hs256_signed_with(secret, claims):
+    """A token MACed with the public key as an HMAC secret (PyJWT itself refuses to make one)."""
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=")
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(claims).encode())
+    return (signing_input + b"." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())).decode()
+
+
+def test_forged_tokens_are_refused():
+    private, public = _pem_pair()
+    other_private, _ = _pem_pair()
+    verifier = TokenVerifier(public)
+    user = "5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f"
+    now = int(time.time())
+    claims = {"sub": user, "iss": "lifytp-auth", "aud": "lifytp", "iat": now, "exp": now + 60}
+    forged = [
+        TokenSigner(other_private, 900).sign(user),                       # wrong key
+        TokenSigner(private, 900).sign(user, now=now - 3600),             # expired
+        jwt.encode(claims, None, algorithm="none"),                       # alg: none
+        _hs256_signed_with(public, claims),                              # key confusion
+        "a.b.c",                                                          # garbage
+        jwt.encode(dict(claims, aud="elsewhere"), serialization.load_pem_private_key(private, None),
+                   algorithm="EdDSA"),                                    # wrong audience
+        jwt.encode(dict(claims, sub="not-a-uuid"), serialization.load_pem_private_key(private, None),
+                   algorithm="EdDSA"),                                    # malformed subject
+    ]
+    for token in forged:
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
