@@ -1,8 +1,8 @@
 """The auth service: accounts, tokens, profiles and the follow graph."""
 from nameko.rpc import rpc
 
-from http_edge.entrypoint import http
 from http_edge import health
+from http_edge.entrypoint import http
 from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page
 from http_edge.validation import json_body, path_id, query_args
 from services.auth import accounts, schemas

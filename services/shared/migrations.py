@@ -30,7 +30,7 @@ def alembic_config(service, url):
 def run_env(context):
     """The body of every service's migrations/env.py."""
     service = context.config.attributes["service"]
-    metadata = importlib.import_module("services.{}.models".format(service)).Base.metadata
+    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
     engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
         context.configure(
@@ -54,7 +54,7 @@ def ensure_schema(url, service):
     with engine.begin() as connection:
         # Two migration jobs started at once must not race on a schema.
         connection.execute(text("SELECT pg_advisory_xact_lock(4242)"))
-        connection.execute(text('CREATE SCHEMA IF NOT EXISTS "{}"'.format(service)))
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
     engine.dispose()
 
 
