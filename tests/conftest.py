@@ -67,7 +67,7 @@ def config():
     engine.dispose()
     upgrade_all(loaded)
     redis_from_config(loaded).flushdb()
-    _reset_vhost()
+    reset_vhost(TEST_VHOST)
     return loaded
 
 
@@ -81,11 +81,13 @@ def _create_database():
     server.dispose()
 
 
-def _reset_vhost():
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", TEST_VHOST], capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", TEST_VHOST], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+def reset_vhost(vhost):
+    """An empty RabbitMQ vhost; returns the AMQP URI that reaches it."""
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
                    check=True, capture_output=True)
+    return "amqp://guest:guest@127.0.0.1:5672/" + vhost
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +196,6 @@ def system(config):
         running.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api(system):
     return Api(system.base_url)
