@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from http_edge.errors import error_response, json_response
 from http_edge.server import EdgeWebServer
-from services.shared.errors import DomainError, Unauthenticated
+from services.shared.errors import DependencyUnavailable, DomainError, Unauthenticated
 from services.shared.tokens import InvalidToken, verifier_from_file
 
 log = logging.getLogger("http_edge.access")
@@ -36,6 +36,11 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "X-Request-ID, Retry-After",
     "Access-Control-Max-Age": "600",
 }
+
+
+class ShuttingDown(DependencyUnavailable):
+    code = "SHUTTING_DOWN"
+    message = "This replica is shutting down; retry the request."
 
 
 def request_id_from(request):
@@ -70,6 +75,9 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         request.user_id = None
         if request.method == "OPTIONS":
             response = Response(status=204)
+        elif self.server.draining:
+            response = error_response(ShuttingDown())
+            response.headers["Connection"] = "close"
         else:
             response = self._run_worker(request)
         response.headers[REQUEST_ID_HEADER] = request.request_id
@@ -81,6 +89,11 @@ class JsonHttpEntrypoint(HttpRequestHandler):
                    "service": self.container.service_name},
         )
         return response
+
+    def stop(self):
+        # First step of a graceful stop: refuse new requests, /ready included.
+        self.server.drain()
+        super().stop()
 
     def _run_worker(self, request):
         try:

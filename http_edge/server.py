@@ -7,6 +7,7 @@ answer on one base URL; in Kubernetes each process runs one service and nothing
 changes. Unmatched paths get the JSON error format instead of werkzeug's HTML.
 """
 import logging
+import time
 from functools import partial
 
 import eventlet
@@ -15,6 +16,7 @@ from nameko.web.server import HttpOnlyProtocol, WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request
+from werkzeug.wsgi import ClosingIterator
 
 from http_edge.errors import error_body, json_response
 
@@ -101,7 +103,17 @@ class SharedListener:
             response = json_response(error_body("BAD_REQUEST", exc.description or "Bad request."), exc.code or 400)
         else:
             request.path_values = values
-            response = provider.handle_request(request)
+            server = provider.server
+            server.in_flight += 1
+            try:
+                response = provider.handle_request(request)
+                body = response(environ, start_response)
+            except BaseException:
+                server.in_flight -= 1
+                raise
+            # The count drops once the body is written, so a stopping server
+            # waits for the response, not just for the worker.
+            return ClosingIterator(body, [server.request_done])
         return response(environ, start_response)
 
 
@@ -112,8 +124,22 @@ def listener_for(bind_addr):
     return listener
 
 
+DRAIN_TIMEOUT_SECONDS = 30
+
+
 class EdgeWebServer(WebServer):
-    """A container's WebServer that serves through the process-wide listener."""
+    """A container's WebServer that serves through the process-wide listener.
+
+    Stopping is graceful: once the container's entrypoints stop, `draining`
+    is set and new requests get a 503 (so a load balancer retries them on
+    another replica) while requests in flight finish and their responses are
+    written before the listener lets go.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.draining = False
+        self.in_flight = 0
 
     def start(self):
         if not self._starting:
@@ -121,9 +147,17 @@ class EdgeWebServer(WebServer):
             self.listener = listener_for(self.bind_addr)
             self.listener.attach(self)
 
+    def request_done(self):
+        self.in_flight -= 1
+
+    def drain(self):
+        self.draining = True
+
     def stop(self):
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        while self.in_flight > 0 and time.monotonic() < deadline:
+            eventlet.sleep(0.05)
         self.listener.detach(self)
-        # ProviderCollector.stop waits for in-flight requests' entrypoints.
         super(WebServer, self).stop()
 
     def kill(self):
