@@ -1,0 +1,117 @@
+"""Notifications: stored per user, listed newest first, marked read.
+
+They are made from domain events (a follow, someone joining your event, a
+message while you were offline). Each handler claims the event id first, in the
+same transaction as the notification, so a redelivered event changes nothing.
+"""
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, tuple_, update
+
+from services.messages.conversations import preview
+from services.messages.models import Notification, ProcessedEvent
+from services.messages.schemas import notification_view
+from services.shared.ids import parse_uuid
+from services.shared.outbox import first_delivery
+
+
+def _now():
+    return datetime.now(UTC)
+
+
+def notify(session, outbox, user_id, kind, data):
+    """Store a notification and record notification_created; the caller commits."""
+    notification = Notification(user_id=user_id, type=kind, data=data, created_at=_now())
+    session.add(notification)
+    session.flush()
+    view = notification_view(notification)
+    outbox.add(session, "notification_created", {
+        "notification": view, "user_id": user_id, "recipient_ids": [user_id],
+    })
+    return view
+
+
+def _once(session, payload, handler):
+    """Claim the event for this handler; False if it was handled before or is not ours to handle."""
+    event_id = parse_uuid(payload.get("event_id")) if isinstance(payload, dict) else None
+    return event_id is not None and first_delivery(session, ProcessedEvent, event_id, handler)
+
+
+def on_user_followed(session, outbox, payload):
+    if not _once(session, payload, "notify_user_followed"):
+        session.rollback()
+        return
+    follower_id, followee_id = parse_uuid(payload.get("follower_id")), parse_uuid(payload.get("followee_id"))
+    if follower_id and followee_id and follower_id != followee_id:
+        notify(session, outbox, followee_id, "new_follower", {"follower_id": follower_id})
+    session.commit()
+
+
+def joined_event_id(payload):
+    """The id of the event joined. The payload's own `event_id` names the
+    domain event itself (the outbox sets it), so the calendar event's id travels
+    under another key."""
+    event = payload.get("event")
+    candidates = [event.get("id") if isinstance(event, dict) else None,
+                  payload.get("calendar_event_id"), payload.get("event_uuid")]
+    return next((parse_uuid(value) for value in candidates if parse_uuid(value)), None)
+
+
+def on_participant_joined(session, outbox, payload):
+    if not _once(session, payload, "notify_participant_joined"):
+        session.rollback()
+        return
+    organizer_id, user_id = parse_uuid(payload.get("organizer_id")), parse_uuid(payload.get("user_id"))
+    if organizer_id and user_id and organizer_id != user_id:
+        notify(session, outbox, organizer_id, "event_participant_joined", {
+            "event_id": joined_event_id(payload), "user_id": user_id,
+        })
+    session.commit()
+
+
+def on_message_sent(session, outbox, presence, payload):
+    """Notify the recipients who had no socket open when the message went out."""
+    if not _once(session, payload, "notify_offline_recipients"):
+        session.rollback()
+        return
+    message = payload.get("message") or {}
+    sender_id = message.get("sender_id")
+    recipients = [user_id for user_id in payload.get("recipient_ids", []) if user_id != sender_id]
+    online = presence.online_among(recipients)
+    for user_id in recipients:
+        if user_id not in online:
+            notify(session, outbox, user_id, "message", {
+                "conversation_id": message.get("conversation_id"),
+                "message_id": message.get("id"),
+                "sender_id": sender_id,
+                "preview": preview(message.get("body", "")),
+            })
+    session.commit()
+
+
+def notification_page(session, user_id, unread_only, limit, after):
+    query = (
+        select(Notification).where(Notification.user_id == user_id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
+    )
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if after:
+        query = query.where(tuple_(Notification.created_at, Notification.id) < tuple_(*after))
+    return session.execute(query).scalars().all()
+
+
+def mark_read(session, user_id, ids=None):
+    """Mark the caller's notifications read: those in ids, or all of them."""
+    query = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))
+    session.execute(query.values(read_at=_now()))
+    session.commit()
+
+
+def unread_count(session, user_id):
+    return session.scalar(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )

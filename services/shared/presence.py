@@ -1,0 +1,47 @@
+"""Who is connected right now, kept in Redis by the realtime servers.
+
+Each user has a sorted set `presence:<user id>` of their socket ids, scored by
+when the entry lapses. A realtime server adds a socket on connect, removes it on
+disconnect and refreshes its live sockets every REFRESH_SECONDS, so the sockets
+of a server that died without saying goodbye lapse by themselves within
+TTL_SECONDS. A user is online while any entry has not lapsed.
+"""
+import time
+
+TTL_SECONDS = 90
+REFRESH_SECONDS = 30
+
+
+def _key(user_id):
+    return "presence:" + user_id
+
+
+class Presence:
+    def __init__(self, redis, now=time.time):
+        self.redis = redis
+        self._now = now
+
+    def connected(self, user_id, sid):
+        self.refresh({sid: user_id})
+
+    def disconnected(self, user_id, sid):
+        self.redis.zrem(_key(user_id), sid)
+
+    def refresh(self, users_by_sid):
+        if not users_by_sid:
+            return
+        lapses_at = self._now() + TTL_SECONDS
+        pipe = self.redis.pipeline(transaction=False)
+        for sid, user_id in users_by_sid.items():
+            pipe.zadd(_key(user_id), {sid: lapses_at})
+            pipe.expire(_key(user_id), TTL_SECONDS)
+        pipe.execute()
+
+    def online_among(self, user_ids):
+        """The subset of user_ids with at least one live socket."""
+        user_ids = list(user_ids)
+        now = self._now()
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zcount(_key(user_id), now, "+inf")
+        return {user_id for user_id, live in zip(user_ids, pipe.execute(), strict=True) if live}
