@@ -1,0 +1,41 @@
+"""Reading one file from a multipart/form-data body, with a size limit.
+
+The body is bounded before werkzeug parses it, so an oversized upload is
+refused after at most max_bytes (plus the multipart framing) have been read.
+"""
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from services.shared.errors import MalformedRequest, TooLarge, UnsupportedType
+
+# Room for boundaries, part headers and a few small text fields.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def read_upload(request, field, max_bytes):
+    """The bytes of the file sent as `field`: 415 if the body is not multipart,
+    413 over max_bytes, 400 if the body is truncated or the field missing."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedType("Send the file as multipart/form-data.", code="UNSUPPORTED_MEDIA_TYPE")
+    limit = max_bytes + MULTIPART_OVERHEAD_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(details={"max_bytes": max_bytes})
+    request.max_content_length = limit
+    request.max_form_memory_size = MULTIPART_OVERHEAD_BYTES
+    request.max_form_parts = 20
+    try:
+        upload = request.files.get(field)
+    except RequestEntityTooLarge:
+        raise TooLarge(details={"max_bytes": max_bytes}) from None
+    except (HTTPException, ValueError):
+        raise MalformedRequest("The multipart body could not be read.", code="MALFORMED_MULTIPART") from None
+    if upload is None:
+        raise MalformedRequest(
+            f"Send the file in the multipart field '{field}'.", code="MALFORMED_MULTIPART",
+            details={field: ["Missing."]},
+        )
+    data = upload.stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TooLarge(details={"max_bytes": max_bytes})
+    if not data:
+        raise MalformedRequest("The file is empty.", code="EMPTY_FILE", details={field: ["Empty."]})
+    return data

@@ -1,0 +1,265 @@
+"""iCalendar: my calendar as an .ics file, and importing one.
+
+An import is read whole and checked before anything is written: any VEVENT
+that cannot be used makes the whole import a 422 naming it, and a good file is
+written in one transaction. Events are matched to earlier imports by UID, so
+importing the same file again updates instead of duplicating.
+
+Guards against hostile files: a byte limit, a limit on components counted
+before the parser runs, and the same RRULE rules and caps as the API.
+"""
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar
+from icalendar import Event as VEvent
+from icalendar.prop import vRecur
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from services.events import exceptions, recurrence, schemas
+from services.events.models import Event, Participant
+from services.events.schedule import event_message
+from services.shared.errors import Conflict
+from services.shared.ids import parse_uuid
+
+MAX_ICS_BYTES = 1024 * 1024
+MAX_COMPONENTS = 2000
+MAX_EVENTS = 500
+MAX_EXPORTED_EVENTS = 2000
+MAX_ERRORS_LISTED = 20
+EXPORT_UID_DOMAIN = "lifytp"
+PRODID = "-//LifyTP//Events//EN"
+_BEGIN = re.compile(rb"^BEGIN:", re.MULTILINE | re.IGNORECASE)
+IMPORTED_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "timezone", "rrule", "status")
+
+
+# Export --------------------------------------------------------------------------
+
+def export_uid(event):
+    return event.ical_uid or f"{event.id}@{EXPORT_UID_DOMAIN}"
+
+
+def my_events(session, user_id):
+    joined = select(Participant.event_id).where(Participant.user_id == user_id)
+    return session.execute(
+        select(Event)
+        .where(or_(Event.organizer_id == user_id, Event.id.in_(joined)))
+        .order_by(Event.starts_at.desc())
+        .limit(MAX_EXPORTED_EVENTS)
+    ).scalars().all()
+
+
+def export(session, user_id):
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", "LifyTP")
+    for event in my_events(session, user_id):
+        calendar.add_component(_vevent(event))
+    session.commit()
+    calendar.add_missing_timezones()
+    return calendar.to_ical()
+
+
+def _vevent(event):
+    zone = ZoneInfo(event.timezone)
+    vevent = VEvent()
+    vevent.add("uid", export_uid(event))
+    vevent.add("dtstamp", event.updated_at.astimezone(UTC))
+    vevent.add("summary", event.title)
+    # Local times with their zone: a weekly rule stays at the same wall time.
+    vevent.add("dtstart", event.starts_at.astimezone(zone))
+    vevent.add("dtend", event.ends_at.astimezone(zone))
+    if event.description:
+        vevent.add("description", event.description)
+    if event.location:
+        vevent.add("location", event.location)
+    if event.rrule:
+        vevent.add("rrule", vRecur.from_ical(event.rrule))
+    vevent.add("status", "CANCELLED" if event.status == "cancelled" else "CONFIRMED")
+    return vevent
+
+
+# Import --------------------------------------------------------------------------
+
+def parse(data):
+    """The usable VEVENTs of an .ics file as event values, and how many were
+    skipped (overrides of single occurrences, repeated UIDs); InvalidCalendar
+    naming every problem otherwise."""
+    if len(data) > MAX_ICS_BYTES:
+        raise exceptions.InvalidCalendar(details={"file": [f"Larger than {MAX_ICS_BYTES} bytes."]})
+    if len(_BEGIN.findall(data)) > MAX_COMPONENTS:
+        raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_COMPONENTS} components."]})
+    try:
+        calendar = Calendar.from_ical(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise exceptions.InvalidCalendar(details={"file": ["Not UTF-8 text."]}) from None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise exceptions.InvalidCalendar(details={"file": [f"Not an iCalendar file: {exc}"[:300]]}) from None
+    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
+        raise exceptions.InvalidCalendar(details={"file": ["Not a VCALENDAR."]})
+    vevents = [component for component in calendar.subcomponents if component.name == "VEVENT"]
+    if len(vevents) > MAX_EVENTS:
+        raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_EVENTS} events."]})
+    parsed, errors, skipped, seen = [], [], 0, set()
+    for position, vevent in enumerate(vevents, start=1):
+        if "RECURRENCE-ID" in vevent:
+            skipped += 1
+            continue
+        try:
+            values = _event_values(vevent)
+        except _Unusable as exc:
+            errors.append({"event": position, "uid": str(vevent.get("UID", ""))[:255] or None, "error": str(exc)})
+            continue
+        if values["ical_uid"] in seen:
+            skipped += 1
+            continue
+        seen.add(values["ical_uid"])
+        parsed.append(values)
+    if errors:
+        raise exceptions.InvalidCalendar(
+            f"{len(errors)} of the calendar's events could not be imported; nothing was.",
+            details={"events": errors[:MAX_ERRORS_LISTED], "invalid_count": len(errors)},
+        )
+    return parsed, skipped
+
+
+class _Unusable(ValueError):
+    pass
+
+
+def _text(vevent, name, limit):
+    value = vevent.get(name)
+    return str(value).replace("\x00", "").strip()[:limit] if value is not None else ""
+
+
+def _event_values(vevent):
+    uid = _text(vevent, "UID", 10_000)
+    if not uid:
+        raise _Unusable("UID is missing.")
+    if len(uid) > 255:
+        raise _Unusable("UID is longer than 255 characters.")
+    title = _text(vevent, "SUMMARY", 200) or "(untitled)"
+    starts_at, timezone, all_day = _moment(vevent, "DTSTART", required=True)
+    ends_at = _end(vevent, starts_at, all_day)
+    errors = schemas.check_times(starts_at, ends_at)
+    if errors:
+        raise _Unusable("DTEND: " + errors["ends_at"][0])
+    values = {
+        "ical_uid": uid, "title": title, "description": _text(vevent, "DESCRIPTION", 5000),
+        "location": _text(vevent, "LOCATION", 300), "starts_at": starts_at, "ends_at": ends_at,
+        "timezone": timezone, "rrule": None, "series_ends_at": ends_at,
+        "status": "cancelled" if _text(vevent, "STATUS", 20).upper() == "CANCELLED" else "active",
+    }
+    rules = vevent.get("RRULE")
+    if rules is not None:
+        if isinstance(rules, list):
+            raise _Unusable("More than one RRULE.")
+        try:
+            rule = recurrence.normalise_rule(rules.to_ical().decode())
+            last_start = recurrence.check_rule(rule, starts_at, timezone)
+        except (recurrence.InvalidRule, ValueError) as exc:
+            raise _Unusable(f"RRULE: {exc}") from None
+        values["rrule"] = rule
+        values["series_ends_at"] = last_start + (ends_at - starts_at)
+    return values
+
+
+def _moment(vevent, name, required=False):
+    """(UTC datetime, IANA zone name, all-day?) of a DTSTART-like property."""
+    prop = vevent.get(name)
+    if prop is None:
+        if required:
+            raise _Unusable(f"{name} is missing.")
+        return None, None, False
+    try:
+        value = prop.dt
+    except AttributeError:
+        raise _Unusable(f"{name} is not a date or time.") from None
+    if isinstance(value, datetime):
+        zone = getattr(value.tzinfo, "key", None)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # floating time: taken as UTC
+        moment, all_day = value.astimezone(UTC), False
+    elif isinstance(value, date):
+        zone, moment, all_day = None, datetime(value.year, value.month, value.day, tzinfo=UTC), True
+    else:
+        raise _Unusable(f"{name} is not a date or time.")
+    if not schemas.EARLIEST <= moment < schemas.LATEST:
+        raise _Unusable(f"{name} is out of range.")
+    return moment, zone if zone and recurrence.valid_timezone(zone) else "UTC", all_day
+
+
+def _end(vevent, starts_at, all_day):
+    if vevent.get("DTEND") is not None:
+        return _moment(vevent, "DTEND")[0]
+    duration = vevent.get("DURATION")
+    if duration is not None:
+        delta = getattr(duration, "dt", None)
+        if not isinstance(delta, timedelta):
+            raise _Unusable("DURATION is not a duration.")
+        return starts_at + delta
+    return starts_at + (timedelta(days=1) if all_day else schemas.DEFAULT_EVENT_DURATION)
+
+
+def _own_export_ids(parsed):
+    """Events of this system named by exported UIDs (<event id>@lifytp)."""
+    ids = {}
+    for values in parsed:
+        local, _, domain = values["ical_uid"].rpartition("@")
+        if domain == EXPORT_UID_DOMAIN and parse_uuid(local):
+            ids[values["ical_uid"]] = parse_uuid(local)
+    return ids
+
+
+def import_events(session, outbox, owner_id, parsed, skipped):
+    """Create or update the owner's imported events, in one transaction."""
+    counts = {"imported": 0, "updated": 0, "skipped": skipped, "errors": []}
+    own_exports = _own_export_ids(parsed)
+    known_exports = set(session.execute(select(Event.id).where(Event.id.in_(own_exports.values()))).scalars()) \
+        if own_exports else set()
+    uids = [values["ical_uid"] for values in parsed]
+    existing = {
+        event.ical_uid: event for event in session.execute(
+            select(Event).where(Event.organizer_id == owner_id, Event.ical_uid.in_(uids)).with_for_update()
+        ).scalars()
+    } if uids else {}
+    for values in parsed:
+        if own_exports.get(values["ical_uid"]) in known_exports:
+            counts["skipped"] += 1  # an event of ours, exported and brought back
+        elif values["ical_uid"] in existing:
+            counts[_update(session, outbox, existing[values["ical_uid"]], values)] += 1
+        else:
+            _create(session, outbox, owner_id, values)
+            counts["imported"] += 1
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("Another import of the same events ran at once; try again.", code="IMPORT_CONFLICT") from None
+    return counts
+
+
+def _create(session, outbox, owner_id, values):
+    event = Event(organizer_id=owner_id, visibility="private", participants_count=0, is_online=False, **values)
+    session.add(event)
+    session.flush()
+    outbox.add(session, "event_created", event_message(event))
+
+
+def _update(session, outbox, event, values):
+    changed = sorted(field for field in IMPORTED_FIELDS if getattr(event, field) != values[field])
+    if not changed:
+        return "skipped"
+    was_cancelled = event.status == "cancelled"
+    for field, value in values.items():
+        setattr(event, field, value)
+    event.updated_at = datetime.now(UTC)
+    session.flush()
+    if event.status == "cancelled" and not was_cancelled:
+        outbox.add(session, "event_cancelled", event_message(event))
+    else:
+        outbox.add(session, "event_updated", dict(event_message(event), changed=changed))
+    return "updated"

@@ -1,0 +1,25 @@
+"""The events service's collaborators: media storage and the calendar fetcher."""
+from nameko.extensions import DependencyProvider
+
+from services.events.calendars import MAX_ICS_BYTES
+from services.events.fetching import Fetcher
+from services.events.storage import storage_from_config
+
+DEFAULT_FETCH_TIMEOUT_SECONDS = 10
+
+
+class MediaStorage(DependencyProvider):
+    def setup(self):
+        self.storage = storage_from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.storage
+
+
+class CalendarFetcher(DependencyProvider):
+    def setup(self):
+        timeout = float(self.container.config.get("CALENDAR_FETCH_TIMEOUT_SECONDS", DEFAULT_FETCH_TIMEOUT_SECONDS))
+        self.fetcher = Fetcher(MAX_ICS_BYTES, timeout)
+
+    def get_dependency(self, worker_ctx):
+        return self.fetcher

@@ -1,0 +1,65 @@
+"""Media: uploads whose type is decided from their bytes, kept in a storage."""
+import filetype
+from sqlalchemy import delete, select
+
+from services.events import exceptions
+from services.events.models import Media
+from services.events.schemas import media_view
+from services.shared.errors import UnsupportedType
+
+ALLOWED_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm"}
+
+
+def detect_type(data):
+    """The MIME type the bytes really are, if it is one we accept."""
+    kind = filetype.guess(data[:8192])
+    mime = kind.mime if kind else None
+    if mime not in ALLOWED_TYPES:
+        raise UnsupportedType(
+            "Upload a JPEG, PNG, GIF or WebP image, or an MP4 or WebM video.",
+            details={"detected": mime, "allowed": sorted(ALLOWED_TYPES)},
+        )
+    return mime
+
+
+def upload(session, storage, owner_id, data):
+    content_type = detect_type(data)
+    media = Media(owner_id=owner_id, content_type=content_type, size=len(data))
+    session.add(media)
+    session.flush()
+    # The bytes are stored before the row commits: a crash leaves an orphan
+    # file, never a row pointing at nothing.
+    storage.put(media.id, data, content_type)
+    session.commit()
+    return media_view(media)
+
+
+def find(session, media_id):
+    media = session.get(Media, media_id)
+    session.commit()
+    return media
+
+
+def content(session, storage, media_id):
+    """(media, bytes, redirect_url) for GET /media/{id}."""
+    media = find(session, media_id)
+    if media is None:
+        raise exceptions.MediaNotFound()
+    data, url = storage.get(media.id)
+    if data is None and url is None:
+        raise exceptions.MediaNotFound()
+    return media, data, url
+
+
+def owned_ids(session, owner_id, media_ids):
+    if not media_ids:
+        return set()
+    return set(session.execute(
+        select(Media.id).where(Media.id.in_(media_ids), Media.owner_id == owner_id)
+    ).scalars())
+
+
+def delete_all_of(session, owner_id):
+    """Forget every upload of a user; the rows go in the caller's transaction,
+    the bytes after it commits."""
+    return list(session.execute(delete(Media).where(Media.owner_id == owner_id).returning(Media.id)).scalars())

@@ -1,0 +1,66 @@
+"""What the events service knows about people: user summaries from auth (one
+batched call per response) and a local replica of the follow graph.
+
+The replica answers "whom does X follow" and "does X follow Y" inside SQL
+queries (visibility, feed) without an RPC per request. A user's whole list is
+copied from auth the first time it is needed and again after
+FOLLOW_RESYNC_AFTER; in between, auth's user_followed / user_unfollowed events
+keep it current.
+"""
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+
+from services.events.models import Follow, FollowSync, ProcessedEvent
+from services.shared.ids import parse_uuid, valid_uuids
+from services.shared.outbox import first_delivery
+
+FOLLOW_RESYNC_AFTER = timedelta(hours=24)
+MAX_USERS_PER_CALL = 1000
+
+
+def users_by_id(auth, user_ids):
+    """{id: summary} for every active user among user_ids, in one RPC."""
+    ids = list(dict.fromkeys(user_id for user_id in user_ids if user_id))[:MAX_USERS_PER_CALL]
+    if not ids:
+        return {}
+    return {user["id"]: user for user in auth.get_users(ids)}
+
+
+def ensure_follows(session, auth, user_id):
+    """Make sure the replica holds user_id's follow list (copy it if stale)."""
+    synced_at = session.scalar(select(FollowSync.synced_at).where(FollowSync.user_id == user_id))
+    if synced_at is not None and datetime.now(UTC) - synced_at < FOLLOW_RESYNC_AFTER:
+        return
+    followee_ids = valid_uuids(auth.get_following_ids(user_id))
+    session.execute(delete(Follow).where(Follow.follower_id == user_id))
+    if followee_ids:
+        session.execute(
+            insert(Follow)
+            .values([{"follower_id": user_id, "followee_id": followee} for followee in followee_ids])
+            .on_conflict_do_nothing()
+        )
+    session.execute(
+        insert(FollowSync).values(user_id=user_id)
+        .on_conflict_do_update(index_elements=[FollowSync.user_id], set_={"synced_at": datetime.now(UTC)})
+    )
+    session.commit()
+
+
+def record_follow(session, payload, following):
+    """Apply auth's user_followed (following=True) or user_unfollowed event once."""
+    follower, followee = parse_uuid(payload.get("follower_id")), parse_uuid(payload.get("followee_id"))
+    event_id = parse_uuid(payload.get("event_id"))
+    if not (follower and followee and event_id):
+        return False
+    handler = "user_followed" if following else "user_unfollowed"
+    if not first_delivery(session, ProcessedEvent, event_id, handler):
+        session.rollback()
+        return False
+    if following:
+        session.execute(insert(Follow).values(follower_id=follower, followee_id=followee).on_conflict_do_nothing())
+    else:
+        session.execute(delete(Follow).where(Follow.follower_id == follower, Follow.followee_id == followee))
+    session.commit()
+    return True

@@ -1,0 +1,324 @@
+"""Events: creating and changing them, who may see them, joining and leaving,
+and range queries that expand recurring events into their occurrences.
+
+Functions take a SQLAlchemy session and the collaborators they need; they know
+nothing of HTTP or AMQP. Each commits its own unit of work, with the domain
+events it records in the outbox.
+"""
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from services.events import exceptions, recurrence, schemas
+from services.events.models import Event, Follow, Media, Participant, Post
+from services.events.people import ensure_follows, users_by_id
+from services.shared.errors import InvalidInput
+
+# A range query expands at most this many recurring events per page.
+MAX_RECURRING_PER_QUERY = 200
+
+
+def _now():
+    return datetime.now(UTC)
+
+
+def _escape_like(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Who sees what -------------------------------------------------------------------
+
+def participates(viewer_id):
+    return exists().where(Participant.event_id == Event.id, Participant.user_id == viewer_id)
+
+
+def visible_to(viewer_id):
+    """SQL condition: the viewer may see the event (else it is a 404 to them)."""
+    follows_organizer = exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Event.organizer_id)
+    return or_(
+        Event.visibility == "public",
+        Event.organizer_id == viewer_id,
+        and_(Event.visibility == "followers", follows_organizer),
+        participates(viewer_id),
+    )
+
+
+def visible_event(session, auth, viewer_id, event_id, for_update=False):
+    ensure_follows(session, auth, viewer_id)
+    query = select(Event).where(Event.id == event_id, visible_to(viewer_id))
+    if for_update:
+        query = query.with_for_update(of=Event)
+    event = session.execute(query).scalar_one_or_none()
+    if event is None:
+        session.rollback()
+        raise exceptions.EventNotFound()
+    return event
+
+
+def statuses_of(session, viewer_id, events):
+    """my_status of each event: organizer, joined or None."""
+    ids = [event.id for event in events]
+    joined = set(session.execute(
+        select(Participant.event_id).where(Participant.user_id == viewer_id, Participant.event_id.in_(ids))
+    ).scalars()) if ids else set()
+    return {
+        event.id: "organizer" if event.organizer_id == viewer_id else ("joined" if event.id in joined else None)
+        for event in events
+    }
+
+
+def views(session, auth, viewer_id, events_with_starts):
+    """Views of (event, occurrence start) pairs, with one user lookup for all."""
+    events = [event for event, _ in events_with_starts]
+    users = users_by_id(auth, [event.organizer_id for event in events])
+    statuses = statuses_of(session, viewer_id, events)
+    return [schemas.event_view(event, users, statuses[event.id], start) for event, start in events_with_starts]
+
+
+def event_message(event):
+    """What an event's domain events carry (`event_id` is the message's own id)."""
+    return {
+        "event": {
+            "id": event.id,
+            "title": event.title,
+            "starts_at": schemas.iso(event.starts_at),
+            "ends_at": schemas.iso(event.ends_at),
+            "visibility": event.visibility,
+            "status": event.status,
+        },
+        "organizer_id": event.organizer_id,
+    }
+
+
+# Creating and changing -------------------------------------------------------------
+
+def _settle(session, values, organizer_id, participants_count=0):
+    """Apply defaults and cross-field rules to an event's full set of values."""
+    if values.get("ends_at") is None:
+        values["ends_at"] = values["starts_at"] + schemas.DEFAULT_EVENT_DURATION
+    errors = schemas.check_times(values["starts_at"], values["ends_at"])
+    if values.get("rrule"):
+        try:
+            last_start = recurrence.check_rule(values["rrule"], values["starts_at"], values["timezone"])
+        except recurrence.InvalidRule as exc:
+            errors["rrule"] = [str(exc)]
+        else:
+            values["series_ends_at"] = last_start + (values["ends_at"] - values["starts_at"])
+    else:
+        values["rrule"] = None
+        values["series_ends_at"] = values["ends_at"]
+    if errors:
+        raise InvalidInput(details=errors)
+    cover = values.get("cover_media_id")
+    if cover and not _is_image_of(session, cover, organizer_id):
+        raise exceptions.InvalidMediaReference(details={"cover_media_id": ["Not an image you uploaded."]})
+    capacity = values.get("capacity")
+    if capacity is not None and capacity < participants_count:
+        raise exceptions.CapacityBelowParticipants(details={"capacity": ["Below participants_count."]})
+    return values
+
+
+def _is_image_of(session, media_id, owner_id):
+    media = session.get(Media, media_id)
+    return media is not None and media.owner_id == owner_id and media.content_type.startswith("image/")
+
+
+EVENT_DEFAULTS = {
+    "description": "", "location": "", "is_online": False, "timezone": "UTC",
+    "capacity": None, "cover_media_id": None, "rrule": None, "ends_at": None,
+}
+
+
+def create_event(session, outbox, auth, organizer_id, data):
+    values = _settle(session, dict(EVENT_DEFAULTS, **data), organizer_id)
+    event = Event(organizer_id=organizer_id, status="active", participants_count=0, **values)
+    session.add(event)
+    session.flush()
+    outbox.add(session, "event_created", event_message(event))
+    session.commit()
+    return views(session, auth, organizer_id, [(event, None)])[0]
+
+
+def get_event(session, auth, viewer_id, event_id):
+    event = visible_event(session, auth, viewer_id, event_id)
+    return views(session, auth, viewer_id, [(event, None)])[0]
+
+
+def _organized_event(session, auth, user_id, event_id):
+    event = visible_event(session, auth, user_id, event_id, for_update=True)
+    if event.organizer_id != user_id:
+        session.rollback()
+        raise exceptions.NotOrganizer()
+    return event
+
+
+UPDATABLE = ("title", "description", "starts_at", "ends_at", "timezone", "location", "is_online",
+             "visibility", "capacity", "cover_media_id", "rrule")
+
+
+def update_event(session, outbox, auth, user_id, event_id, changes):
+    event = _organized_event(session, auth, user_id, event_id)
+    if event.status == "cancelled":
+        session.rollback()
+        raise exceptions.EventCancelled()
+    current = {field: getattr(event, field) for field in UPDATABLE}
+    if "starts_at" in changes and "ends_at" not in changes:
+        # Moving an event keeps its length.
+        changes = dict(changes, ends_at=changes["starts_at"] + (event.ends_at - event.starts_at))
+    try:
+        values = _settle(session, dict(current, **changes), user_id, event.participants_count)
+    except Exception:
+        session.rollback()
+        raise
+    for field, value in values.items():
+        setattr(event, field, value)
+    event.updated_at = _now()
+    session.flush()
+    outbox.add(session, "event_updated", dict(event_message(event), changed=sorted(changes)))
+    session.commit()
+    return views(session, auth, user_id, [(event, None)])[0]
+
+
+def cancel_event(session, outbox, auth, user_id, event_id):
+    event = _organized_event(session, auth, user_id, event_id)
+    if event.status != "cancelled":
+        _cancel(session, outbox, event)
+    session.commit()
+
+
+def _cancel(session, outbox, event):
+    event.status = "cancelled"
+    event.updated_at = _now()
+    session.flush()
+    outbox.add(session, "event_cancelled", event_message(event))
+
+
+# Joining and leaving -----------------------------------------------------------------
+
+def join(session, outbox, auth, user_id, event_id):
+    """Join an event; joining again changes nothing. The event row is locked
+    while the seat is taken, so concurrent joins cannot overfill it."""
+    event = visible_event(session, auth, user_id, event_id, for_update=True)
+    already = session.get(Participant, (event.id, user_id)) is not None
+    if not already:
+        if event.status == "cancelled":
+            session.rollback()
+            raise exceptions.EventCancelled()
+        if event.capacity is not None and event.participants_count >= event.capacity:
+            session.rollback()
+            raise exceptions.EventFull(details={"capacity": event.capacity})
+        session.execute(insert(Participant).values(event_id=event.id, user_id=user_id))
+        event.participants_count += 1
+        session.flush()
+        outbox.add(session, "participant_joined", dict(event_message(event), user_id=user_id))
+    session.commit()
+    return views(session, auth, user_id, [(event, None)])[0]
+
+
+def leave(session, auth, user_id, event_id):
+    event = visible_event(session, auth, user_id, event_id, for_update=True)
+    removed = session.execute(
+        Participant.__table__.delete()
+        .where(Participant.event_id == event.id, Participant.user_id == user_id)
+        .returning(Participant.user_id)
+    ).first()
+    if removed:
+        event.participants_count -= 1
+    session.commit()
+
+
+def participants_page(session, auth, viewer_id, event_id, limit, after):
+    event = visible_event(session, auth, viewer_id, event_id)
+    query = (
+        select(Participant.user_id, Participant.joined_at)
+        .where(Participant.event_id == event.id)
+        .order_by(Participant.joined_at, Participant.user_id)
+        .limit(limit + 1)
+    )
+    if after:
+        query = query.where(tuple_(Participant.joined_at, Participant.user_id) > tuple_(*after))
+    rows = session.execute(query).all()
+    session.commit()
+    users = users_by_id(auth, [row.user_id for row in rows[:limit]])
+    return rows, users
+
+
+# Range queries -------------------------------------------------------------------------
+
+def search_filters(viewer_id, q=None, organizer_id=None):
+    filters = [visible_to(viewer_id), Event.status == "active"]
+    if q:
+        filters.append(Event.title.ilike("%" + _escape_like(q) + "%"))
+    if organizer_id:
+        filters.append(Event.organizer_id == organizer_id)
+    return filters
+
+
+def calendar_filters(user_id):
+    mine = or_(
+        Event.organizer_id == user_id,
+        Event.id.in_(select(Participant.event_id).where(Participant.user_id == user_id)),
+    )
+    return [mine]
+
+
+def occurrences(session, filters, window_from, window_to, after, limit):
+    """Up to limit + 1 (start, event) pairs whose start is in [from, to), in
+    (start, event id) order, strictly after the `after` key.
+
+    Single events come from the starts_at index in keyset order. Recurring
+    events whose span overlaps the window come from the span index and are
+    expanded here; both streams are merged.
+    """
+    lower = window_from if after is None else max(window_from, after[0])
+    singles = (
+        select(Event)
+        .where(*filters, Event.rrule.is_(None), Event.starts_at >= window_from, Event.starts_at < window_to)
+        .order_by(Event.starts_at, Event.id)
+        .limit(limit + 1)
+    )
+    if after:
+        singles = singles.where(tuple_(Event.starts_at, Event.id) > tuple_(*after))
+    window = func.tstzrange(lower, window_to, literal("[)"))
+    span = func.tstzrange(Event.starts_at, Event.series_ends_at, literal("[]"))
+    recurring = (
+        select(Event)
+        .where(*filters, Event.rrule.is_not(None), span.op("&&")(window))
+        .order_by(Event.starts_at, Event.id)
+        .limit(MAX_RECURRING_PER_QUERY)
+    )
+    found = [(event.starts_at, event) for event in session.execute(singles).scalars()]
+    for event in session.execute(recurring).scalars():
+        for start in recurrence.occurrence_starts(event.rrule, event.starts_at, event.timezone, lower, window_to):
+            if after is None or (start, event.id) > after:
+                found.append((start, event))
+    found.sort(key=lambda pair: (pair[0], pair[1].id))
+    return found[: limit + 1]
+
+
+def range_page(session, auth, viewer_id, filters, args, after):
+    ensure_follows(session, auth, viewer_id)
+    found = occurrences(session, filters, args["range_from"], args["range_to"], after, args["limit"])
+    shown = found[: args["limit"]]
+    items = views(session, auth, viewer_id, [(event, start) for start, event in shown])
+    session.commit()
+    return found, items
+
+
+# For operators ------------------------------------------------------------------------
+
+def counts(session):
+    def total(model, *conditions):
+        return session.scalar(select(func.count()).select_from(model).where(*conditions))
+
+    answer = {
+        "events": total(Event, Event.status == "active"),
+        "cancelled_events": total(Event, Event.status == "cancelled"),
+        "participants": total(Participant),
+        "posts": total(Post),
+        "media": total(Media),
+        "follows_replicated": total(Follow),
+    }
+    session.commit()
+    return answer

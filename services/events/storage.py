@@ -1,0 +1,95 @@
+"""Where media bytes live: a local directory (the default) or an S3 bucket.
+
+Both answer the same three calls; `storage_from_config` picks one by
+MEDIA_STORAGE. Keys are media ids (UUIDs), never names from the client.
+"""
+import os
+import tempfile
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from services.shared.errors import DependencyUnavailable
+
+PRESIGNED_URL_SECONDS = 300
+
+
+class LocalStorage:
+    def __init__(self, directory):
+        self.directory = os.path.abspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+
+    def _path(self, key):
+        return os.path.join(self.directory, key)
+
+    def put(self, key, data, content_type):
+        # Written aside then renamed: a reader never sees half a file.
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".upload-")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, self._path(key))
+
+    def get(self, key):
+        """(bytes, None) or (None, None) when missing: served by us."""
+        try:
+            with open(self._path(key), "rb") as source:
+                return source.read(), None
+        except FileNotFoundError:
+            return None, None
+
+    def delete(self, key):
+        try:
+            os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+
+
+class S3Storage:
+    def __init__(self, bucket, endpoint_url=None, region=None, access_key_id=None, secret_access_key=None,
+                 public_base_url=None):
+        self.bucket = bucket
+        self.public_base_url = (public_base_url or "").rstrip("/")
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or None,
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2},
+                              s3={"addressing_style": "path"}),
+        )
+
+    def put(self, key, data, content_type):
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise DependencyUnavailable("The media store is unavailable.", details={"store": "s3"}) from exc
+
+    def get(self, key):
+        """(None, url): the client fetches the bytes from the store itself."""
+        if self.public_base_url:
+            return None, f"{self.public_base_url}/{key}"
+        url = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=PRESIGNED_URL_SECONDS,
+        )
+        return None, url
+
+    def delete(self, key):
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise DependencyUnavailable("The media store is unavailable.", details={"store": "s3"}) from exc
+
+    def ping(self):
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def storage_from_config(config):
+    if config.get("MEDIA_STORAGE", "local") == "s3":
+        return S3Storage(
+            config["S3_BUCKET"], config.get("S3_ENDPOINT_URL"), config.get("S3_REGION"),
+            config.get("S3_ACCESS_KEY_ID"), config.get("S3_SECRET_ACCESS_KEY"),
+            config.get("MEDIA_PUBLIC_BASE_URL"),
+        )
+    return LocalStorage(config.get("MEDIA_LOCAL_DIR", "var/media"))
