@@ -9,10 +9,7 @@ werkzeug Response. Anything it raises goes through `http_edge.errors`.
 Every request gets an X-Request-ID (the client's, if well formed) that rides in
 the worker's context data, so Nameko carries it over RPC calls and events.
 """
-import logging
-import re
 import time
-import uuid
 from functools import partial
 
 from eventlet.event import Event
@@ -20,15 +17,14 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
+from http_edge.access import log_request
 from http_edge.errors import error_response, json_response
+from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
 from http_edge.server import EdgeWebServer
 from services.shared.errors import DependencyUnavailable, DomainError, Unauthenticated
 from services.shared.tokens import InvalidToken, verifier_from_file
 
-log = logging.getLogger("http_edge.access")
-
-REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+__all__ = ["JsonHttpEntrypoint", "http", "bearer_token", "request_id_from", "REQUEST_ID_HEADER"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
@@ -41,11 +37,6 @@ CORS_HEADERS = {
 class ShuttingDown(DependencyUnavailable):
     code = "SHUTTING_DOWN"
     message = "This replica is shutting down; retry the request."
-
-
-def request_id_from(request):
-    supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    return supplied if _VALID_REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
 
 def bearer_token(request):
@@ -82,12 +73,9 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             response = self._run_worker(request)
         response.headers[REQUEST_ID_HEADER] = request.request_id
         self._add_cors_headers(request, response)
-        log.info(
-            "%s %s %s %.1fms",
-            request.method, request.path, response.status_code, (time.monotonic() - started) * 1000,
-            extra={"request_id": request.request_id, "user_id": request.user_id,
-                   "service": self.container.service_name},
-        )
+        service = self.container.service_name
+        log_request(request, response, time.monotonic() - started, service, self.url,
+                    f"{service}.{self.method_name}")
         return response
 
     def stop(self):

@@ -18,7 +18,10 @@ from werkzeug.routing import Map
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
 
+from http_edge.access import log_request
 from http_edge.errors import error_body, json_response
+from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
+from services.shared.observability.metrics import metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,10 @@ class SharedListener:
         self._sock.settimeout(None)
         self._wsgi = eventlet.wsgi.Server(
             self._sock, self._sock.getsockname(), self, protocol=HttpOnlyProtocol,
-            log=logging.getLogger("http_edge.wsgi"), debug=False,
+            log=WsgiLog(logging.getLogger("http_edge.wsgi")), debug=False,
         )
+        # Every process, whatever services it runs, answers Prometheus here.
+        self.mount("/metrics", metrics_app())
         self._accepting = True
         self._acceptor = eventlet.spawn(self._accept_forever)
 
@@ -92,6 +97,7 @@ class SharedListener:
         for prefix, app in self.mounts.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
+        started = time.monotonic()
         request = Request(environ, shallow=True)
         try:
             provider, values = self.url_map().bind_to_environ(environ).match()
@@ -114,7 +120,35 @@ class SharedListener:
             # The count drops once the body is written, so a stopping server
             # waits for the response, not just for the worker.
             return ClosingIterator(body, [server.request_done])
+        # No route matched: still one request id, one log line and a count.
+        request.request_id = request_id_from(request)
+        response.headers[REQUEST_ID_HEADER] = request.request_id
+        log_request(request, response, time.monotonic() - started)
         return response(environ, start_response)
+
+
+class WsgiLog:
+    """eventlet.wsgi's log, minus its access lines: `http_edge.access` writes
+    one structured line per request, without the query string eventlet would
+    include. Tracebacks eventlet reports are errors, whatever level it uses."""
+
+    def __init__(self, logger):
+        self.logger = logger
+
+    def info(self, msg, *args, **kwargs):
+        if msg.startswith("Traceback"):
+            self.logger.error(msg, *args)
+        else:
+            self.logger.debug(msg, *args)
+
+    def debug(self, msg, *args, **kwargs):
+        self.logger.debug(msg, *args)
+
+    def error(self, msg, *args, **kwargs):
+        self.logger.error(msg, *args)
+
+    def write(self, msg, *args):
+        self.logger.debug(msg.rstrip("\n"), *args)
 
 
 def listener_for(bind_addr):

@@ -12,6 +12,7 @@ from services.auth.models import Base
 from services.auth.models import Outbox as OutboxTable
 from services.shared.database import Database
 from services.shared.ids import parse_uuid, valid_uuids
+from services.shared.observability import Observability
 from services.shared.outbox import Outbox
 from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy
@@ -30,6 +31,7 @@ class AuthService(health.HealthEndpoints):
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
+    observability = Observability()
 
     def readiness_probes(self):
         return {"database": health.database_probe(self.db), "broker": self.broker, "redis": self.redis.ping}

@@ -1,0 +1,39 @@
+"""One access log line and the HTTP metrics for every request the edge answers.
+
+The route label is the URL rule (`/users/<string:id>`), never the raw path, so
+ids do not multiply the series. The query string is never logged: clients may
+put tokens there.
+"""
+import logging
+
+from services.shared.observability.metrics import NO_SERVICE, UNMATCHED_ROUTE, never_raises, observe_http
+
+log = logging.getLogger("http_edge.access")
+
+
+def outcome_of(status):
+    if status >= 500:
+        return "server_error"
+    return "client_error" if status >= 400 else "ok"
+
+
+@never_raises
+def log_request(request, response, seconds, service=NO_SERVICE, route=UNMATCHED_ROUTE, entrypoint=None):
+    status = response.status_code
+    observe_http(service, route, request.method, status, seconds)
+    log.info(
+        "%s %s %s %.1fms", request.method, request.path, status, seconds * 1000,
+        extra={
+            "service": service,
+            "entrypoint": entrypoint,
+            "kind": "http",
+            "route": route,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "outcome": outcome_of(status),
+            "duration_ms": round(seconds * 1000, 1),
+            "request_id": getattr(request, "request_id", None),
+            "user_id": getattr(request, "user_id", None),
+        },
+    )

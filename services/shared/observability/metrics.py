@@ -1,0 +1,130 @@
+"""The Prometheus metrics of a LifyTP process, served at `GET /metrics`.
+
+One registry per process: in `make run` every service shares it (hence the
+`service` label); in Kubernetes each process has its own. Labels hold only
+bounded values: service and method names, URL rules (never raw paths), status
+codes and outcomes.
+"""
+import functools
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+# Seconds; from a cache hit to a bcrypt login to an RPC that hit its deadline.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Requests no route matched (404, 405) belong to no service.
+NO_SERVICE = "none"
+UNMATCHED_ROUTE = "unmatched"
+
+HTTP_REQUESTS = Counter(
+    "lifytp_http_requests", "HTTP requests answered.", ["service", "route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "lifytp_http_request_duration_seconds", "Time to answer an HTTP request.",
+    ["service", "route", "method"], buckets=LATENCY_BUCKETS,
+)
+CALLS = Counter(
+    "lifytp_calls", "RPC calls, events and other non-HTTP work handled, by outcome "
+    "(ok, expected_error: a domain answer, error: a failure).",
+    ["service", "kind", "method", "outcome"],
+)
+CALL_DURATION = Histogram(
+    "lifytp_call_duration_seconds", "Time to handle an RPC call, an event or other non-HTTP work.",
+    ["service", "kind", "method"], buckets=LATENCY_BUCKETS,
+)
+OUTBOX_BACKLOG = Gauge(
+    "lifytp_outbox_backlog", "Events recorded but not yet published to RabbitMQ "
+    "(the same table is seen by every replica: aggregate with max, not sum).", ["service"],
+)
+CONNECTED_SOCKETS = Gauge("lifytp_connected_sockets", "Socket.IO connections held by this process.")
+
+
+def never_raises(function):
+    """Instrumentation must never fail the request or call it measures."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            log.warning("instrumentation failed in %s", function.__name__, exc_info=True)
+            return None
+
+    return guarded
+
+
+@never_raises
+def observe_http(service, route, method, status, seconds):
+    HTTP_REQUESTS.labels(service, route, method, str(status)).inc()
+    HTTP_DURATION.labels(service, route, method).observe(seconds)
+
+
+@never_raises
+def observe_call(service, kind, method, outcome, seconds):
+    CALLS.labels(service, kind, method, outcome).inc()
+    CALL_DURATION.labels(service, kind, method).observe(seconds)
+
+
+# Connected sockets: for the Socket.IO server, on connect and disconnect.
+@never_raises
+def socket_connected():
+    CONNECTED_SOCKETS.inc()
+
+
+@never_raises
+def socket_disconnected():
+    CONNECTED_SOCKETS.dec()
+
+
+@never_raises
+def set_connected_sockets(count):
+    CONNECTED_SOCKETS.set(count)
+
+
+class WorkerPoolCollector:
+    """Worker pool use per service, read from the containers at scrape time."""
+
+    def __init__(self):
+        # Extensions hold their container through a weak proxy; keep the
+        # proxies, added when a service starts and dropped when it stops.
+        self._containers = []
+
+    def add(self, container):
+        if container not in self._containers:
+            self._containers.append(container)
+
+    def discard(self, container):
+        self._containers = [known for known in self._containers if known is not container]
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        in_use = GaugeMetricFamily(
+            "lifytp_worker_pool_in_use", "Workers running now (at most max_workers).", labels=["service"])
+        waiting = GaugeMetricFamily(
+            "lifytp_worker_pool_waiting", "Work waiting for a free worker.", labels=["service"])
+        size = GaugeMetricFamily("lifytp_worker_pool_size", "max_workers of the service.", labels=["service"])
+        for container in list(self._containers):
+            # Nameko keeps its worker pool private; read it defensively.
+            try:
+                pool = container._worker_pool
+            except (AttributeError, ReferenceError):
+                continue
+            in_use.add_metric([container.service_name], pool.running())
+            waiting.add_metric([container.service_name], pool.waiting())
+            size.add_metric([container.service_name], container.max_workers)
+        yield from (in_use, waiting, size)
+
+
+worker_pools = WorkerPoolCollector()
+REGISTRY.register(worker_pools)
+
+
+def metrics_app():
+    """The WSGI app that answers `GET /metrics` in the text exposition format."""
+    return make_wsgi_app(REGISTRY)
