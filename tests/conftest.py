@@ -6,6 +6,7 @@ import eventlet
 # Before anything imports socket or threading: plain pytest does not patch.
 eventlet.monkey_patch()
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -184,6 +185,20 @@ class RunningSystem:
     def log(self):
         with open(self.log_path) as handle:
             return handle.read()[-5000:]
+
+
+@contextlib.contextmanager
+def lone_auth(name, port_offset, **env):
+    """Auth alone in a process, on an empty vhost of its own (no other service
+    answers its RPC calls), ready to serve; stopped afterwards."""
+    env.setdefault("AMQP_URI", reset_vhost(TEST_VHOST + "_" + name))
+    running = RunningSystem(TEST_PORT + port_offset, log_name="auth-" + name,
+                            modules=["services.auth.service"], env=env)
+    try:
+        running.wait_until_ready(probe_paths=("/auth/me",))
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

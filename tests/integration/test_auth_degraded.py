@@ -5,7 +5,7 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost
+from tests.conftest import TEST_PORT, Api, RunningSystem, lone_auth
 
 pytestmark = pytest.mark.integration
 
@@ -46,15 +46,8 @@ def test_ready_is_503_and_calls_are_503_while_stores_are_down(auth_without_datab
 
 @pytest.fixture
 def auth_alone(config):
-    """Auth on a broker vhost where no other service runs."""
-    amqp_uri = reset_vhost(TEST_VHOST + "_alone")
-    running = RunningSystem(TEST_PORT + 101, log_name="auth-alone", modules=["services.auth.service"],
-                            env={"RPC_TIMEOUT_SECONDS": "1", "AMQP_URI": amqp_uri})
-    try:
-        running.wait_until_ready(probe_paths=("/auth/me",))
+    with lone_auth("alone", 101, RPC_TIMEOUT_SECONDS="1") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_rpc_to_a_missing_service_is_a_prompt_503(auth_alone):

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost
+from tests.conftest import Api, lone_auth
 
 pytestmark = pytest.mark.integration
 
@@ -15,13 +15,8 @@ pytestmark = pytest.mark.integration
 def slow_auth(config):
     # Cost-12 bcrypt makes each login take a few hundred milliseconds: long
     # enough to be in flight when the signal lands.
-    running = RunningSystem(TEST_PORT + 102, log_name="auth-graceful", modules=["services.auth.service"],
-                            env={"BCRYPT_ROUNDS": "12", "AMQP_URI": reset_vhost(TEST_VHOST + "_graceful")})
-    try:
-        running.wait_until_ready(probe_paths=("/auth/me",))
+    with lone_auth("graceful", 102, BCRYPT_ROUNDS="12") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(slow_auth):
