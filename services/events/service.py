@@ -1,6 +1,7 @@
 """The events service: events and calendars, media, posts and the feed."""
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import rpc
 from werkzeug.utils import redirect
@@ -39,6 +40,7 @@ class EventsService(health.HealthEndpoints):
     storage = MediaStorage()
     fetcher = CalendarFetcher()
     broker = health.BrokerProbe()
+    config = Config()
     auth = BoundedRpcProxy("auth")
 
     def readiness_probes(self):
@@ -131,7 +133,7 @@ class EventsService(health.HealthEndpoints):
 
     @http("POST", "/media")
     def upload_media(self, request):
-        max_bytes = int(self.container.config.get("MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES))
+        max_bytes = int(self.config.get("MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES))
         data = read_upload(request, "file", max_bytes)
         return 201, media.upload(self.db.session, self.storage, request.user_id, data)
 
