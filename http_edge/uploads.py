@@ -13,11 +13,15 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 def read_upload(request, field, max_bytes):
     """The bytes of the file sent as `field`: 415 if the body is not multipart,
-    413 over max_bytes, 400 if the body is truncated or the field missing."""
+    413 over max_bytes, 400 if the body is truncated, has no Content-Length,
+    or lacks the field."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedType("Send the file as multipart/form-data.", code="UNSUPPORTED_MEDIA_TYPE")
     limit = max_bytes + MULTIPART_OVERHEAD_BYTES
-    if request.content_length is not None and request.content_length > limit:
+    if request.content_length is None:
+        # Without a length (chunked), werkzeug would read the body as empty.
+        raise MalformedRequest("Send the upload with a Content-Length.", code="LENGTH_REQUIRED")
+    if request.content_length > limit:
         raise TooLarge(details={"max_bytes": max_bytes})
     request.max_content_length = limit
     request.max_form_memory_size = MULTIPART_OVERHEAD_BYTES
