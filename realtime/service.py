@@ -1,0 +1,89 @@
+"""realtime: pushes the messages service's domain events to users' sockets.
+
+Each domain event reaches ONE replica of this service (Nameko's default
+service-pool handler), which emits through the Redis client manager to every
+replica holding a socket of a recipient: each connected recipient gets it once.
+"""
+from nameko.events import event_handler
+
+from http_edge import health
+from realtime.membership import Members
+from realtime.sockets import Sockets, on_socket
+from services.shared.errors import InvalidInput, NotFound
+from services.shared.ids import parse_uuid
+from services.shared.redis import Redis
+from services.shared.rpc import BoundedRpcProxy
+
+# Remembered so that an event the broker or the outbox delivers twice is
+# pushed once. Longer than any redelivery takes.
+DELIVERED_TTL_SECONDS = 3600
+
+
+class RealtimeService(health.HealthEndpoints):
+    name = "realtime"
+
+    sockets = Sockets()
+    members = Members()
+    redis = Redis()
+    broker = health.BrokerProbe()
+    messages = BoundedRpcProxy("messages")
+
+    def readiness_probes(self):
+        return {"broker": self.broker, "redis": self.redis.ping}
+
+    # Domain events → sockets -------------------------------------------------------
+
+    @event_handler("messages", "message_sent")
+    def on_message_sent(self, payload):
+        self._push(payload, "message:new", {"message": payload.get("message")})
+
+    @event_handler("messages", "reaction_added")
+    def on_reaction_added(self, payload):
+        self._push(payload, "message:reaction", _reaction(payload))
+
+    @event_handler("messages", "reaction_removed")
+    def on_reaction_removed(self, payload):
+        self._push(payload, "message:reaction", _reaction(payload))
+
+    @event_handler("messages", "conversation_read")
+    def on_conversation_read(self, payload):
+        self._push(payload, "conversation:read", {
+            key: payload.get(key) for key in ("conversation_id", "user_id", "message_id")
+        })
+
+    @event_handler("messages", "notification_created")
+    def on_notification_created(self, payload):
+        self._push(payload, "notification:new", {"notification": payload.get("notification")})
+
+    def _push(self, payload, event, data):
+        recipients = payload.get("recipient_ids") if isinstance(payload, dict) else None
+        if not isinstance(recipients, list) or not self._first_push(payload.get("event_id")):
+            return
+        self.sockets.emit_to_users([user_id for user_id in recipients if parse_uuid(user_id)], event, data)
+
+    def _first_push(self, event_id):
+        if not parse_uuid(event_id):
+            return False
+        return bool(self.redis.set("realtime:pushed:" + event_id, 1, nx=True, ex=DELIVERED_TTL_SECONDS))
+
+    # Client events ---------------------------------------------------------------------
+
+    @on_socket("typing")
+    def typing(self, user_id, data):
+        """Relay "user is typing" to the conversation's other members, if the
+        sender is a member; anyone else learns nothing, not even that it exists."""
+        conversation_id = parse_uuid(data.get("conversation_id"))
+        if conversation_id is None or set(data) != {"conversation_id"}:
+            raise InvalidInput(code="MALFORMED_EVENT",
+                               details={"conversation_id": ["Send {conversation_id: <uuid>} only."]})
+        members = self.members.members(conversation_id, self.messages.member_ids)
+        if user_id not in members:
+            raise NotFound("No such conversation.", code="CONVERSATION_NOT_FOUND")
+        self.sockets.emit_to_users(
+            sorted(members - {user_id}), "typing", {"conversation_id": conversation_id, "user_id": user_id},
+        )
+        return {"ok": True}
+
+
+def _reaction(payload):
+    return {key: payload.get(key) for key in ("message_id", "conversation_id", "user_id", "emoji", "action")}

@@ -1,0 +1,207 @@
+"""The Socket.IO server inside a Nameko container, and its entrypoint.
+
+`SocketServer` is one python-socketio server per process, mounted at
+`/socket.io` on the process's shared HTTP listener (`http_edge.server`), so it
+answers on the same port as everything else. Its client manager is Redis: an
+emit from any replica reaches whichever replica holds the socket, once.
+
+A socket is admitted only with a valid access token (`auth: {token}`), checked
+offline with the public key; it joins the room of its user, `user:<id>`.
+Client events are handed to `@on_socket("name")` entrypoints, each run as a
+Nameko worker (so they can use RPC and dependencies like any other entrypoint);
+what the worker returns, or the error it raises, is the event's ack.
+"""
+import logging
+from urllib.parse import urlparse
+
+import eventlet
+import socketio
+from eventlet.event import Event
+from nameko.constants import WEB_SERVER_CONFIG_KEY
+from nameko.extensions import DependencyProvider, Entrypoint, ProviderCollector, SharedExtension
+from nameko.web.server import parse_address
+
+from http_edge.errors import as_domain_error, error_body
+from http_edge.server import listener_for
+from services.shared.errors import DomainError, InvalidInput
+from services.shared.presence import REFRESH_SECONDS, Presence
+from services.shared.redis import redis_from_config
+from services.shared.tokens import InvalidToken, verifier_from_file
+
+log = logging.getLogger(__name__)
+
+MOUNT_PATH = "/socket.io"
+# Client events are small (typing is a conversation id); anything bigger is
+# refused by Engine.IO before it reaches a handler.
+MAX_PACKET_BYTES = 16 * 1024
+MAX_TOKEN_CHARS = 4096
+
+
+def user_room(user_id):
+    return "user:" + user_id
+
+
+def pubsub_channel(redis_url):
+    """Redis pub/sub ignores database numbers, so the channel carries it:
+    systems sharing a Redis server on different databases stay apart."""
+    database = (urlparse(redis_url).path or "/0").strip("/") or "0"
+    return "lifytp-socketio:" + database
+
+
+def error_ack(exc):
+    domain_error = as_domain_error(exc)
+    if domain_error is None:
+        log.error("socket event failed", exc_info=(type(exc), exc, exc.__traceback__))
+        return error_body("INTERNAL_ERROR", "Something went wrong on our side.")
+    return error_body(domain_error.code, domain_error.message, domain_error.details)
+
+
+class SocketServer(ProviderCollector, SharedExtension):
+    def __init__(self):
+        super().__init__()
+        self.users_by_sid = {}
+        self._refresher = None
+
+    def setup(self):
+        config = self.container.config
+        self.bind_addr = parse_address(config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000"))
+        self.public_key_path = config["JWT_PUBLIC_KEY_PATH"]
+        self.presence = Presence(redis_from_config(config))
+        self.sio = socketio.Server(
+            async_mode="eventlet",
+            client_manager=socketio.RedisManager(config["REDIS_URL"], channel=pubsub_channel(config["REDIS_URL"])),
+            max_http_buffer_size=MAX_PACKET_BYTES,
+            # Tokens travel in the connect payload, never in cookies, so any
+            # origin may connect without gaining anything.
+            cors_allowed_origins="*",
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_event)
+
+    def start(self):
+        # Subscribe to the Redis channel now, not at the first connection:
+        # emits from other replicas must reach this one's sockets from the start.
+        self.sio.manager_initialized = True
+        self.sio.manager.initialize()
+        listener_for(self.bind_addr).mount(MOUNT_PATH, socketio.WSGIApp(self.sio, socketio_path="socket.io"))
+        self._refresher = eventlet.spawn(self._refresh_presence_forever)
+
+    def stop(self):
+        if self._refresher is not None:
+            self._refresher.kill()
+        # Clients reconnect, to another replica if this one is going away.
+        for sid, user_id in list(self.users_by_sid.items()):
+            self._forget(sid, user_id)
+            self.sio.disconnect(sid)
+        super().stop()
+
+    def kill(self):
+        if self._refresher is not None:
+            self._refresher.kill()
+
+    # Connections ----------------------------------------------------------------
+
+    def _on_connect(self, sid, environ, auth=None):
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            raise socketio.exceptions.ConnectionRefusedError(
+                error_body("TOKEN_MISSING", "Connect with auth: {token: <access token>}.")["error"])
+        try:
+            user_id = verifier_from_file(self.public_key_path).verify(token)
+        except InvalidToken:
+            raise socketio.exceptions.ConnectionRefusedError(
+                error_body("TOKEN_INVALID", "The access token is invalid or expired.")["error"]) from None
+        self.users_by_sid[sid] = user_id
+        self.sio.enter_room(sid, user_room(user_id))
+        self._presence("connected", user_id, sid)
+
+    def _on_disconnect(self, sid, *reason):
+        user_id = self.users_by_sid.get(sid)
+        if user_id:
+            self._forget(sid, user_id)
+
+    def _forget(self, sid, user_id):
+        self.users_by_sid.pop(sid, None)
+        self._presence("disconnected", user_id, sid)
+
+    def _presence(self, change, user_id, sid):
+        try:
+            getattr(self.presence, change)(user_id, sid)
+        except Exception:  # presence is advisory; a Redis blip must not drop the socket
+            log.warning("presence not recorded", exc_info=True)
+
+    def _refresh_presence_forever(self):
+        while True:
+            eventlet.sleep(REFRESH_SECONDS)
+            try:
+                self.presence.refresh(dict(self.users_by_sid))
+            except Exception:
+                log.warning("presence refresh failed", exc_info=True)
+
+    # Client events ----------------------------------------------------------------
+
+    def _on_event(self, event, sid, *args):
+        user_id = self.users_by_sid.get(sid)
+        if user_id is None:
+            return None
+        provider = next((entry for entry in self._providers if entry.event_name == event), None)
+        if provider is None:
+            return error_body("UNKNOWN_EVENT", "No such event.", {"event": [str(event)[:64]]})
+        if len(args) != 1 or not isinstance(args[0], dict):
+            return error_ack(InvalidInput("Send one JSON object.", code="MALFORMED_EVENT"))
+        return provider.handle(user_id, args[0])
+
+    # Emitting ------------------------------------------------------------------------
+
+    def emit_to_users(self, user_ids, event, data):
+        rooms = [user_room(user_id) for user_id in dict.fromkeys(user_ids)]
+        if rooms:
+            # One publish: every replica delivers to the sockets it holds in these rooms.
+            self.sio.emit(event, data, to=rooms)
+
+
+class SocketEvent(Entrypoint):
+    server = SocketServer()
+
+    def __init__(self, event_name, **kwargs):
+        self.event_name = event_name
+        # Refusals (bad input, not a member) are answers, not crashes.
+        kwargs.setdefault("expected_exceptions", DomainError)
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.server.register_provider(self)
+
+    def stop(self):
+        self.server.unregister_provider(self)
+
+    def handle(self, user_id, data):
+        done = Event()
+        try:
+            self.container.spawn_worker(
+                self, (user_id, data), {}, context_data={"user_id": user_id},
+                handle_result=lambda worker_ctx, result, exc_info: self._finish(done, result, exc_info),
+            )
+            return done.wait()
+        except Exception as exc:
+            return error_ack(exc)
+
+    @staticmethod
+    def _finish(done, result, exc_info):
+        done.send(error_ack(exc_info[1]) if exc_info else result)
+        return result, exc_info
+
+
+on_socket = SocketEvent.decorator
+
+
+class Sockets(DependencyProvider):
+    """What a worker uses to push events to users' sockets."""
+
+    server = SocketServer()
+
+    def get_dependency(self, worker_ctx):
+        return self.server

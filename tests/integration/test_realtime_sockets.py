@@ -1,0 +1,242 @@
+"""Socket.IO against the running system plus two more realtime replicas.
+
+Clients are spread over the replicas; every push must reach each connected
+recipient exactly once, whichever replica holds its socket, and nobody else.
+"""
+import os
+import subprocess
+import time
+import uuid
+
+import jwt
+import pytest
+import requests
+import socketio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from services.shared.tokens import signer_from_file
+from tests.conftest import ROOT, STATE_DIR
+
+pytestmark = pytest.mark.integration
+
+REPLICA_PORTS = (4392, 4393)
+SETTLE_SECONDS = 0.6
+
+
+class RealtimeReplica:
+    """One more `nameko run realtime.service`, as Kubernetes runs it: alone."""
+
+    def __init__(self, port):
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = os.path.join(STATE_DIR, f"realtime-{port}.log")
+        env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        self.process = subprocess.Popen(
+            [os.path.join(ROOT, ".venv", "bin", "nameko"), "run", "--config", "config.yaml", "realtime.service"],
+            cwd=ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("replica exited:\n" + open(self.log_path).read()[-3000:])
+            try:
+                if requests.get(self.base_url + "/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("replica not ready:\n" + open(self.log_path).read()[-3000:])
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def replicas(system):
+    started = [RealtimeReplica(port) for port in REPLICA_PORTS]
+    try:
+        for replica in started:
+            replica.wait_until_ready()
+        yield [replica.base_url for replica in started]
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+class Socket:
+    """A real Socket.IO client that records every event it receives."""
+
+    def __init__(self, base_url, token, transports=("websocket",)):
+        self.received = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record)
+        self.client.connect(base_url, auth={"token": token} if token is not None else None,
+                            transports=list(transports), wait_timeout=10)
+
+    def _record(self, event, *args):
+        self.received.append((event, args[0] if args else None))
+
+    def of(self, event):
+        return [data for name, data in self.received if name == event]
+
+    def call(self, event, *args):
+        """Emit with an ack and return the server's answer; several args go as a tuple."""
+        data = args[0] if len(args) == 1 else (tuple(args) if args else None)
+        return self.client.call(event, data, timeout=10)
+
+    def close(self):
+        self.client.disconnect()
+
+
+@pytest.fixture
+def sockets():
+    opened = []
+
+    def open_socket(base_url, user, **kwargs):
+        socket = Socket(base_url, user["access_token"] if isinstance(user, dict) else user, **kwargs)
+        opened.append(socket)
+        return socket
+
+    yield open_socket
+    for socket in opened:
+        socket.close()
+
+
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def _conversation(api, owner, *others, title=None):
+    body = {"member_ids": [user["id"] for user in others], **({"title": title} if title else {})}
+    response = api.post("/messages/conversations", user=owner, json=body)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def test_each_recipient_gets_each_push_once_across_replicas(api, replicas, sockets):
+    ann, bob, cat, eve = (api.register() for _ in range(4))
+    a, b = replicas
+    ann_phone, ann_laptop = sockets(a, ann), sockets(b, ann)
+    bob_phone, bob_laptop = sockets(b, bob), sockets(api.base_url, bob, transports=("polling", "websocket"))
+    cat_phone = sockets(a, cat)
+    eve_a, eve_b = sockets(a, eve), sockets(b, eve)
+    members = [ann_phone, ann_laptop, bob_phone, bob_laptop, cat_phone]
+    group = _conversation(api, ann, bob, cat, title="Plans")
+
+    sent = api.post("/messages", user=ann, json={"conversation_id": group["id"], "body": "hello all"}).json()
+    wait_for(lambda: all(socket.of("message:new") for socket in members))
+    reaction = api.post(f"/messages/{sent['id']}/reactions", user=bob, json={"emoji": "🎉"})
+    assert reaction.status_code == 201
+    wait_for(lambda: all(socket.of("message:reaction") for socket in members))
+    api.post(f"/messages/conversations/{group['id']}/read", user=cat, json={"message_id": sent["id"]})
+    wait_for(lambda: all(socket.of("conversation:read") for socket in members))
+    time.sleep(SETTLE_SECONDS)  # time for any duplicate to arrive
+
+    # The socket that started on long-polling was upgraded through eventlet.wsgi.
+    assert bob_laptop.client.transport() == "websocket"
+    for socket in members:  # the sender's own devices included
+        assert [data["message"]["id"] for data in socket.of("message:new")] == [sent["id"]]
+        assert socket.of("message:reaction") == [{
+            "message_id": sent["id"], "conversation_id": group["id"], "user_id": bob["id"],
+            "emoji": "🎉", "action": "added",
+        }]
+        assert socket.of("conversation:read") == [
+            {"conversation_id": group["id"], "user_id": cat["id"], "message_id": sent["id"]}]
+    assert eve_a.received == [] and eve_b.received == []
+
+
+def test_bad_tokens_are_refused(api, replicas, config):
+    ann = api.register()
+    claims = {"sub": ann["id"], "iss": "lifytp-auth", "aud": "lifytp", "iat": int(time.time()),
+              "exp": int(time.time()) + 600}
+    forged = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
+    expired = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], 60).sign(ann["id"], now=time.time() - 3600)
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    for token in [forged, expired, unsigned, "garbage", "", "x" * 10000, None]:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            Socket(replicas[0], token)
+    Socket(replicas[0], ann["access_token"]).close()  # the real one still works
+
+
+def test_typing_reaches_other_members_only(api, replicas, sockets):
+    ann, bob, eve = api.register(), api.register(), api.register()
+    chat = _conversation(api, ann, bob)
+    ann_socket, bob_socket, bob_other = sockets(replicas[0], ann), sockets(replicas[1], bob), sockets(replicas[0], bob)
+    eve_socket = sockets(replicas[1], eve)
+
+    assert ann_socket.call("typing", {"conversation_id": chat["id"]}) == {"ok": True}
+    wait_for(lambda: bob_socket.of("typing") and bob_other.of("typing"))
+    refusal = eve_socket.call("typing", {"conversation_id": chat["id"]})
+    assert refusal["error"]["code"] == "CONVERSATION_NOT_FOUND"
+    time.sleep(SETTLE_SECONDS)
+    assert bob_socket.of("typing") == [{"conversation_id": chat["id"], "user_id": ann["id"]}]
+    assert bob_other.of("typing") == bob_socket.of("typing")
+    assert ann_socket.of("typing") == [] and eve_socket.received == []
+
+
+def test_malformed_and_huge_socket_input_is_refused_and_the_server_stays_up(api, replicas, sockets, db_engine):
+    ann, bob = api.register(), api.register()
+    chat = _conversation(api, ann, bob)
+    ann_socket, bob_socket = sockets(replicas[0], ann), sockets(replicas[0], bob)
+
+    def count_rows():
+        with db_engine.connect() as connection:
+            return connection.scalar(text("SELECT (SELECT count(*) FROM messages.messages)"
+                                          " + (SELECT count(*) FROM messages.conversations)"))
+
+    before = count_rows()
+    for payload in ["text", 42, [chat["id"]], {}, {"conversation_id": "nope"},
+                    {"conversation_id": chat["id"], "extra": "x" * 100}, {"conversation_id": {"$gt": ""}}]:
+        answer = ann_socket.call("typing", payload)
+        assert answer["error"]["code"] == "MALFORMED_EVENT", payload
+    assert ann_socket.call("typing")["error"]["code"] == "MALFORMED_EVENT"
+    assert ann_socket.call("typing", {"conversation_id": chat["id"]}, 2)["error"]["code"] == "MALFORMED_EVENT"
+    assert ann_socket.call("delete_everything", {})["error"]["code"] == "UNKNOWN_EVENT"
+    assert ann_socket.call("typing", {"conversation_id": str(uuid.uuid4())})["error"]["code"] == \
+        "CONVERSATION_NOT_FOUND"
+
+    huge = sockets(replicas[0], ann)
+    huge.client.emit("typing", {"conversation_id": "x" * 200_000})
+    wait_for(lambda: not huge.client.connected)  # the server drops it
+
+    # Everyone else is still served, and nothing changed.
+    assert requests.get(replicas[0] + "/health", timeout=5).status_code == 200
+    api.post("/messages", user=bob, json={"conversation_id": chat["id"], "body": "still here"})
+    wait_for(lambda: ann_socket.of("message:new"))
+    assert count_rows() == before + 1
+    assert bob_socket.of("typing") == []  # no refused event was relayed
+
+
+def test_follow_notification_arrives_live_and_offline_members_are_notified(api, replicas, sockets):
+    ann, bob, cat = api.register(), api.register(), api.register()
+    bob_socket = sockets(replicas[1], bob)
+    assert api.post(f"/users/{bob['id']}/follow", user=ann).status_code == 204
+    wait_for(lambda: bob_socket.of("notification:new"))
+    notification = bob_socket.of("notification:new")[0]["notification"]
+    assert notification["type"] == "new_follower" and notification["data"] == {"follower_id": ann["id"]}
+    listed = api.get("/notifications", user=bob).json()["items"]
+    assert [item["id"] for item in listed] == [notification["id"]]
+
+    # cat has no socket open: the message becomes a notification; bob's does not.
+    group = _conversation(api, ann, bob, cat, title="Later")
+    api.post("/messages", user=ann, json={"conversation_id": group["id"], "body": "see you"})
+    wait_for(lambda: api.get("/notifications", user=cat).json()["items"])
+    item = api.get("/notifications", user=cat).json()["items"][0]
+    assert item["type"] == "message" and item["data"]["preview"] == "see you" and item["read_at"] is None
+    assert api.post("/notifications/read", user=cat, json={}).status_code == 204
+    assert api.get("/notifications", user=cat, params={"unread_only": "true"}).json()["items"] == []
+    time.sleep(SETTLE_SECONDS)
+    assert [item["type"] for item in api.get("/notifications", user=bob).json()["items"]] == ["new_follower"]
