@@ -47,14 +47,14 @@ def on_user_followed(session, outbox, payload):
     session.commit()
 
 
-def joined_event_id(payload):
-    """The id of the event joined. The payload's own `event_id` names the
-    domain event itself (the outbox sets it), so the calendar event's id travels
-    under another key."""
+def _joined_event(payload):
+    """The event joined, as the events service describes it: {id, title, ...}.
+    (The payload's own `event_id` names the domain event itself.)"""
     event = payload.get("event")
-    candidates = [event.get("id") if isinstance(event, dict) else None,
-                  payload.get("calendar_event_id"), payload.get("event_uuid")]
-    return next((parse_uuid(value) for value in candidates if parse_uuid(value)), None)
+    if not isinstance(event, dict) or not parse_uuid(event.get("id")):
+        return None
+    title = event.get("title")
+    return {"id": parse_uuid(event["id"]), "title": title if isinstance(title, str) else None}
 
 
 def on_participant_joined(session, outbox, payload):
@@ -62,9 +62,10 @@ def on_participant_joined(session, outbox, payload):
         session.rollback()
         return
     organizer_id, user_id = parse_uuid(payload.get("organizer_id")), parse_uuid(payload.get("user_id"))
-    if organizer_id and user_id and organizer_id != user_id:
+    event = _joined_event(payload)
+    if organizer_id and user_id and event and organizer_id != user_id:
         notify(session, outbox, organizer_id, "event_participant_joined", {
-            "event_id": joined_event_id(payload), "user_id": user_id,
+            "event_id": event["id"], "event_title": event["title"], "user_id": user_id,
         })
     session.commit()
 
