@@ -1,0 +1,234 @@
+"""Unit tests of the events service: pure rules, parsers and guards, and the
+service's entrypoints through Nameko's worker_factory (mocks only here)."""
+import http.server
+import threading
+import time
+from datetime import UTC, datetime
+from unittest.mock import MagicMock
+
+import pytest
+from marshmallow import ValidationError
+from nameko.testing.services import worker_factory
+
+from services.events import calendars, media, recurrence, schemas
+from services.events.exceptions import InvalidCalendar, UrlFetchFailed, UrlNotAllowed
+from services.events.fetching import Fetcher, public_address
+from services.events.service import EventsService
+from services.shared.errors import TooLarge, UnsupportedType
+
+MONDAY = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
+
+
+# Recurrence --------------------------------------------------------------------------
+
+def test_weekly_rule_keeps_local_time_across_daylight_saving():
+    rule = recurrence.normalise_rule("RRULE:FREQ=WEEKLY")
+    starts = recurrence.occurrence_starts(rule, MONDAY, "Europe/Paris", MONDAY, datetime(2027, 4, 6, tzinfo=UTC))
+    assert [start.hour for start in starts] == [17, 17, 17, 17, 16, 16]  # 18:00 Paris, before and after DST
+
+
+def test_unbounded_rules_are_capped():
+    last = recurrence.check_rule("FREQ=DAILY", MONDAY, "UTC")
+    assert (last - MONDAY).days == recurrence.MAX_OCCURRENCES - 1
+
+
+@pytest.mark.parametrize("rule", [
+    "FREQ=MINUTELY", "FREQ=HOURLY;COUNT=3", "COUNT=3", "FREQ=DAILY;BYSETPOS=1", "FREQ=DAILY;INTERVAL=1000",
+    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;INTERVAL=7;BYDAY=MO", "FREQ=DAILY\nFREQ=DAILY",
+    "FREQ=DAILY;" + "X" * 600,
+])
+def test_unsafe_or_unreadable_rules_are_refused(rule):
+    with pytest.raises(recurrence.InvalidRule):
+        recurrence.check_rule(recurrence.normalise_rule(rule), MONDAY, "UTC")
+
+
+def test_rules_that_never_match_are_refused_quickly():
+    started = time.monotonic()
+    for rule in ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;COUNT=1000", "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6"):
+        try:
+            recurrence.check_rule(recurrence.normalise_rule(rule), MONDAY, "UTC")
+        except recurrence.InvalidRule:
+            pass
+    assert time.monotonic() - started < 1
+
+
+def test_timezones_are_iana_names():
+    assert recurrence.valid_timezone("America/New_York") and recurrence.valid_timezone("UTC")
+    assert not recurrence.valid_timezone("Mars/Olympus") and not recurrence.valid_timezone("../../etc/passwd")
+
+
+# Schemas ----------------------------------------------------------------------------
+
+def test_range_args_bound_the_span():
+    with pytest.raises(ValidationError) as error:
+        schemas.RangeArgs().load({"from": "2027-01-01T00:00:00Z", "to": "2028-06-01T00:00:00Z"})
+    assert "to" in error.value.messages
+    loaded = schemas.RangeArgs().load({"from": "2027-01-01T01:00:00+01:00", "to": "2027-02-01T00:00:00Z"})
+    assert loaded["range_from"] == datetime(2027, 1, 1, tzinfo=UTC) and loaded["limit"] == 20
+
+
+# Media types ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, expected", [
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "image/png"),
+    (b"\xff\xd8\xff\xe0" + b"\x00" * 32, "image/jpeg"),
+    (b"GIF89a" + b"\x00" * 32, "image/gif"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 32, "image/webp"),
+    (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32, "video/mp4"),
+    (b"\x1aE\xdf\xa3\x9fB\x86\x81\x01B\x82\x84webm" + b"\x00" * 16, "video/webm"),
+])
+def test_media_type_comes_from_the_bytes(data, expected):
+    assert media.detect_type(data) == expected
+
+
+@pytest.mark.parametrize("data", [b"<svg onload=alert(1)>", b"%PDF-1.7", b"MZ\x90\x00", b"plain text"])
+def test_other_types_are_refused(data):
+    with pytest.raises(UnsupportedType):
+        media.detect_type(data)
+
+
+# Calendar parsing --------------------------------------------------------------------------
+
+def test_calendar_with_many_events_is_refused_before_parsing():
+    bomb = b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nEND:VEVENT\r\n" * (calendars.MAX_COMPONENTS + 1)
+    with pytest.raises(InvalidCalendar):
+        calendars.parse(bomb)
+
+
+def test_calendar_events_name_their_problems():
+    data = (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20270101T100000Z\r\nEND:VEVENT\r\n"
+            b"BEGIN:VEVENT\r\nUID:b\r\nEND:VEVENT\r\n"
+            b"BEGIN:VEVENT\r\nUID:c\r\nDTSTART:20270101T100000Z\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\n"
+            b"END:VCALENDAR\r\n")
+    with pytest.raises(InvalidCalendar) as error:
+        calendars.parse(data)
+    problems = error.value.details["events"]
+    assert [(problem["uid"], problem["event"]) for problem in problems] == [("b", 2), ("c", 3)]
+    assert "DTSTART" in problems[0]["error"] and "RRULE" in problems[1]["error"]
+
+
+def test_overrides_and_repeated_uids_are_skipped():
+    event = b"BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20270101T100000Z\r\n%sEND:VEVENT\r\n"
+    data = (b"BEGIN:VCALENDAR\r\n" + event % b"" + event % b"" + event % b"RECURRENCE-ID:20270108T100000Z\r\n"
+            + b"END:VCALENDAR\r\n")
+    parsed, skipped = calendars.parse(data)
+    assert len(parsed) == 1 and skipped == 2
+    assert parsed[0]["title"] == "(untitled)" and parsed[0]["ends_at"] > parsed[0]["starts_at"]
+
+
+# SSRF guard ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address, allowed", [
+    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
+    ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False),
+    ("64:ff9b::a00:1", False), ("2002:7f00:1::", False), ("not an ip", False),
+])
+def test_public_address(address, allowed):
+    assert public_address(address) is allowed
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes = {}
+
+    def do_GET(self):
+        status, headers, body = self.routes.get(self.path, (404, {}, b""))
+        if status == "slow":
+            time.sleep(2)
+            status = 200
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        _Handler.hosts.append(self.headers.get("Host"))
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def calendar_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    port = server.server_address[1]
+    _Handler.hosts = []
+    _Handler.routes = {
+        "/cal.ics": (200, {}, b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
+        "/to-private": (302, {"Location": f"http://127.0.0.2:{port}/cal.ics"}, b""),
+        "/to-self": (302, {"Location": "/to-self"}, b""),
+        "/big": (200, {}, b"x" * 5000),
+        "/slow": ("slow", {}, b""),
+    }
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+def local_fetcher(**kwargs):
+    """Treats 127.0.0.1 as if it were public, every other address as private,
+    and resolves calendar.test to 127.0.0.1."""
+    def resolver(host, port):
+        return ["127.0.0.1"] if host == "calendar.test" else [host]
+    return Fetcher(kwargs.pop("max_bytes", 1000), kwargs.pop("timeout", 5), resolver=resolver,
+                   allowed=lambda address: address == "127.0.0.1")
+
+
+def test_fetch_connects_to_the_checked_address_with_the_host_name(calendar_server):
+    body = local_fetcher().fetch(f"http://calendar.test:{calendar_server}/cal.ics")
+    assert body.startswith(b"BEGIN:VCALENDAR")
+    assert _Handler.hosts == [f"calendar.test:{calendar_server}"]
+
+
+def test_redirects_are_checked_like_the_first_url(calendar_server):
+    with pytest.raises(UrlNotAllowed):
+        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/to-private")
+    with pytest.raises(UrlFetchFailed):
+        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/to-self")
+
+
+def test_fetch_limits_size_and_time(calendar_server):
+    with pytest.raises(TooLarge):
+        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/big")
+    with pytest.raises(UrlFetchFailed):
+        local_fetcher(timeout=0.5).fetch(f"http://127.0.0.1:{calendar_server}/slow")
+
+
+def test_the_real_policy_refuses_this_machine(calendar_server):
+    with pytest.raises(UrlNotAllowed):
+        Fetcher(1000, 5).fetch(f"http://localhost:{calendar_server}/cal.ics")
+
+
+# Entrypoints (worker_factory) -------------------------------------------------------------
+
+def test_get_media_with_a_bad_id_answers_none_without_the_database():
+    service = worker_factory(EventsService)
+    assert service.get_media("../etc/passwd") is None
+    assert service.get_media(None) is None
+    service.db.session.get.assert_not_called()
+
+
+def test_follow_events_without_ids_are_ignored():
+    service = worker_factory(EventsService)
+    service.on_user_followed({"follower_id": "x", "followee_id": "y", "event_id": "z"})
+    service.db.session.execute.assert_not_called()
+    service.db.session.commit.assert_not_called()
+
+
+def test_user_deleted_twice_is_handled_once():
+    service = worker_factory(EventsService)
+    # first_delivery's INSERT ... RETURNING finds the event id already claimed.
+    service.db.session.execute.return_value.first.return_value = None
+    service.on_user_deleted({"user_id": "6f0c6b8e-5d41-4cf1-9d0f-1f2a3b4c5d6e",
+                             "event_id": "0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c"})
+    assert service.db.session.execute.call_count == 1
+    service.db.session.commit.assert_not_called()
+    service.storage.delete.assert_not_called()
+
+
+def test_readiness_probes_cover_database_and_broker():
+    service = worker_factory(EventsService, storage=MagicMock(spec=[]))
+    assert set(service.readiness_probes()) == {"database", "broker"}
