@@ -1,0 +1,75 @@
+"""The S3 media backend for real, against moto's S3 server on a loopback port:
+the storage class on its own, then the events service configured with
+MEDIA_STORAGE=s3 serving uploads through redirects."""
+import socket
+import struct
+import zlib
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from services.events.storage import S3Storage
+from tests.conftest import Api, RunningSystem
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "lifytp-media-test"
+CREDENTIALS = {"S3_ACCESS_KEY_ID": "testing", "S3_SECRET_ACCESS_KEY": "testing", "S3_REGION": "us-east-1"}
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def png_bytes():
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+def test_s3_storage_puts_serves_and_deletes(s3_endpoint):
+    storage = S3Storage(BUCKET, s3_endpoint, "us-east-1", "testing", "testing")
+    storage.ping()
+    storage.put("some-key", b"bytes of a picture", "image/png")
+    data, url = storage.get("some-key")
+    assert data is None
+    fetched = requests.get(url, timeout=5)
+    assert fetched.status_code == 200 and fetched.content == b"bytes of a picture"
+    assert fetched.headers["Content-Type"] == "image/png"
+    storage.delete("some-key")
+    assert requests.get(url, timeout=5).status_code == 404
+
+
+def test_events_service_with_s3_storage(system, s3_endpoint):
+    env = dict(CREDENTIALS, MEDIA_STORAGE="s3", S3_ENDPOINT_URL=s3_endpoint, S3_BUCKET=BUCKET)
+    running = RunningSystem(free_port(), env=env, log_name="events-s3",
+                            modules=("services.auth.service", "services.events.service"))
+    try:
+        running.wait_until_ready(probe_paths=("/auth/me", "/events"))
+        api = Api(running.base_url)
+        ann = api.register()
+        picture = png_bytes()
+        uploaded = api.post("/media", user=ann, files={"file": ("a.png", picture)})
+        assert uploaded.status_code == 201, uploaded.text
+        redirect = api.get(uploaded.json()["url"], allow_redirects=False)
+        assert redirect.status_code == 302 and redirect.headers["Location"].startswith(s3_endpoint)
+        assert requests.get(redirect.headers["Location"], timeout=5).content == picture
+    finally:
+        running.stop()
