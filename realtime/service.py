@@ -35,31 +35,31 @@ class RealtimeService(health.HealthEndpoints):
 
     @event_handler("messages", "message_sent")
     def on_message_sent(self, payload):
-        self._push(payload, "message:new", {"message": payload.get("message")})
+        self._push(payload, "message:new", lambda event: {"message": event.get("message")})
 
     @event_handler("messages", "reaction_added")
     def on_reaction_added(self, payload):
-        self._push(payload, "message:reaction", _reaction(payload))
+        self._push(payload, "message:reaction", _reaction)
 
     @event_handler("messages", "reaction_removed")
     def on_reaction_removed(self, payload):
-        self._push(payload, "message:reaction", _reaction(payload))
+        self._push(payload, "message:reaction", _reaction)
 
     @event_handler("messages", "conversation_read")
     def on_conversation_read(self, payload):
-        self._push(payload, "conversation:read", {
-            key: payload.get(key) for key in ("conversation_id", "user_id", "message_id")
-        })
+        self._push(payload, "conversation:read", _fields("conversation_id", "user_id", "message_id"))
 
     @event_handler("messages", "notification_created")
     def on_notification_created(self, payload):
-        self._push(payload, "notification:new", {"notification": payload.get("notification")})
+        self._push(payload, "notification:new", lambda event: {"notification": event.get("notification")})
 
-    def _push(self, payload, event, data):
+    def _push(self, payload, socket_event, shape):
+        """Emit shape(payload) as socket_event to the payload's recipients, once per event id."""
         recipients = payload.get("recipient_ids") if isinstance(payload, dict) else None
         if not isinstance(recipients, list) or not self._first_push(payload.get("event_id")):
             return
-        self.sockets.emit_to_users([user_id for user_id in recipients if parse_uuid(user_id)], event, data)
+        self.sockets.emit_to_users(
+            [user_id for user_id in recipients if parse_uuid(user_id)], socket_event, shape(payload))
 
     def _first_push(self, event_id):
         if not parse_uuid(event_id):
@@ -85,5 +85,8 @@ class RealtimeService(health.HealthEndpoints):
         return {"ok": True}
 
 
-def _reaction(payload):
-    return {key: payload.get(key) for key in ("message_id", "conversation_id", "user_id", "emoji", "action")}
+def _fields(*keys):
+    return lambda payload: {key: payload.get(key) for key in keys}
+
+
+_reaction = _fields("message_id", "conversation_id", "user_id", "emoji", "action")

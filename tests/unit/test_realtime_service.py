@@ -1,0 +1,150 @@
+"""realtime's handlers and socket plumbing in isolation (Nameko's worker_factory)."""
+from unittest import mock
+
+import pytest
+import socketio
+from nameko.testing.services import worker_factory
+
+from realtime.membership import MemberCache
+from realtime.service import RealtimeService
+from realtime.sockets import SocketServer, pubsub_channel
+from services.shared.errors import InvalidInput, NotFound
+
+ANN = "11111111-1111-4111-8111-111111111111"
+BOB = "22222222-2222-4222-8222-222222222222"
+CAT = "33333333-3333-4333-8333-333333333333"
+CHAT = "44444444-4444-4444-8444-444444444444"
+EVENT = "55555555-5555-4555-8555-555555555555"
+
+
+def realtime(members=(ANN, BOB, CAT)):
+    service = worker_factory(RealtimeService, members=MemberCache())
+    service.messages.member_ids.return_value = list(members)
+    return service
+
+
+def test_typing_goes_to_the_other_members_only():
+    service = realtime()
+    assert service.typing(ANN, {"conversation_id": CHAT}) == {"ok": True}
+    service.sockets.emit_to_users.assert_called_once_with(
+        sorted([BOB, CAT]), "typing", {"conversation_id": CHAT, "user_id": ANN})
+
+
+def test_typing_from_a_non_member_is_refused_and_relayed_to_nobody():
+    service = realtime(members=(BOB, CAT))
+    with pytest.raises(NotFound):
+        service.typing(ANN, {"conversation_id": CHAT})
+    assert not service.sockets.emit_to_users.called
+
+
+@pytest.mark.parametrize("data", [{}, {"conversation_id": "x"}, {"conversation_id": None},
+                                  {"conversation_id": CHAT, "more": 1}, {"conversation_id": [CHAT]}])
+def test_malformed_typing_is_refused_before_asking_messages(data):
+    service = realtime()
+    with pytest.raises(InvalidInput):
+        service.typing(ANN, data)
+    assert not service.messages.member_ids.called
+
+
+def test_membership_is_cached_between_keystrokes():
+    service = realtime()
+    for _ in range(5):
+        service.typing(ANN, {"conversation_id": CHAT})
+    service.messages.member_ids.assert_called_once_with(CHAT)
+
+
+def test_member_cache_expires_and_stays_bounded():
+    now = [0.0]
+    cache = MemberCache(ttl=10, max_entries=2, clock=lambda: now[0])
+    fetch = mock.Mock(side_effect=lambda conversation_id: [conversation_id])
+    cache.members("a", fetch), cache.members("a", fetch)
+    assert fetch.call_count == 1
+    now[0] = 11
+    cache.members("a", fetch)
+    assert fetch.call_count == 2
+    cache.members("b", fetch), cache.members("c", fetch)
+    assert list(cache._entries) == ["b", "c"]
+
+
+def test_a_push_goes_out_once_per_event_id():
+    service = realtime()
+    service.redis.set.side_effect = [True, None]
+    payload = {"event_id": EVENT, "message": {"id": "m"}, "recipient_ids": [ANN, "junk", BOB]}
+    service.on_message_sent(payload)
+    service.on_message_sent(payload)  # redelivered
+    service.sockets.emit_to_users.assert_called_once_with([ANN, BOB], "message:new", {"message": {"id": "m"}})
+    service.redis.set.assert_called_with("realtime:pushed:" + EVENT, 1, nx=True, ex=3600)
+
+
+@pytest.mark.parametrize("payload", [{"event_id": EVENT}, {"event_id": "x", "recipient_ids": [ANN]},
+                                     {"recipient_ids": ANN, "event_id": EVENT}, "junk"])
+def test_a_malformed_domain_event_pushes_nothing(payload):
+    service = realtime()
+    service.on_reaction_added(payload)
+    assert not service.sockets.emit_to_users.called
+
+
+def test_redis_databases_get_their_own_channel():
+    assert pubsub_channel("redis://127.0.0.1:6379/13") == "lifytp-socketio:13"
+    assert pubsub_channel("redis://127.0.0.1:6379") == "lifytp-socketio:0"
+
+
+def _server():
+    server = SocketServer()
+    server.sio = mock.Mock()
+    server.presence = mock.Mock()
+    server.public_key_path = "/nonexistent"
+    return server
+
+
+@pytest.mark.parametrize("auth", [None, "token", {}, {"token": ""}, {"token": 5}, {"token": "x" * 5000}])
+def test_connecting_without_a_usable_token_is_refused(auth):
+    server = _server()
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError):
+        server._on_connect("sid", {}, auth)
+    assert server.users_by_sid == {} and not server.sio.enter_room.called
+
+
+def test_connecting_with_a_bad_token_is_refused():
+    server = _server()
+    with mock.patch("realtime.sockets.verifier_from_file") as verifier:
+        from services.shared.tokens import InvalidToken
+
+        verifier.return_value.verify.side_effect = InvalidToken("bad signature")
+        with pytest.raises(socketio.exceptions.ConnectionRefusedError):
+            server._on_connect("sid", {}, {"token": "forged"})
+    assert server.users_by_sid == {}
+
+
+def test_a_connected_socket_joins_its_user_room_and_is_present():
+    server = _server()
+    with mock.patch("realtime.sockets.verifier_from_file") as verifier:
+        verifier.return_value.verify.return_value = ANN
+        server._on_connect("sid", {}, {"token": "good"})
+    server.sio.enter_room.assert_called_once_with("sid", "user:" + ANN)
+    server.presence.connected.assert_called_once_with(ANN, "sid")
+    server._on_disconnect("sid", "client disconnect")
+    server.presence.disconnected.assert_called_once_with(ANN, "sid")
+    assert server.users_by_sid == {}
+
+
+def test_client_events_are_checked_before_any_worker_runs():
+    server = _server()
+    typing = mock.Mock(event_name="typing")
+    server._providers.add(typing)
+    assert server._on_event("typing", "stranger", {"conversation_id": CHAT}) is None  # not connected
+    server.users_by_sid["sid"] = ANN
+    assert server._on_event("shout", "sid", {})["error"]["code"] == "UNKNOWN_EVENT"
+    for args in [(), ("text",), ([1],), ({}, {})]:
+        assert server._on_event("typing", "sid", *args)["error"]["code"] == "MALFORMED_EVENT"
+    assert not typing.handle.called
+    server._on_event("typing", "sid", {"conversation_id": CHAT})
+    typing.handle.assert_called_once_with(ANN, {"conversation_id": CHAT})
+
+
+def test_emitting_to_users_is_one_publish_to_their_rooms():
+    server = _server()
+    server.emit_to_users([ANN, BOB, ANN], "message:new", {"x": 1})
+    server.sio.emit.assert_called_once_with("message:new", {"x": 1}, to=["user:" + ANN, "user:" + BOB])
+    server.emit_to_users([], "message:new", {})
+    assert server.sio.emit.call_count == 1
