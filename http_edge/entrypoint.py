@@ -1,8 +1,15 @@
 """The JSON HTTP entrypoint every service's HTTP boundary uses.
 
-    @http("GET", "/auth/me")                 # bearer token required
-    def me(self, request): ...               # request.user_id is the caller
-    @http("POST", "/auth/login", public=True)
+    @http("GET", "/auth/me", responses={200: schemas.PrivateUser})   # bearer token required
+    def me(self, request): ...                                        # request.user_id is the caller
+
+    @http("POST", "/auth/login", public=True, body=schemas.LoginRequest, errors=(401, 429))
+    def login(self, request): ...                                     # request.body is validated
+
+`body` and `query` are marshmallow schemas checked before any worker runs
+(the results are `request.body` and `request.query`); `responses` and `errors`
+describe the answers. `http_edge.openapi` builds the API document from these
+same declarations, so the document is what the code accepts.
 
 A handler returns a dict or list (200), `(status, payload)`, None (204) or a
 werkzeug Response. Anything it raises goes through `http_edge.errors`.
@@ -21,6 +28,7 @@ from http_edge.access import log_request
 from http_edge.errors import error_response, json_response
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
 from http_edge.server import EdgeWebServer
+from http_edge.validation import json_body, query_args
 from services.shared.errors import DependencyUnavailable, DomainError, Unauthenticated
 from services.shared.tokens import InvalidToken, verifier_from_file
 
@@ -49,8 +57,12 @@ def bearer_token(request):
 class JsonHttpEntrypoint(HttpRequestHandler):
     server = EdgeWebServer()
 
-    def __init__(self, method, url, public=False, **kwargs):
+    def __init__(self, method, url, public=False, body=None, query=None, responses=None, errors=(), **kwargs):
         self.public = public
+        self.body = body
+        self.query = query
+        self.responses = responses or {}
+        self.errors = tuple(errors)
         # Domain errors are answers, not crashes: Nameko logs them briefly.
         kwargs.setdefault("expected_exceptions", DomainError)
         super().__init__(method, url, **kwargs)
@@ -87,6 +99,7 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         try:
             if not self.public:
                 request.user_id = self._verify(bearer_token(request))
+            self._validate(request)
             context_data = {"request_id": request.request_id}
             if request.user_id:
                 context_data["user_id"] = request.user_id
@@ -100,6 +113,10 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             return self.response_from_result(done.wait())
         except Exception as exc:
             return self.response_from_exception(exc)
+
+    def _validate(self, request):
+        request.body = json_body(request, self.body()) if _is_schema(self.body) else None
+        request.query = query_args(request, self.query()) if self.query is not None else None
 
     def _verify(self, token):
         verifier = verifier_from_file(self.container.config["JWT_PUBLIC_KEY_PATH"])
@@ -128,6 +145,11 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
             response.headers.update(CORS_HEADERS)
+
+
+def _is_schema(declared):
+    # A dict is a raw OpenAPI body (e.g. multipart) the handler reads itself.
+    return declared is not None and not isinstance(declared, dict)
 
 
 http = JsonHttpEntrypoint.decorator

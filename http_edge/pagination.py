@@ -6,6 +6,7 @@ so new rows never shift a page the way OFFSET would.
 """
 import base64
 import binascii
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -67,3 +68,12 @@ def page(rows, limit, sort_key, serialize):
         "items": [serialize(row) for row in rows],
         "next_cursor": encode_cursor(sort_key(rows[-1])) if has_more and rows else None,
     }
+
+
+@functools.cache
+def page_of(item_schema):
+    """The schema of a page of item_schema: `{"items": [...], "next_cursor": str | null}`."""
+    return type(item_schema.__name__ + "Page", (Schema,), {
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "next_cursor": fields.String(required=True, allow_none=True),
+    })

@@ -61,6 +61,35 @@ class UserSearchArgs(PageArgs):
     q = Text(required=True, min=1, max=80)
 
 
+# Answers -------------------------------------------------------------------------
+
+class UserSummary(Schema):
+    id = fields.UUID(required=True)
+    username = fields.String(required=True)
+    display_name = fields.String(required=True)
+    avatar_url = fields.String(required=True, allow_none=True)
+
+
+class PublicUser(UserSummary):
+    bio = fields.String(required=True)
+    followers_count = fields.Integer(required=True)
+    following_count = fields.Integer(required=True)
+    is_following = fields.Boolean(required=True)
+
+
+class PrivateUser(PublicUser):
+    email = fields.Email(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class Session(Schema):
+    user = fields.Nested(PrivateUser, required=True)
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["Bearer"]})
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds the access token lives."})
+
+
 def avatar_url(media_id):
     return f"/media/{media_id}" if media_id else None
 

@@ -3,8 +3,10 @@ from nameko.rpc import rpc
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page
-from http_edge.validation import json_body, path_id, query_args
+from http_edge.openapi import ApiDocs
+from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
+from http_edge.validation import path_id
+from services.api import api_document
 from services.auth import accounts, schemas
 from services.auth.dependencies import LoginThrottleProvider, PasswordHasher, TokenIssuer
 from services.auth.exceptions import UserNotFound
@@ -31,6 +33,8 @@ class AuthService(health.HealthEndpoints):
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
+    # /openapi.json and /docs for the whole API: auth runs in every deployment.
+    docs = ApiDocs(api_document)
     observability = Observability()
 
     def readiness_probes(self):
@@ -38,71 +42,81 @@ class AuthService(health.HealthEndpoints):
 
     # Accounts and sessions ------------------------------------------------------
 
-    @http("POST", "/auth/register", public=True)
+    @http("POST", "/auth/register", public=True, body=schemas.RegisterRequest,
+          responses={201: schemas.Session}, errors=(409,))
     def register(self, request):
-        data = json_body(request, schemas.RegisterRequest())
-        return 201, accounts.register(self.db.session, self.outbox, self.passwords, self.tokens, **data)
+        """Create an account and sign in."""
+        return 201, accounts.register(self.db.session, self.outbox, self.passwords, self.tokens, **request.body)
 
-    @http("POST", "/auth/login", public=True)
+    @http("POST", "/auth/login", public=True, body=schemas.LoginRequest,
+          responses={200: schemas.Session}, errors=(401, 429))
     def login(self, request):
-        data = json_body(request, schemas.LoginRequest())
+        """Sign in with an email or username and a password."""
         return accounts.login(
             self.db.session, self.passwords, self.tokens, self.throttle,
-            data["login"], data["password"], request.remote_addr,
+            request.body["login"], request.body["password"], request.remote_addr,
         )
 
-    @http("POST", "/auth/refresh", public=True)
+    @http("POST", "/auth/refresh", public=True, body=schemas.RefreshRequest,
+          responses={200: schemas.Session}, errors=(401,))
     def refresh(self, request):
-        data = json_body(request, schemas.RefreshRequest())
-        return accounts.refresh(self.db.session, self.tokens, data["refresh_token"])
+        """Trade a refresh token for a new pair; the old one stops working."""
+        return accounts.refresh(self.db.session, self.tokens, request.body["refresh_token"])
 
-    @http("POST", "/auth/logout", public=True)
+    @http("POST", "/auth/logout", public=True, body=schemas.RefreshRequest, responses={204: None})
     def logout(self, request):
-        data = json_body(request, schemas.RefreshRequest())
-        accounts.logout(self.db.session, data["refresh_token"])
+        """End the session the refresh token belongs to."""
+        accounts.logout(self.db.session, request.body["refresh_token"])
 
-    @http("GET", "/auth/me")
+    @http("GET", "/auth/me", responses={200: schemas.PrivateUser})
     def me(self, request):
+        """The caller's own account, with email."""
         return accounts.me(self.db.session, request.user_id)
 
     # Profiles -----------------------------------------------------------------
 
-    @http("PATCH", "/users/me")
+    @http("PATCH", "/users/me", body=schemas.ProfileUpdate, responses={200: schemas.PrivateUser})
     def update_me(self, request):
-        changes = json_body(request, schemas.ProfileUpdate())
-        return accounts.update_profile(self.db.session, request.user_id, changes, self.events.get_media)
+        """Change display name, bio or avatar (a media id of an image you uploaded)."""
+        return accounts.update_profile(self.db.session, request.user_id, request.body, self.events.get_media)
 
-    @http("GET", "/users/<string:id>")
+    @http("GET", "/users/<string:id>", responses={200: schemas.PublicUser})
     def get_profile(self, request, id):
+        """A user's public profile, with follow counts."""
         return accounts.profile(self.db.session, request.user_id, _user_id(id))
 
-    @http("GET", "/users")
+    @http("GET", "/users", query=schemas.UserSearchArgs, responses={200: page_of(schemas.PublicUser)})
     def search_users(self, request):
-        args = query_args(request, schemas.UserSearchArgs())
+        """Users whose username or display name starts with q (case-insensitive)."""
+        args = request.query
         after = decode_cursor(args["cursor"], str)
         users, views = accounts.search(self.db.session, request.user_id, args["q"], args["limit"], after)
         return page(users, args["limit"], lambda user: (user.username,), lambda user: views[user.id])
 
     # Follow graph ---------------------------------------------------------------
 
-    @http("POST", "/users/<string:id>/follow")
+    @http("POST", "/users/<string:id>/follow", responses={204: None}, errors=(422,))
     def follow(self, request, id):
+        """Follow a user (idempotent)."""
         accounts.follow(self.db.session, self.outbox, request.user_id, _user_id(id))
 
-    @http("DELETE", "/users/<string:id>/follow")
+    @http("DELETE", "/users/<string:id>/follow", responses={204: None})
     def unfollow(self, request, id):
+        """Stop following a user (idempotent)."""
         accounts.unfollow(self.db.session, self.outbox, request.user_id, _user_id(id))
 
-    @http("GET", "/users/<string:id>/followers")
+    @http("GET", "/users/<string:id>/followers", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
     def followers(self, request, id):
+        """A user's followers, newest first."""
         return self._follow_page(request, id, "followers")
 
-    @http("GET", "/users/<string:id>/following")
+    @http("GET", "/users/<string:id>/following", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
     def following(self, request, id):
+        """Who a user follows, newest first."""
         return self._follow_page(request, id, "following")
 
     def _follow_page(self, request, id, direction):
-        args = query_args(request, PageArgs())
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         rows, views = accounts.follow_page(
             self.db.session, request.user_id, _user_id(id), direction, args["limit"], after,

@@ -16,47 +16,64 @@ from services.shared.config import load_config
 from services.shared.errors import InvalidInput, MalformedRequest, NotFound, RateLimited, UnsupportedType
 
 
-def json_request(body, user_id=None, content_type="application/json", **builder_args):
+def json_request(body, user_id=None, content_type="application/json"):
     raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    builder = EnvironBuilder(method="POST", input_stream=io.BytesIO(raw.encode() if isinstance(raw, str) else raw),
-                             content_type=content_type, content_length=len(raw), **builder_args)
+    raw = raw.encode() if isinstance(raw, str) else raw
+    builder = EnvironBuilder(method="POST", input_stream=io.BytesIO(raw),
+                             content_type=content_type, content_length=len(raw))
     request = Request(builder.get_environ())
     request.user_id = user_id
     return request
 
 
-def test_register_validates_before_touching_anything():
-    service = worker_factory(AuthService)
+def validated(handler, request):
+    """Run the validation the handler's @http declaration does before any worker."""
+    (entrypoint,) = handler.nameko_entrypoints
+    entrypoint._validate(request)
+    return request
+
+
+def test_register_is_validated_before_any_worker_runs():
     with pytest.raises(InvalidInput) as failure:
-        service.register(json_request({"email": "not-an-email", "username": "A!", "password": "short"}))
+        validated(AuthService.register, json_request({"email": "not-an-email", "username": "A!", "password": "x"}))
     assert set(failure.value.details) == {"email", "username", "password"}
-    assert not service.db.session.method_calls
-    assert not service.passwords.hash.called
 
 
-@pytest.mark.parametrize("body, error", [
-    (b"{not json", MalformedRequest),
-    (b"[1, 2]", MalformedRequest),
-    (b"\xff\xfe", MalformedRequest),
-])
-def test_login_rejects_bodies_that_are_not_json_objects(body, error):
-    service = worker_factory(AuthService)
-    with pytest.raises(error):
-        service.login(json_request(body))
-    assert not service.throttle.check.called
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"])
+def test_login_rejects_bodies_that_are_not_json_objects(body):
+    with pytest.raises(MalformedRequest):
+        validated(AuthService.login, json_request(body))
 
 
 def test_login_rejects_other_content_types():
-    service = worker_factory(AuthService)
     with pytest.raises(UnsupportedType):
-        service.login(json_request("login=a&password=b", content_type="application/x-www-form-urlencoded"))
+        validated(AuthService.login, json_request("login=a&password=b",
+                                                  content_type="application/x-www-form-urlencoded"))
 
 
 def test_unknown_fields_are_named():
-    service = worker_factory(AuthService)
     with pytest.raises(InvalidInput) as failure:
-        service.login(json_request({"login": "ann", "password": "x", "admin": True}))
+        validated(AuthService.login, json_request({"login": "ann", "password": "x", "admin": True}))
     assert "admin" in failure.value.details
+
+
+def test_register_normalises_and_hands_the_domain_clean_data():
+    service = worker_factory(AuthService)
+    request = validated(AuthService.register, json_request(
+        {"email": " Ann@Example.COM ", "username": "Ann_1", "password": "long enough"}))
+    with mock.patch("services.auth.accounts.register", return_value={"user": {}}) as register:
+        status, _ = service.register(request)
+    assert status == 201
+    assert register.call_args.kwargs == {"email": "ann@example.com", "username": "ann_1",
+                                         "password": "long enough", "display_name": None}
+
+
+def test_login_passes_the_client_address_to_the_throttle():
+    service = worker_factory(AuthService)
+    request = validated(AuthService.login, json_request({"login": "ann", "password": "pw"}))
+    with mock.patch("services.auth.accounts.login", return_value={}) as login:
+        service.login(request)
+    assert login.call_args.args[4:] == ("ann", "pw", request.remote_addr)
 
 
 def test_profile_of_a_non_uuid_is_not_found_without_a_query():

@@ -1,0 +1,205 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the entrypoints.
+
+Every `@http` entrypoint names the schemas it validates with (`body=`,
+`query=`) and those it answers with (`responses=`); the document is built from
+those very objects, so what it describes is what the services accept.
+`ApiDocs` serves it at `/openapi.json`, with Swagger UI at `/docs` from the
+`openapi-ui-bundles` package (no CDN).
+"""
+import functools
+import json
+import mimetypes
+import os
+import re
+from collections import defaultdict
+
+import openapi_ui_bundles
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
+from werkzeug.wrappers import Response
+
+from http_edge.entrypoint import JsonHttpEntrypoint
+from http_edge.server import listener_for
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request (the body is not JSON, or not an object).",
+    401: "Missing, invalid or expired access token.",
+    403: "Not allowed.",
+    404: "Not found, or not visible to the caller.",
+    409: "Conflicts with the current state.",
+    413: "Too large.",
+    415: "Unsupported content type.",
+    422: "Field validation failed; `details` names the fields.",
+    429: "Rate limited; see Retry-After.",
+    503: "A dependency is down or the replica is draining; retry shortly.",
+}
+_PATH_PARAMETER = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True, metadata={"example": "VALIDATION_FAILED"})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+def http_entrypoints(service_cls):
+    """(method name, handler, entrypoint) for every @http entrypoint of a service class."""
+    for name in sorted(dir(service_cls)):
+        handler = getattr(service_cls, name)
+        for entrypoint in getattr(handler, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(entrypoint, JsonHttpEntrypoint):
+                yield name, handler, entrypoint
+
+
+def build_document(service_classes, title="LifyTP API", version="1"):
+    spec = APISpec(
+        title=title, version=version, openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
+        info={"description": "The HTTP API of LifyTP. Authenticate with `Authorization: Bearer <access_token>` "
+                             "from `POST /auth/login` or `POST /auth/register`."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.schema("Error", schema=Error)
+    paths = defaultdict(dict)
+    seen = set()
+    for service_cls in service_classes:
+        for name, handler, entrypoint in http_entrypoints(service_cls):
+            path, parameters = openapi_path(entrypoint.url)
+            for method in entrypoint.method.lower().split(","):
+                if (path, method) in seen:  # /health and /ready: every service has them
+                    continue
+                seen.add((path, method))
+                paths[path][method] = _operation(service_cls.name, name, handler, entrypoint, parameters)
+    for path in sorted(paths):
+        spec.path(path=path, operations=paths[path])
+    return spec.to_dict()
+
+
+def openapi_path(url):
+    """`/users/<string:id>/follow` -> (`/users/{id}/follow`, ["id"])."""
+    return _PATH_PARAMETER.sub(r"{\1}", url), _PATH_PARAMETER.findall(url)
+
+
+def _operation(service_name, method_name, handler, entrypoint, path_parameters):
+    doc = (handler.__doc__ or "").strip()
+    operation = {
+        "operationId": f"{service_name}.{method_name}",
+        "tags": [service_name],
+        "summary": doc.splitlines()[0] if doc else method_name.replace("_", " "),
+        "parameters": [
+            {"in": "path", "name": name, "required": True,
+             "schema": {"type": "string", "format": "uuid"} if name.endswith("id") else {"type": "string"}}
+            for name in path_parameters
+        ],
+        "responses": {},
+    }
+    if entrypoint.query is not None:
+        operation["parameters"].append({"in": "query", "schema": entrypoint.query})
+    if entrypoint.body is not None:
+        operation["requestBody"] = _request_body(entrypoint.body)
+    if not entrypoint.public:
+        operation["security"] = [{"bearer": []}]
+    for status, answer in entrypoint.responses.items():
+        operation["responses"][str(status)] = _response(answer)
+    for status in sorted(_error_statuses(entrypoint, path_parameters)):
+        operation["responses"][str(status)] = {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": "Error"}},
+        }
+    return operation
+
+
+def _request_body(body):
+    if isinstance(body, dict):  # a raw OpenAPI requestBody, e.g. multipart uploads
+        return body
+    return {"required": True, "content": {"application/json": {"schema": body}}}
+
+
+def _response(answer):
+    if answer is None:
+        return {"description": "No content."}
+    if isinstance(answer, dict):  # raw OpenAPI response, e.g. text/calendar
+        return answer
+    return {"description": "OK.", "content": {"application/json": {"schema": answer}}}
+
+
+def _error_statuses(entrypoint, path_parameters):
+    statuses = {503} | set(entrypoint.errors)
+    if entrypoint.body is not None:
+        statuses |= {400, 413, 415, 422}
+    if entrypoint.query is not None:
+        statuses.add(422)
+    if not entrypoint.public:
+        statuses.add(401)
+    if path_parameters:
+        statuses.add(404)
+    return statuses
+
+
+SWAGGER_INDEX = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="UTF-8">
+  <title>LifyTP API</title>
+  <link rel="stylesheet" href="swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "../openapi.json",
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      persistAuthorization: true,
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+class ApiDocs(DependencyProvider):
+    """Serves `/openapi.json` and `/docs/` on the process's listener.
+
+    `document_factory` returns the document; it is built once, on first use.
+    """
+
+    def __init__(self, document_factory):
+        self.document_factory = document_factory
+
+    def setup(self):
+        bind_addr = self.container.config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")
+        from nameko.web.server import parse_address
+
+        listener = listener_for(parse_address(bind_addr))
+        document = functools.lru_cache(maxsize=1)(lambda: json.dumps(self.document_factory()))
+        listener.mount("/openapi.json", lambda environ, start_response: Response(
+            document(), mimetype="application/json")(environ, start_response))
+        listener.mount("/docs", swagger_ui)
+
+
+def swagger_ui(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/docs":
+        response = Response(status=301, headers={"Location": "/docs/"})
+    elif path == "/docs/":
+        response = Response(SWAGGER_INDEX, mimetype="text/html")
+    else:
+        response = _static_file(path[len("/docs/"):])
+    return response(environ, start_response)
+
+
+def _static_file(name):
+    directory = openapi_ui_bundles.swagger_ui.static_path
+    if "/" in name or name.startswith(".") or not os.path.isfile(os.path.join(directory, name)):
+        return Response("Not found", status=404)
+    with open(os.path.join(directory, name), "rb") as handle:
+        content = handle.read()
+    return Response(content, mimetype=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                    headers={"Cache-Control": "public, max-age=3600"})
