@@ -8,7 +8,7 @@ followees x page size index entries, whatever the total number of posts, and
 a follow or unfollow shows in the very next page. Pages are keyset pages on
 (created_at, id), so new items never shift the pages after the first.
 """
-from sqlalchemy import Select, cast, literal, or_, select, true, tuple_, union_all
+from sqlalchemy import Select, cast, exists, literal, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import UUID
 
 from services.events import exceptions, media, schemas
@@ -19,7 +19,8 @@ from services.events.schedule import statuses_of, visible_event, visible_to
 
 def post_visible_to(viewer_id):
     """A post is seen by whoever sees its event (posts without one: everyone)."""
-    return or_(Post.event_id.is_(None), Post.event_id.in_(select(Event.id).where(visible_to(viewer_id))))
+    # Correlated per post (one primary-key probe), never a scan of all visible events.
+    return or_(Post.event_id.is_(None), exists().where(Event.id == Post.event_id, visible_to(viewer_id)))
 
 
 def create_post(session, outbox, auth, author_id, data):
