@@ -56,6 +56,11 @@ def error_ack(exc):
     return error_body(domain_error.code, domain_error.message, domain_error.details)
 
 
+def refusal(code, message):
+    # The client sees `message` as the error's message and {code} as its data.
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+
+
 class SocketServer(ProviderCollector, SharedExtension):
     def __init__(self):
         super().__init__()
@@ -107,13 +112,11 @@ class SocketServer(ProviderCollector, SharedExtension):
     def _on_connect(self, sid, environ, auth=None):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
-            raise socketio.exceptions.ConnectionRefusedError(
-                error_body("TOKEN_MISSING", "Connect with auth: {token: <access token>}.")["error"])
+            raise refusal("TOKEN_MISSING", "Connect with auth: {token: <access token>}.")
         try:
             user_id = verifier_from_file(self.public_key_path).verify(token)
         except InvalidToken:
-            raise socketio.exceptions.ConnectionRefusedError(
-                error_body("TOKEN_INVALID", "The access token is invalid or expired.")["error"]) from None
+            raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
         self.users_by_sid[sid] = user_id
         self.sio.enter_room(sid, user_room(user_id))
         self._presence("connected", user_id, sid)

@@ -1,9 +1,12 @@
-"""Socket.IO against the running system plus two more realtime replicas.
+"""Socket.IO against the running system plus two more realtime replicas, with
+the Python client and the official JavaScript one (socket.io-client under node).
 
 Clients are spread over the replicas; every push must reach each connected
 recipient exactly once, whichever replica holds its socket, and nobody else.
 """
+import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -240,3 +243,50 @@ def test_follow_notification_arrives_live_and_offline_members_are_notified(api, 
     assert api.get("/notifications", user=cat, params={"unread_only": "true"}).json()["items"] == []
     time.sleep(SETTLE_SECONDS)
     assert [item["type"] for item in api.get("/notifications", user=bob).json()["items"]] == ["new_follower"]
+
+
+# The official JavaScript client -------------------------------------------------------
+
+JS_DIR = os.path.join(ROOT, "tests", "js")
+
+
+@pytest.fixture(scope="module")
+def node_client():
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the JavaScript client")
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "socket.io-client")):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True,
+                       timeout=180)
+    return os.path.join(JS_DIR, "two_replicas.mjs")
+
+
+def test_js_clients_get_pushes_once_across_replicas(api, replicas, node_client):
+    ann, bob, eve = api.register(), api.register(), api.register()
+    chat = api.post("/messages/conversations", user=ann, json={"member_ids": [bob["id"]]}).json()
+    forged = jwt.encode({"sub": ann["id"], "iss": "lifytp-auth", "aud": "lifytp", "iat": 1, "exp": 2**31},
+                        Ed25519PrivateKey.generate(), algorithm="EdDSA")
+    script_input = {"urls": replicas, "conversation_id": chat["id"], "forged": forged,
+                    "tokens": {"sender": ann["access_token"], "receiver": bob["access_token"],
+                               "outsider": eve["access_token"]}}
+    node = subprocess.Popen(["node", node_client, json.dumps(script_input)], cwd=JS_DIR,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(node.stdout.readline() or "{}") == {"ready": True}, node.stderr.read()
+        sent = api.post("/messages", user=ann, json={"conversation_id": chat["id"], "body": "from the app"})
+        assert sent.status_code == 201
+        result = json.loads(node.stdout.readline() or "null") or pytest.fail(node.stderr.read())
+    finally:
+        node.kill()
+        node.wait()
+
+    message_id = sent.json()["id"]
+    assert [data["message"]["id"] for event, data in result["receiver"] if event == "message:new"] == [message_id]
+    assert [data["message"]["id"] for event, data in result["sender"] if event == "message:new"] == [message_id]
+    assert [data for event, data in result["receiver"] if event == "typing"] == [
+        {"conversation_id": chat["id"], "user_id": ann["id"]}]
+    assert not any(event == "typing" for event, _ in result["sender"])
+    assert result["outsider"] == []
+    assert result["forged"] == {"code": "TOKEN_INVALID"}
+    assert result["acks"]["typing"] == {"ok": True}
+    assert result["acks"]["outsider"]["error"]["code"] == "CONVERSATION_NOT_FOUND"
+    assert result["acks"]["malformed"]["error"]["code"] == "MALFORMED_EVENT"
