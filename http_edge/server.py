@@ -101,8 +101,10 @@ class SharedListener:
         request = Request(environ, shallow=True)
         try:
             provider, values = self.url_map().bind_to_environ(environ).match()
-        except MethodNotAllowed:
-            response = json_response(error_body("METHOD_NOT_ALLOWED", "That method is not allowed here."), 405)
+        except MethodNotAllowed as exc:
+            # RFC 9110: a 405 names the methods the resource does support.
+            response = json_response(error_body("METHOD_NOT_ALLOWED", "That method is not allowed here."), 405,
+                                     {"Allow": ", ".join(sorted(exc.valid_methods or ()))})
         except NotFound:
             response = json_response(error_body("NOT_FOUND", "No such endpoint."), 404)
         except HTTPException as exc:

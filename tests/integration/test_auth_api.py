@@ -81,7 +81,7 @@ BAD_INPUTS = [
      422, "INVALID_CURSOR"),
     ("POST", "/users/{me}/follow", None, 422, "CANNOT_FOLLOW_YOURSELF"),
     ("POST", "/users/" + str(uuid.uuid4()) + "/follow", None, 404, "USER_NOT_FOUND"),
-    ("DELETE", "/users/{other}", None, 405, "METHOD_NOT_ALLOWED"),
+    ("DELETE", "/users/{other}", None, 405, "METHOD_NOT_ALLOWED"),  # with Allow: GET, OPTIONS
 ]
 
 
@@ -259,3 +259,9 @@ def test_health_ready_request_id_and_cors(api):
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+def test_wrong_method_names_the_allowed_ones(api, bob):
+    response = api.request("PUT", "/users/{}/follow".format(bob["id"]))
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "DELETE", "OPTIONS"}
