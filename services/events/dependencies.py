@@ -5,7 +5,7 @@ from services.events.calendars import MAX_ICS_BYTES
 from services.events.fetching import Fetcher
 from services.events.storage import storage_from_config
 
-DEFAULT_FETCH_TIMEOUT_SECONDS = 10
+FETCH_TIMEOUT_SECONDS = 10
 
 
 class MediaStorage(DependencyProvider):
@@ -18,8 +18,7 @@ class MediaStorage(DependencyProvider):
 
 class CalendarFetcher(DependencyProvider):
     def setup(self):
-        timeout = float(self.container.config.get("CALENDAR_FETCH_TIMEOUT_SECONDS", DEFAULT_FETCH_TIMEOUT_SECONDS))
-        self.fetcher = Fetcher(MAX_ICS_BYTES, timeout)
+        self.fetcher = Fetcher(MAX_ICS_BYTES, FETCH_TIMEOUT_SECONDS)
 
     def get_dependency(self, worker_ctx):
         return self.fetcher

@@ -1,17 +1,24 @@
 """The S3 media backend for real, against moto's S3 server on a loopback port:
 the storage class on its own, then the events service configured with
-MEDIA_STORAGE=s3 serving uploads through redirects."""
+MEDIA_STORAGE=s3 serving uploads through redirects.
+
+boto3 runs in child processes only: a pytest plugin that imports ssl before
+conftest monkey-patches (schemathesis) leaves this process's SSLContext
+recursing inside botocore.
+"""
+import json
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 
-import boto3
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from services.events.storage import S3Storage
-from tests.conftest import Api, RunningSystem
+from tests.conftest import ROOT, Api, RunningSystem
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +45,41 @@ def s3_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    assert requests.put(f"{endpoint}/{BUCKET}", timeout=5).status_code == 200
     yield endpoint
     server.stop()
 
 
-def test_s3_storage_puts_serves_and_deletes(s3_endpoint):
-    storage = S3Storage(BUCKET, s3_endpoint, "us-east-1", "testing", "testing")
+STORAGE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from services.events.storage import S3Storage
+    storage = S3Storage(sys.argv[1], sys.argv[2], "us-east-1", "testing", "testing")
     storage.ping()
     storage.put("some-key", b"bytes of a picture", "image/png")
     data, url = storage.get("some-key")
-    assert data is None
-    fetched = requests.get(url, timeout=5)
-    assert fetched.status_code == 200 and fetched.content == b"bytes of a picture"
-    assert fetched.headers["Content-Type"] == "image/png"
+    print(json.dumps({"data": data, "url": url}))
+    sys.stdout.flush()
+    sys.stdin.readline()  # the test fetches the URL meanwhile
     storage.delete("some-key")
-    assert requests.get(url, timeout=5).status_code == 404
+""")
+
+
+def test_s3_storage_puts_serves_and_deletes(s3_endpoint):
+    child = subprocess.Popen([sys.executable, "-c", STORAGE_SCRIPT, BUCKET, s3_endpoint], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        answer = json.loads(child.stdout.readline())
+        assert answer["data"] is None and answer["url"].startswith(s3_endpoint)
+        fetched = requests.get(answer["url"], timeout=5)
+        assert fetched.status_code == 200 and fetched.content == b"bytes of a picture"
+        assert fetched.headers["Content-Type"] == "image/png"
+        child.communicate("go\n", timeout=30)
+        assert child.returncode == 0
+        assert requests.get(answer["url"], timeout=5).status_code == 404
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def test_events_service_with_s3_storage(system, s3_endpoint):
