@@ -24,9 +24,13 @@ def notify(session, outbox, user_id, kind, data):
     notification = Notification(user_id=user_id, type=kind, data=data, created_at=_now())
     session.add(notification)
     session.flush()
+    return _announce(outbox, session, notification)
+
+
+def _announce(outbox, session, notification):
     view = notification_view(notification)
     outbox.add(session, "notification_created", {
-        "notification": view, "user_id": user_id, "recipient_ids": [user_id],
+        "notification": view, "user_id": notification.user_id, "recipient_ids": [notification.user_id],
     })
     return view
 
@@ -71,7 +75,9 @@ def on_participant_joined(session, outbox, payload):
 
 
 def on_message_sent(session, outbox, presence, payload):
-    """Notify the recipients who had no socket open when the message went out."""
+    """Notify the recipients who had no socket open when the message went out.
+    One unread notification per conversation: later messages update it, so
+    someone away from a busy group finds one entry, not hundreds."""
     if not _once(session, payload, "notify_offline_recipients"):
         session.rollback()
         return
@@ -81,13 +87,31 @@ def on_message_sent(session, outbox, presence, payload):
     online = presence.online_among(recipients)
     for user_id in recipients:
         if user_id not in online:
-            notify(session, outbox, user_id, "message", {
-                "conversation_id": message.get("conversation_id"),
-                "message_id": message.get("id"),
-                "sender_id": sender_id,
-                "preview": preview(message.get("body", "")),
-            })
+            _notify_of_message(session, outbox, user_id, message)
     session.commit()
+
+
+def _notify_of_message(session, outbox, user_id, message):
+    data = {
+        "conversation_id": message.get("conversation_id"),
+        "message_id": message.get("id"),
+        "sender_id": message.get("sender_id"),
+        "preview": preview(message.get("body", "")),
+    }
+    # Two messages handled at once must not both find "no unread one" and add two.
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"notify:{user_id}:{data['conversation_id']}"))))
+    unread = session.execute(
+        select(Notification).where(
+            Notification.user_id == user_id, Notification.type == "message", Notification.read_at.is_(None),
+            Notification.data["conversation_id"].astext == data["conversation_id"],
+        )
+    ).scalars().first()
+    if unread is None:
+        return notify(session, outbox, user_id, "message", dict(data, count=1))
+    unread.data = dict(data, count=unread.data.get("count", 1) + 1)
+    unread.created_at = _now()
+    session.flush()
+    _announce(outbox, session, unread)
 
 
 def notification_page(session, user_id, unread_only, limit, after):

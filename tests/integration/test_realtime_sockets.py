@@ -235,9 +235,11 @@ def test_follow_notification_arrives_live_and_offline_members_are_notified(api, 
 
     # cat has no socket open: the message becomes a notification; bob's does not.
     group = _conversation(api, ann, bob, cat, title="Later")
-    api.post("/messages", user=ann, json={"conversation_id": group["id"], "body": "see you"})
-    wait_for(lambda: api.get("/notifications", user=cat).json()["items"])
-    item = api.get("/notifications", user=cat).json()["items"][0]
+    for body in ("are you there?", "see you"):
+        api.post("/messages", user=ann, json={"conversation_id": group["id"], "body": body})
+    wait_for(lambda: [item for item in api.get("/notifications", user=cat).json()["items"]
+                      if item["data"].get("count") == 2])
+    (item,) = api.get("/notifications", user=cat).json()["items"]  # one per conversation, kept current
     assert item["type"] == "message" and item["data"]["preview"] == "see you" and item["read_at"] is None
     assert api.post("/notifications/read", user=cat, json={}).status_code == 204
     assert api.get("/notifications", user=cat, params={"unread_only": "true"}).json()["items"] == []

@@ -110,6 +110,7 @@ def _claimed_session():
 def test_a_message_notifies_only_recipients_without_a_socket():
     session, outbox, presence = _claimed_session(), mock.Mock(), mock.Mock()
     presence.online_among.return_value = {BOB}
+    session.execute.return_value.scalars.return_value.first.return_value = None  # no unread one to update
     payload = {"event_id": "55555555-5555-4555-8555-555555555555", "recipient_ids": [ANN, BOB, CAT],
                "message": {"id": "m", "conversation_id": CONVERSATION, "sender_id": ANN, "body": "x" * 500}}
     with mock.patch.object(notifications, "_now", return_value=datetime(2026, 1, 1, tzinfo=UTC)):
@@ -117,7 +118,7 @@ def test_a_message_notifies_only_recipients_without_a_socket():
     presence.online_among.assert_called_once_with([BOB, CAT])  # never the sender
     (notified,) = [call.args[0] for call in session.add.call_args_list]
     assert notified.user_id == CAT and notified.type == "message"
-    assert len(notified.data["preview"]) == 140
+    assert len(notified.data["preview"]) == 140 and notified.data["count"] == 1
     outbox.add.assert_called_once()
     assert outbox.add.call_args.args[2]["recipient_ids"] == [CAT]
     session.commit.assert_called_once()
