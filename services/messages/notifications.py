@@ -51,6 +51,18 @@ def on_user_followed(session, outbox, payload):
     session.commit()
 
 
+def on_user_deleted(session, payload):
+    """A deleted account's notifications go with it; their messages stay for
+    the other members, shown under their id alone."""
+    if not _once(session, payload, "forget_deleted_user"):
+        session.rollback()
+        return
+    user_id = parse_uuid(payload.get("user_id"))
+    if user_id:
+        session.execute(Notification.__table__.delete().where(Notification.user_id == user_id))
+    session.commit()
+
+
 def _joined_event(payload):
     """The event joined, as the events service describes it: {id, title, ...}.
     (The payload's own `event_id` names the domain event itself.)"""

@@ -119,6 +119,10 @@ class MessagesService(health.HealthEndpoints):
     def on_user_followed(self, payload):
         notifications.on_user_followed(self.db.session, self.outbox, payload)
 
+    @event_handler("auth", "user_deleted")
+    def on_user_deleted(self, payload):
+        notifications.on_user_deleted(self.db.session, payload)
+
     @event_handler("events", "participant_joined")
     def on_participant_joined(self, payload):
         notifications.on_participant_joined(self.db.session, self.outbox, payload)

@@ -85,3 +85,22 @@ def test_notifications_page_and_mark_read(api, config):
     assert api.post("/notifications/read", user=bob, json={"ids": ids[:1]}).status_code == 204
     assert [item["id"] for item in _notifications(api, bob, unread_only="true")] == ids[1:]
     assert api.get("/notifications", user=bob, params={"unread_only": "maybe"}).status_code == 422
+
+
+def test_a_deleted_account_loses_its_notifications_but_not_its_messages(api, config, db_engine):
+    ann, bob = api.register(), api.register()
+    chat = api.post("/messages/conversations", user=ann, json={"member_ids": [bob["id"]]}).json()
+    api.post("/messages", user=bob, json={"conversation_id": chat["id"], "body": "bye"})
+    assert api.post(f"/users/{bob['id']}/follow", user=ann).status_code == 204
+    wait_for(lambda: _notifications(api, bob))
+    dispatch = event_dispatcher(config)
+    dispatch("auth", "user_deleted", {"event_id": str(uuid.uuid4()), "user_id": bob["id"]})
+
+    def remaining():
+        with db_engine.connect() as connection:
+            return connection.scalar(text("SELECT count(*) FROM messages.notifications WHERE user_id = :u"),
+                                     {"u": bob["id"]})
+
+    wait_for(lambda: remaining() == 0)
+    history = api.get(f"/messages/conversations/{chat['id']}/messages", user=ann).json()["items"]
+    assert [item["body"] for item in history] == ["bye"]
