@@ -3,6 +3,11 @@
 `pool_pre_ping` makes a connection that died with a PostgreSQL restart get
 replaced on its next checkout instead of failing a request, so a service
 recovers by itself when the database comes back.
+
+JIT is off for these sessions: the services run short OLTP queries, and some
+(the visibility sub-select of posts and the feed) are estimated far above
+PostgreSQL's jit_above_cost, so each one paid 100-200 ms of LLVM compilation
+for a few milliseconds of execution (bench/RESULTS.md).
 """
 from nameko_sqlalchemy import Database as _NamekoDatabase
 
@@ -11,7 +16,7 @@ ENGINE_OPTIONS = {
     "pool_size": 10,
     "max_overflow": 10,
     "pool_timeout": 5,
-    "connect_args": {"connect_timeout": 3},
+    "connect_args": {"connect_timeout": 3, "options": "-c jit=off"},
 }
 
 
