@@ -8,8 +8,20 @@ JIT is off for these sessions: the services run short OLTP queries, and some
 (the visibility sub-select of posts and the feed) are estimated far above
 PostgreSQL's jit_above_cost, so each one paid 100-200 ms of LLVM compilation
 for a few milliseconds of execution (bench/RESULTS.md).
+
+A worker's session is closed after the worker; if PostgreSQL went away in the
+meantime, the rollback inside that close raises. Nameko treats an exception
+in a dependency's teardown as fatal for the whole container, so one request
+in flight during a database restart would take the service down for good.
+By then the connection is invalidated and the worker's answer is decided:
+the error is logged and the service carries on.
 """
+import logging
+
 from nameko_sqlalchemy import Database as _NamekoDatabase
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
 
 ENGINE_OPTIONS = {
     "pool_pre_ping": True,
@@ -23,6 +35,13 @@ ENGINE_OPTIONS = {
 class Database(_NamekoDatabase):
     def __init__(self, declarative_base):
         super().__init__(declarative_base, engine_options=dict(ENGINE_OPTIONS))
+
+    def worker_teardown(self, worker_ctx):
+        try:
+            super().worker_teardown(worker_ctx)
+        except SQLAlchemyError:
+            log.warning("closing the session of %s failed; the connection is discarded",
+                        worker_ctx.call_id, exc_info=True)
 
 
 def database_uri(config, service_name):
