@@ -1,7 +1,7 @@
 """Request schemas of the events API, and the views it answers with."""
 from datetime import UTC, datetime, timedelta
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from http_edge.fields import StrictBoolean, StrictInteger, Text, UUIDString
 from http_edge.pagination import PageArgs
@@ -16,7 +16,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_MEDIA_PER_POST = 10
 
 
-class Moment(fields.Field):
+class Moment(fields.DateTime):
     """An ISO 8601 time with an offset (`2026-11-23T18:00:00Z`), handed on in UTC."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -129,6 +129,104 @@ class PostListArgs(PageArgs):
 
 class CalendarUrl(Schema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+# Answers (what the API document says each call returns) --------------------------
+
+class UserSummary(Schema):
+    id = fields.UUID(required=True)
+    username = fields.String(required=True, allow_none=True, metadata={"description": "null for a deleted user"})
+    display_name = fields.String(required=True)
+    avatar_url = fields.String(required=True, allow_none=True)
+
+
+class Participant(UserSummary):
+    joined_at = fields.DateTime(required=True)
+
+
+class EventAnswer(Schema):
+    id = fields.UUID(required=True)
+    occurrence_id = fields.String(required=True, allow_none=True, metadata={
+        "description": "`<id>:<starts_at>` for an occurrence of a recurring event, else null"})
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    starts_at = fields.DateTime(required=True)
+    ends_at = fields.DateTime(required=True)
+    timezone = fields.String(required=True)
+    location = fields.String(required=True)
+    is_online = fields.Boolean(required=True)
+    visibility = fields.String(required=True, metadata={"enum": list(VISIBILITIES)})
+    status = fields.String(required=True, metadata={"enum": ["active", "cancelled"]})
+    capacity = fields.Integer(required=True, allow_none=True)
+    participants_count = fields.Integer(required=True)
+    cover_media_id = fields.UUID(required=True, allow_none=True)
+    cover_url = fields.String(required=True, allow_none=True)
+    rrule = fields.String(required=True, allow_none=True)
+    series_starts_at = fields.DateTime(required=True)
+    organizer = fields.Nested(UserSummary, required=True)
+    my_status = fields.String(required=True, allow_none=True, metadata={"enum": ["organizer", "joined", None]})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class MediaRef(Schema):
+    id = fields.UUID(required=True)
+    url = fields.String(required=True)
+
+
+class PostAnswer(Schema):
+    id = fields.UUID(required=True)
+    body = fields.String(required=True)
+    event_id = fields.UUID(required=True, allow_none=True)
+    media = fields.List(fields.Nested(MediaRef), required=True)
+    author = fields.Nested(UserSummary, required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class FeedItem(Schema):
+    """A post (the fields of PostAnswer) or an event (those of EventAnswer)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, metadata={"enum": ["post", "event"]})
+    id = fields.UUID(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class MediaAnswer(Schema):
+    id = fields.UUID(required=True)
+    owner_id = fields.UUID(required=True)
+    url = fields.String(required=True)
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+
+
+class ImportAnswer(Schema):
+    imported = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    skipped = fields.Integer(required=True)
+    errors = fields.List(fields.Dict(), required=True)
+
+
+def multipart_file(description):
+    """A raw OpenAPI request body: one file in the multipart field `file`."""
+    return {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": description}},
+    }}}}
+
+
+CALENDAR_IMPORT_BODY = {"required": True, "content": {
+    "multipart/form-data": multipart_file("An .ics file of at most 1 MiB.")["content"]["multipart/form-data"],
+    "application/json": {"schema": {"type": "object", "required": ["url"], "additionalProperties": False,
+                                    "properties": {"url": {"type": "string", "maxLength": 2000}}}},
+}}
+CALENDAR_FILE_ANSWER = {"description": "My calendar (organized or joined) as iCalendar.",
+                        "content": {"text/calendar": {"schema": {"type": "string"}}}}
+MEDIA_CONTENT_ANSWER = {"description": "The bytes, with their type.",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+MEDIA_REDIRECT_ANSWER = {"description": "Stored in S3: a redirect to a short-lived URL of the bytes."}
 
 
 # Views -------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from werkzeug.wrappers import Response
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page
+from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
 from http_edge.uploads import read_upload
-from http_edge.validation import json_body, path_id, query_args
+from http_edge.validation import json_body, path_id
 from services.events import calendars, media, schedule, schemas, social
 from services.events.dependencies import CalendarFetcher, MediaStorage
 from services.events.exceptions import EventNotFound, MediaNotFound, PostNotFound
@@ -51,34 +51,41 @@ class EventsService(health.HealthEndpoints):
 
     # Events ---------------------------------------------------------------------
 
-    @http("POST", "/events")
+    @http("POST", "/events", body=schemas.EventCreate, responses={201: schemas.EventAnswer})
     def create_event(self, request):
-        data = json_body(request, schemas.EventCreate())
-        return 201, schedule.create_event(self.db.session, self.outbox, self.auth, request.user_id, data)
+        """Create an event; I am its organizer."""
+        return 201, schedule.create_event(self.db.session, self.outbox, self.auth, request.user_id, request.body)
 
-    @http("GET", "/events/<string:id>")
+    @http("GET", "/events/<string:id>", responses={200: schemas.EventAnswer})
     def get_event(self, request, id):
+        """An event, with its organizer and my status; 404 if I may not see it."""
         return schedule.get_event(self.db.session, self.auth, request.user_id, _event_id(id))
 
-    @http("PATCH", "/events/<string:id>")
+    @http("PATCH", "/events/<string:id>", body=schemas.EventUpdate, responses={200: schemas.EventAnswer},
+          errors=(403, 409))
     def update_event(self, request, id):
+        """Change an event (organizer only)."""
         event_id = _event_id(id)
-        changes = json_body(request, schemas.EventUpdate())
-        return schedule.update_event(self.db.session, self.outbox, self.auth, request.user_id, event_id, changes)
+        return schedule.update_event(
+            self.db.session, self.outbox, self.auth, request.user_id, event_id, request.body,
+        )
 
-    @http("DELETE", "/events/<string:id>")
+    @http("DELETE", "/events/<string:id>", responses={204: None}, errors=(403,))
     def cancel_event(self, request, id):
+        """Cancel an event (organizer only); it stays, with status cancelled."""
         schedule.cancel_event(self.db.session, self.outbox, self.auth, request.user_id, _event_id(id))
 
-    @http("GET", "/events")
+    @http("GET", "/events", query=schemas.EventSearchArgs, responses={200: page_of(schemas.EventAnswer)})
     def search_events(self, request):
-        args = query_args(request, schemas.EventSearchArgs())
+        """Active events I may see with an occurrence starting in [from, to), by starts_at."""
+        args = request.query
         filters = schedule.search_filters(request.user_id, args.get("q"), args.get("organizer_id"))
         return self._range_page(request, args, filters)
 
-    @http("GET", "/calendar")
+    @http("GET", "/calendar", query=schemas.RangeArgs, responses={200: page_of(schemas.EventAnswer)})
     def calendar(self, request):
-        args = query_args(request, schemas.RangeArgs())
+        """Occurrences of events I organize or joined starting in [from, to), by starts_at."""
+        args = request.query
         return self._range_page(request, args, schedule.calendar_filters(request.user_id))
 
     def _range_page(self, request, args, filters):
@@ -89,18 +96,22 @@ class EventsService(health.HealthEndpoints):
 
     # Participants -------------------------------------------------------------------
 
-    @http("POST", "/events/<string:id>/participants")
+    @http("POST", "/events/<string:id>/participants", responses={201: schemas.EventAnswer}, errors=(409,))
     def join(self, request, id):
+        """Join an event (idempotent); 409 EVENT_FULL or EVENT_CANCELLED."""
         return 201, schedule.join(self.db.session, self.outbox, self.auth, request.user_id, _event_id(id))
 
-    @http("DELETE", "/events/<string:id>/participants/me")
+    @http("DELETE", "/events/<string:id>/participants/me", responses={204: None})
     def leave(self, request, id):
+        """Leave an event (idempotent)."""
         schedule.leave(self.db.session, self.auth, request.user_id, _event_id(id))
 
-    @http("GET", "/events/<string:id>/participants")
+    @http("GET", "/events/<string:id>/participants", query=PageArgs,
+          responses={200: page_of(schemas.Participant)})
     def participants(self, request, id):
+        """Who joined an event, in the order they joined."""
         event_id = _event_id(id)
-        args = query_args(request, PageArgs())
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         rows, users = schedule.participants_page(
             self.db.session, self.auth, request.user_id, event_id, args["limit"], after,
@@ -113,15 +124,18 @@ class EventsService(health.HealthEndpoints):
 
     # Calendars ----------------------------------------------------------------------
 
-    @http("GET", "/calendar.ics")
+    @http("GET", "/calendar.ics", responses={200: schemas.CALENDAR_FILE_ANSWER})
     def calendar_file(self, request):
+        """My calendar as an iCalendar file."""
         body = calendars.export(self.db.session, request.user_id)
         return Response(body, mimetype="text/calendar", headers={
             "Content-Disposition": 'attachment; filename="lifytp.ics"', "Cache-Control": "private, no-store",
         })
 
-    @http("POST", "/calendars/import")
+    @http("POST", "/calendars/import", body=schemas.CALENDAR_IMPORT_BODY, responses={200: schemas.ImportAnswer},
+          errors=(400, 409, 413, 415, 422))
     def import_calendar(self, request):
+        """Import an .ics file or URL; events are matched by UID, so a re-import updates."""
         if request.mimetype == "application/json":
             data = self.fetcher.fetch(json_body(request, schemas.CalendarUrl())["url"])
         else:
@@ -131,16 +145,20 @@ class EventsService(health.HealthEndpoints):
 
     # Media ----------------------------------------------------------------------------
 
-    @http("POST", "/media")
+    @http("POST", "/media", body=schemas.multipart_file("A JPEG, PNG, GIF or WebP image, or an MP4 or WebM video."),
+          responses={201: schemas.MediaAnswer}, errors=(400, 413, 415))
     def upload_media(self, request):
+        """Upload a picture or a short video; its type is read from its bytes."""
         max_bytes = int(self.config.get("MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES))
         data = read_upload(request, "file", max_bytes)
         return 201, media.upload(self.db.session, self.storage, request.user_id, data)
 
     # Public: media ids are unguessable, and avatars and covers appear in
     # places (image tags) that cannot send a bearer token.
-    @http("GET", "/media/<string:id>", public=True)
+    @http("GET", "/media/<string:id>", public=True,
+          responses={200: schemas.MEDIA_CONTENT_ANSWER, 302: schemas.MEDIA_REDIRECT_ANSWER})
     def get_media_content(self, request, id):
+        """The bytes of an upload, or a redirect to them."""
         found, data, url = media.content(self.db.session, self.storage, path_id(id, MediaNotFound))
         if url:
             return redirect(url, code=302)
@@ -152,30 +170,34 @@ class EventsService(health.HealthEndpoints):
 
     # Posts and feed ------------------------------------------------------------------
 
-    @http("POST", "/posts")
+    @http("POST", "/posts", body=schemas.PostCreate, responses={201: schemas.PostAnswer})
     def create_post(self, request):
-        data = json_body(request, schemas.PostCreate())
-        return 201, social.create_post(self.db.session, self.outbox, self.auth, request.user_id, data)
+        """Post, on an event I can see or on its own, with my uploads."""
+        return 201, social.create_post(self.db.session, self.outbox, self.auth, request.user_id, request.body)
 
-    @http("GET", "/posts/<string:id>")
+    @http("GET", "/posts/<string:id>", responses={200: schemas.PostAnswer})
     def get_post(self, request, id):
+        """A post; 404 if it is on an event I may not see."""
         return social.get_post(self.db.session, self.auth, request.user_id, _post_id(id))
 
-    @http("DELETE", "/posts/<string:id>")
+    @http("DELETE", "/posts/<string:id>", responses={204: None}, errors=(403,))
     def delete_post(self, request, id):
+        """Delete a post (author only)."""
         social.delete_post(self.db.session, self.auth, request.user_id, _post_id(id))
 
-    @http("GET", "/posts")
+    @http("GET", "/posts", query=schemas.PostListArgs, responses={200: page_of(schemas.PostAnswer)})
     def list_posts(self, request):
-        args = query_args(request, schemas.PostListArgs())
+        """Posts I may see, by author or event, newest first."""
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         posts, users = social.posts_page(self.db.session, self.auth, request.user_id, args, after)
         return page(posts, args["limit"], lambda post: (post.created_at, post.id),
                     lambda post: schemas.post_view(post, users))
 
-    @http("GET", "/feed")
+    @http("GET", "/feed", query=PageArgs, responses={200: page_of(schemas.FeedItem)})
     def feed(self, request):
-        args = query_args(request, PageArgs())
+        """Posts and events of people I follow and mine, newest first."""
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         keys, items = social.feed_page(self.db.session, self.auth, request.user_id, args["limit"], after)
         rows = list(zip(keys, items + [None], strict=False))
