@@ -1,0 +1,198 @@
+"""Private isolation for benchmarks and the processes under test.
+
+A benchmark never touches the development or test stores: it has its own
+database (lifytp_bench, or lifytp_bench_quick for --quick), RabbitMQ vhosts,
+Redis database and ports 4700-4799, and its own signing keys under
+bench/.state/ (ignored by git).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE_DIR = os.path.join(ROOT, "bench", ".state")
+REDIS_DB = 12
+PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
+
+ONE_PROCESS_PORT = 4700
+SPLIT_PORTS = {"auth": 4710, "events": 4711, "messages": 4712, "realtime": 4713}
+EXTRA_REALTIME_PORT = 4714
+RPC_BENCH_PORTS = (4720, 4721)
+PREFIXES = {
+    "auth": ("/auth", "/users"),
+    "events": ("/events", "/calendar", "/calendars", "/media", "/posts", "/feed"),
+    "messages": ("/messages", "/notifications"),
+}
+MODULES = {
+    "auth": "services.auth.service",
+    "events": "services.events.service",
+    "messages": "services.messages.service",
+    "realtime": "realtime.service",
+}
+
+
+def db_name(quick):
+    return "lifytp_bench_quick" if quick else "lifytp_bench"
+
+
+def vhost_name(quick, suffix=""):
+    return db_name(quick) + suffix
+
+
+def amqp_uri(vhost):
+    return "amqp://guest:guest@127.0.0.1:5672/" + vhost
+
+
+def reset_vhost(vhost):
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+    return amqp_uri(vhost)
+
+
+def delete_vhost(vhost):
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+
+
+def keys():
+    """(private, public) key paths of the benchmark's own signing key pair."""
+    from services.shared.tokens import ensure_dev_keys
+
+    private = os.path.join(STATE_DIR, "keys", "jwt-private.pem")
+    public = os.path.join(STATE_DIR, "keys", "jwt-public.pem")
+    ensure_dev_keys(private, public)
+    return private, public
+
+
+def service_env(quick, **extra):
+    private, public = keys()
+    url = PG_SERVER + db_name(quick)
+    env = {
+        "AMQP_URI": amqp_uri(vhost_name(quick)),
+        "AUTH_DATABASE_URL": url,
+        "EVENTS_DATABASE_URL": url,
+        "MESSAGES_DATABASE_URL": url,
+        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "JWT_PRIVATE_KEY_PATH": private,
+        "JWT_PUBLIC_KEY_PATH": public,
+        "MEDIA_LOCAL_DIR": os.path.join(STATE_DIR, "media"),
+        "BCRYPT_ROUNDS": "12",
+        "LOG_LEVEL": "WARNING",
+        "RPC_TIMEOUT_SECONDS": "5",
+        # One line per request would cost the system under test its own CPU.
+        "ACCESS_LOG_LEVEL": "WARNING",
+        "LIFYTP_CONFIG": os.path.join(ROOT, "config.yaml"),
+    }
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+class Process:
+    """One `nameko run` of the given modules (deploy/local/serve.sh), on a port."""
+
+    def __init__(self, name, port, modules, env, log_dir):
+        self.name = name
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = os.path.join(log_dir, name + ".log")
+        process_env = dict(os.environ, **env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        self.process = subprocess.Popen(
+            [os.path.join(ROOT, "deploy", "local", "serve.sh"), *modules],
+            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def wait_until_ready(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n" + self.log())
+            try:
+                if requests.get(self.base_url + "/ready", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready in time:\n" + self.log())
+
+    def stop(self, timeout=10):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self):
+        with open(self.log_path) as handle:
+            return handle.read()[-4000:]
+
+
+class System:
+    """The system under test in one of two shapes: every service in one
+    process (as `make run`), or one process per service (as Kubernetes)."""
+
+    def __init__(self, shape, quick, log_dir, extra_realtime=False, **env):
+        self.shape = shape
+        self.processes = []
+        service_names = [name for name in MODULES if os.path.exists(
+            os.path.join(ROOT, MODULES[name].replace(".", "/") + ".py"))]
+        environment = service_env(quick, **env)
+        try:
+            if shape == "one":
+                one = Process("one-process", ONE_PROCESS_PORT, [MODULES[n] for n in service_names],
+                              environment, log_dir)
+                self.processes.append(one)
+                self.routes = {name: one.base_url for name in service_names}
+            else:
+                self.routes = {}
+                for name in service_names:
+                    process = Process(name, SPLIT_PORTS[name], [MODULES[name]], environment, log_dir)
+                    self.processes.append(process)
+                    self.routes[name] = process.base_url
+            self.realtime_urls = [self.routes["realtime"]] if "realtime" in self.routes else []
+            if extra_realtime and "realtime" in self.routes:
+                replica = Process("realtime-2", EXTRA_REALTIME_PORT, [MODULES["realtime"]], environment, log_dir)
+                self.processes.append(replica)
+                self.realtime_urls.append(replica.base_url)
+            for process in self.processes:
+                process.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def prefix_routes(self):
+        """{path prefix: base url} for the load generator."""
+        return {prefix: self.routes[name] for name, prefixes in PREFIXES.items()
+                if name in self.routes for prefix in prefixes}
+
+    def pids(self):
+        return {process.name: process.pid for process in self.processes}
+
+    def stop(self):
+        for process in self.processes:
+            if process.process.poll() is None:
+                process.process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.stop()
+
+
+def fresh_log_dir(name):
+    path = os.path.join(STATE_DIR, "logs", name)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def new_id():
+    return str(uuid.uuid4())

@@ -1,0 +1,174 @@
+"""RESULTS.md from results.json, and py-spy profiles boiled down to a table."""
+import collections
+import os
+import re
+
+TARGETS = {
+    "mix": "p99 < 200 ms at the highest rate held",
+    "rpc": "Nameko >= 0.5 x raw kombu calls/s",
+    "realtime": "p99 < 100 ms",
+    "storm": "storm p99 < 2 x calm p99",
+    "feed": "p99 < 50 ms at 1,000 followed, growing slower than the number followed",
+}
+
+
+def _frame_name(frame):
+    # py-spy raw frames: "function (path/to/file.py:line)"
+    match = re.match(r"(.*) \((.*?):?(\d+)?\)$", frame.strip())
+    if not match:
+        return frame.strip()
+    function, path = match.group(1), match.group(2)
+    for marker in ("site-packages/", "lib/python3.11/", "/work/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    path = re.sub(r"^main/", "", path)
+    return f"{function} ({path})"
+
+
+def summarize_profile(path, top=12):
+    self_counts = collections.Counter()
+    inclusive = collections.Counter()
+    total = 0
+    with open(path) as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if not line or " " not in line:
+                continue
+            stack, _, count = line.rpartition(" ")
+            try:
+                count = int(count)
+            except ValueError:
+                continue
+            frames = [_frame_name(frame) for frame in stack.split(";") if frame and not frame.startswith("process ")
+                      and not frame.startswith("thread ")]
+            if not frames:
+                continue
+            total += count
+            self_counts[frames[-1]] += count
+            for frame in set(frames):
+                inclusive[frame] += count
+    def share(counter):
+        return [[name, round(100 * count / total, 1)] for name, count in counter.most_common(top)] if total else []
+    interesting = collections.Counter({name: count for name, count in inclusive.items()
+                                       if any(key in name for key in ("services/", "http_edge/", "realtime/",
+                                                                      "sqlalchemy", "psycopg2", "kombu", "amqp/",
+                                                                      "nameko/", "bcrypt", "jwt", "json",
+                                                                      "socketio", "engineio", "redis/"))})
+    return {"samples": total, "file": os.path.basename(path), "top_self": share(self_counts),
+            "top_inclusive": share(interesting)}
+
+
+def _fmt(value, unit=""):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        value = f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
+    elif isinstance(value, int):
+        value = f"{value:,}"
+    return f"{value}{unit}"
+
+
+def _mix_table(mix):
+    lines = ["| offered req/s | achieved req/s | p50 ms | p99 ms | errors | feed p99 | user posts p99 | new post p99 "
+             "| generator CPU | held |", "|" + "---|" * 10]
+    for step in mix["steps"]:
+        kinds = step["by_kind_p99_ms"]
+        lines.append(f"| {step['rate']} | {_fmt(step['throughput'])} | {_fmt(step['p50_ms'])} | {_fmt(step['p99_ms'])} "
+                     f"| {_fmt(step['errors'])} | {_fmt(kinds.get('feed'))} | {_fmt(kinds.get('user_posts'))} "
+                     f"| {_fmt(kinds.get('new_post'))} | {_fmt(step['generator_cpu'])} "
+                     f"| {'yes' if step['held'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def _profile_tables(profiles):
+    out = []
+    for name, found in profiles.items():
+        if not found.get("samples"):
+            continue
+        out.append(f"*{name}* ({found['samples']} samples, `{found['file']}`), share of samples, inclusive:\n")
+        out.append("| frame | % |\n|---|---|")
+        for frame, pct in found["top_inclusive"][:10]:
+            out.append(f"| `{frame}` | {pct} |")
+        out.append("\nSelf time:\n\n| frame | % |\n|---|---|")
+        for frame, pct in found["top_self"][:8]:
+            out.append(f"| `{frame}` | {pct} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def render(results):
+    s = results["scenarios"]
+    m = results["machine"]
+    out = [
+        "# LifyTP benchmark results" + (" (--quick: sizes too small to mean anything)" if results["quick"] else ""),
+        "",
+        f"Run started {results['started_at']}, took {results.get('seconds')} s. Command: "
+        f"`.venv/bin/python -m bench{' --quick' if results['quick'] else ''}`.",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, Linux {m['kernel']}; "
+        f"Python {m['python']}, node {m['node']}, {m['postgresql']}, RabbitMQ {m['rabbitmq']}, "
+        f"Redis {m['redis']}. Load average before: {results['loadavg_before']}, after: "
+        f"{results.get('loadavg_after')}. Every service, PostgreSQL, RabbitMQ, Redis and the load "
+        "generators share these CPUs.",
+        "",
+        f"Population: {results['seed']['size']} ("
+        + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").",
+        "",
+    ]
+    if "mix_split" in s:
+        mix = s["mix_split"]
+        out += ["## 1. Mixed social workload (one process per service)", "",
+                "60% `GET /feed`, 30% `GET /posts?author_id=` (user timelines), 10% `POST /posts` (half name an "
+                "event, half carry a media id), open loop, latency from the scheduled send time; median of "
+                f"{results['size']['repeats']} runs per rate.", "", _mix_table(mix), "",
+                f"**Highest rate held (p99 < 200 ms, no errors, throughput >= 95% of offered): "
+                f"{_fmt(mix['max_held_rate'])} req/s.**", ""]
+    if "rpc" in s:
+        rpc = s["rpc"]
+        out += ["## 2. RPC cost", "", "| case | calls/s | p50 ms | p99 ms | x raw |", "|---|---|---|---|---|"]
+        for name, value in rpc.items():
+            if isinstance(value, dict) and "calls_per_s" in value:
+                out.append(f"| {name} | {_fmt(value['calls_per_s'])} | {_fmt(value['p50_ms'])} "
+                           f"| {_fmt(value['p99_ms'])} | {_fmt(rpc['ratios_to_raw'].get(name))} |")
+        out.append("")
+    if "realtime" in s:
+        rt = s["realtime"]
+        out += ["## 3. Real-time delivery", "",
+                f"{rt['sockets']} sockets over {rt['replicas']} realtime replicas, {rt['conversations']} "
+                f"conversations of {rt['members_per_conversation']}, {rt['message_rate']} messages/s.", "",
+                "| measured | p50 ms | p99 ms |", "|---|---|---|",
+                f"| POST /messages answer -> every recipient's socket | {_fmt(rt['p50_ms'])} | {_fmt(rt['p99_ms'])} |",
+                f"| POST /messages sent -> every recipient's socket | {_fmt(rt['from_send_p50_ms'])} "
+                f"| {_fmt(rt['from_send_p99_ms'])} |", "",
+                f"Delivered {rt['delivered']} of {rt['expected']} ({rt['duplicates']} duplicates); "
+                f"errors: {rt['errors'] or 'none'}.", ""]
+    if "storm" in s:
+        st = s["storm"]
+        out += ["## 4. Login storm isolation", "",
+                f"`GET /events/{{id}}` at {st['get_event_rate']} req/s; storm: `POST /auth/login` at "
+                f"{st['login_rate']}/s (bcrypt cost 12).", "",
+                "| | p50 ms | p99 ms |", "|---|---|---|",
+                f"| calm | {_fmt(st['calm_p50_ms'])} | {_fmt(st['calm_p99_ms'])} |",
+                f"| during the storm | {_fmt(st['storm_p50_ms'])} | {_fmt(st['storm_p99_ms'])} |",
+                f"| logins during the storm | {_fmt(st['login_p50_ms'])} | {_fmt(st['login_p99_ms'])} |", "",
+                f"Ratio storm/calm p99: **{_fmt(st.get('ratio'))}**; "
+                f"login throughput {_fmt(st['login_throughput'])}/s.",
+                ""]
+    if "feed" in s:
+        out += ["## 5. Feed scaling", "", "| following | p50 ms | p99 ms |", "|---|---|---|"]
+        for entry in s["feed"]:
+            out.append(f"| {entry['following']:,} | {_fmt(entry['p50_ms'])} | {_fmt(entry['p99_ms'])} |")
+        out.append("")
+    if "mix_one" in s:
+        out += ["## 6. Every service in one process", "", _mix_table(s["mix_one"]), "",
+                f"Highest rate held: {_fmt(s['mix_one']['max_held_rate'])} req/s "
+                f"(one process per service: {_fmt(s.get('mix_split', {}).get('max_held_rate'))}).", ""]
+    profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")
+                if key in s and "profile" in s[key]]
+    if "storm" in s and "profile" in s["storm"]:
+        profiles.append(("Scenario 4, storm", s["storm"]["profile"]))
+    if profiles:
+        out += ["## Profiles (py-spy)", ""]
+        for title, found in profiles:
+            out += [f"### {title}", "", _profile_tables(found)]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,51 @@
+"""The benchmark harness runs end to end on its --quick size and reports every
+figure. No timing is asserted: on a shared machine the numbers mean nothing."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="the load generators run on node")
+def test_quick_benchmark_produces_every_figure(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        # The harness sets up its own isolation; none of the test suite's settings apply.
+        env={key: value for key, value in os.environ.items()
+             if not key.endswith(("_DATABASE_URL", "AMQP_URI", "REDIS_URL", "WEB_SERVER_ADDRESS"))},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    scenarios = results["scenarios"]
+
+    mix = scenarios["mix_split"]
+    assert mix["steps"] and all(step["p99_ms"] is not None and step["throughput"] > 0 for step in mix["steps"])
+    assert {"feed", "user_posts", "new_post"} <= set(mix["steps"][0]["by_kind_p99_ms"])
+    assert scenarios["mix_one"]["steps"][0]["p99_ms"] is not None
+
+    rpc = scenarios["rpc"]
+    for case in ("raw_kombu", "nameko_standalone_proxy", "nameko_service_to_service"):
+        assert rpc[case]["calls_per_s"] > 0 and rpc[case]["p99_ms"] is not None
+    assert rpc["ratios_to_raw"]["nameko_service_to_service"] > 0
+
+    realtime = scenarios["realtime"]
+    assert realtime["replicas"] == 2 and realtime["expected"] > 0
+    assert realtime["delivered"] == realtime["expected"] and realtime["p99_ms"] is not None
+
+    storm = scenarios["storm"]
+    assert storm["calm_p99_ms"] is not None and storm["storm_p99_ms"] is not None and storm["ratio"] > 0
+    assert storm["login_throughput"] > 0
+
+    assert [entry["p99_ms"] is not None for entry in scenarios["feed"]] == [True] * 4
+
+    report = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+        assert heading in report
