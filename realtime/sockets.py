@@ -12,9 +12,11 @@ Nameko worker (so they can use RPC and dependencies like any other entrypoint);
 what the worker returns, or the error it raises, is the event's ack.
 """
 import logging
+import time
 from urllib.parse import urlparse
 
 import eventlet
+import jwt
 import socketio
 from eventlet.event import Event
 from nameko.constants import WEB_SERVER_CONFIG_KEY
@@ -35,6 +37,9 @@ MOUNT_PATH = "/socket.io"
 # refused by Engine.IO before it reaches a handler.
 MAX_PACKET_BYTES = 16 * 1024
 MAX_TOKEN_CHARS = 4096
+# A client that sends more events than this per second gets RATE_LIMITED acks:
+# each event costs a worker, and typing fans out to every member.
+MAX_EVENTS_PER_SECOND = 20
 
 
 def user_room(user_id):
@@ -56,6 +61,12 @@ def error_ack(exc):
     return error_body(domain_error.code, domain_error.message, domain_error.details)
 
 
+def _seconds_left(token):
+    """Seconds until a verified token expires."""
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    return max(0.0, expires_at - time.time())
+
+
 def refusal(code, message):
     # The client sees `message` as the error's message and {code} as its data.
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
@@ -65,6 +76,8 @@ class SocketServer(ProviderCollector, SharedExtension):
     def __init__(self):
         super().__init__()
         self.users_by_sid = {}
+        self._expiry_timers = {}
+        self._event_windows = {}
         self._refresher = None
 
     def setup(self):
@@ -118,6 +131,10 @@ class SocketServer(ProviderCollector, SharedExtension):
         except InvalidToken:
             raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
         self.users_by_sid[sid] = user_id
+        # A socket lives no longer than its token: a signed-out or deactivated
+        # user stops receiving pushes when the token runs out, and the app
+        # reconnects with a fresh one.
+        self._expiry_timers[sid] = eventlet.spawn_after(_seconds_left(token), self.sio.disconnect, sid)
         self.sio.enter_room(sid, user_room(user_id))
         self._presence("connected", user_id, sid)
 
@@ -128,6 +145,10 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     def _forget(self, sid, user_id):
         self.users_by_sid.pop(sid, None)
+        self._event_windows.pop(sid, None)
+        timer = self._expiry_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         self._presence("disconnected", user_id, sid)
 
     def _presence(self, change, user_id, sid):
@@ -151,11 +172,20 @@ class SocketServer(ProviderCollector, SharedExtension):
         if user_id is None:
             return None
         provider = next((entry for entry in self._providers if entry.event_name == event), None)
+        if self._over_rate(sid):
+            return error_body("RATE_LIMITED", "Too many events; slow down.")
         if provider is None:
             return error_body("UNKNOWN_EVENT", "No such event.", {"event": [str(event)[:64]]})
         if len(args) != 1 or not isinstance(args[0], dict):
             return error_ack(InvalidInput("Send one JSON object.", code="MALFORMED_EVENT"))
         return provider.handle(user_id, args[0])
+
+    def _over_rate(self, sid):
+        second = int(time.monotonic())
+        window, count = self._event_windows.get(sid, (second, 0))
+        count = count + 1 if window == second else 1
+        self._event_windows[sid] = (second, count)
+        return count > MAX_EVENTS_PER_SECOND
 
     # Emitting ------------------------------------------------------------------------
 

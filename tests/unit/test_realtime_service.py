@@ -1,6 +1,9 @@
 """realtime's handlers and socket plumbing in isolation (Nameko's worker_factory)."""
+import time
 from unittest import mock
 
+import eventlet
+import jwt
 import pytest
 import socketio
 from nameko.testing.services import worker_factory
@@ -116,16 +119,43 @@ def test_connecting_with_a_bad_token_is_refused():
     assert server.users_by_sid == {}
 
 
+def _token(expires_in):
+    # Verification is mocked below; only the expiry is read from this token.
+    return jwt.encode({"sub": ANN, "exp": int(time.time() + expires_in)}, "an unused key of thirty-two bytes!", algorithm="HS256")
+
+
 def test_a_connected_socket_joins_its_user_room_and_is_present():
     server = _server()
     with mock.patch("realtime.sockets.verifier_from_file") as verifier:
         verifier.return_value.verify.return_value = ANN
-        server._on_connect("sid", {}, {"token": "good"})
+        server._on_connect("sid", {}, {"token": _token(600)})
     server.sio.enter_room.assert_called_once_with("sid", "user:" + ANN)
     server.presence.connected.assert_called_once_with(ANN, "sid")
     server._on_disconnect("sid", "client disconnect")
     server.presence.disconnected.assert_called_once_with(ANN, "sid")
-    assert server.users_by_sid == {}
+    assert server.users_by_sid == {} and server._expiry_timers == {}
+    eventlet.sleep(0)
+    assert not server.sio.disconnect.called
+
+
+def test_a_socket_is_closed_when_its_token_expires():
+    server = _server()
+    with mock.patch("realtime.sockets.verifier_from_file") as verifier:
+        verifier.return_value.verify.return_value = ANN
+        server._on_connect("sid", {}, {"token": _token(0)})
+    eventlet.sleep(0.01)
+    server.sio.disconnect.assert_called_once_with("sid")
+
+
+def test_a_flood_of_events_is_cut_off():
+    server = _server()
+    typing = mock.Mock(event_name="typing")
+    server._providers.add(typing)
+    server.users_by_sid["sid"] = ANN
+    answers = [server._on_event("typing", "sid", {"conversation_id": CHAT}) for _ in range(60)]
+    limited = [answer for answer in answers if isinstance(answer, dict) and "error" in answer]
+    assert limited and all(answer["error"]["code"] == "RATE_LIMITED" for answer in limited)
+    assert typing.handle.call_count <= 40  # at most two one-second windows' worth
 
 
 def test_client_events_are_checked_before_any_worker_runs():
