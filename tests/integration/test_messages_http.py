@@ -1,4 +1,6 @@
 """The messages API over real HTTP, against the whole running system."""
+import base64
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -147,6 +149,13 @@ def test_bad_input_is_refused_and_changes_nothing(api, db_engine):
     refused(api.get(f"/messages/conversations/{chat['id']}/messages", user=ann, params={"limit": 0}), 422)
     refused(api.get(f"/messages/conversations/{chat['id']}/messages", user=ann, params={"after": unknown}), 404)
     refused(api.post(f"/messages/conversations/{chat['id']}/read", user=ann, json={"message_id": unknown}), 404)
+    for key in ([10**30], [-1.5], ["x"], [True], [1, 2]):
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        response = api.get(f"/messages/conversations/{chat['id']}/messages", user=ann, params={"cursor": cursor})
+        assert response.status_code in (200, 422), (key, response.text)
+    refused(api.delete(f"/messages/{message['id']}/reactions/%00", user=ann), 422)
+    refused(api.post("/messages", user=ann, json={"conversation_id": chat["id"], "body": "x", "client_id": "a" * 65}),
+            422)
     refused(api.get("/messages/conversations"), 401)
     refused(api.post("/notifications/read", user=ann, json={"ids": ["nope"]}), 422)
     assert before == {table: _count(db_engine, table) for table in before}
