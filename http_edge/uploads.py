@@ -5,7 +5,7 @@ refused after at most max_bytes (plus the multipart framing) have been read.
 """
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.shared.errors import MalformedRequest, TooLarge, UnsupportedType
+from services.shared.errors import InvalidInput, MalformedRequest, TooLarge, UnsupportedType
 
 # Room for boundaries, part headers and a few small text fields.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -14,7 +14,7 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 def read_upload(request, field, max_bytes):
     """The bytes of the file sent as `field`: 415 if the body is not multipart,
     413 over max_bytes, 400 if the body is truncated, has no Content-Length,
-    or lacks the field."""
+    or lacks the field, 422 if the file is empty."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedType("Send the file as multipart/form-data.", code="UNSUPPORTED_MEDIA_TYPE")
     limit = max_bytes + MULTIPART_OVERHEAD_BYTES
@@ -41,5 +41,5 @@ def read_upload(request, field, max_bytes):
     if len(data) > max_bytes:
         raise TooLarge(details={"max_bytes": max_bytes})
     if not data:
-        raise MalformedRequest("The file is empty.", code="EMPTY_FILE", details={field: ["Empty."]})
+        raise InvalidInput("The file is empty.", code="EMPTY_FILE", details={field: ["Empty."]})
     return data

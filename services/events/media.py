@@ -4,10 +4,10 @@ from sqlalchemy import delete, select
 
 from services.events import exceptions
 from services.events.models import Media
-from services.events.schemas import media_view
+from services.events.schemas import MEDIA_TYPES, media_view
 from services.shared.errors import UnsupportedType
 
-ALLOWED_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm"}
+ALLOWED_TYPES = frozenset(MEDIA_TYPES)
 
 
 def detect_type(data):

@@ -14,6 +14,8 @@ MAX_RANGE = timedelta(days=366)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_MEDIA_PER_POST = 10
+# What uploads may be, as their bytes say.
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm")
 
 
 class Moment(fields.DateTime):
@@ -224,8 +226,10 @@ CALENDAR_IMPORT_BODY = {"required": True, "content": {
 }}
 CALENDAR_FILE_ANSWER = {"description": "My calendar (organized or joined) as iCalendar.",
                         "content": {"text/calendar": {"schema": {"type": "string"}}}}
-MEDIA_CONTENT_ANSWER = {"description": "The bytes, with their type.",
-                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+MEDIA_CONTENT_ANSWER = {"description": "The bytes, with their type.", "content": {
+    content_type: {"schema": {"type": "string", "format": "binary"}}
+    for content_type in MEDIA_TYPES
+}}
 MEDIA_REDIRECT_ANSWER = {"description": "Stored in S3: a redirect to a short-lived URL of the bytes."}
 
 

@@ -146,7 +146,7 @@ class EventsService(health.HealthEndpoints):
     # Media ----------------------------------------------------------------------------
 
     @http("POST", "/media", body=schemas.multipart_file("A JPEG, PNG, GIF or WebP image, or an MP4 or WebM video."),
-          responses={201: schemas.MediaAnswer}, errors=(400, 413, 415))
+          responses={201: schemas.MediaAnswer}, errors=(400, 413, 415, 422))
     def upload_media(self, request):
         """Upload a picture or a short video; its type is read from its bytes."""
         max_bytes = int(self.config.get("MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES))
@@ -185,7 +185,7 @@ class EventsService(health.HealthEndpoints):
         """Delete a post (author only)."""
         social.delete_post(self.db.session, self.auth, request.user_id, _post_id(id))
 
-    @http("GET", "/posts", query=schemas.PostListArgs, responses={200: page_of(schemas.PostAnswer)})
+    @http("GET", "/posts", query=schemas.PostListArgs, responses={200: page_of(schemas.PostAnswer)}, errors=(404,))
     def list_posts(self, request):
         """Posts I may see, by author or event, newest first."""
         args = request.query

@@ -131,7 +131,7 @@ CASES = [
      415, "UNSUPPORTED_MEDIA_TYPE"),
     ("media: no file field", "POST", "/media", {"files": {"other": ("a.png", b"\x89PNG\r\n\x1a\n")}}, 400,
      "MALFORMED_MULTIPART"),
-    ("media: empty file", "POST", "/media", {"files": {"file": ("a.png", b"")}}, 400, "EMPTY_FILE"),
+    ("media: empty file", "POST", "/media", {"files": {"file": ("a.png", b"")}}, 422, "EMPTY_FILE"),
     ("media: truncated multipart", "POST", "/media",
      multipart(b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n\x89PNG\r\n'), 400,
      "MALFORMED_MULTIPART"),
