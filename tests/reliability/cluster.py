@@ -1,0 +1,346 @@
+"""Replicas as separate processes, and nginx in front of the ready ones.
+
+`Replica` is one `nameko run` of one service module, as a Kubernetes pod runs
+it. `LoadBalancer` is nginx with one upstream per service; a readiness loop
+(the part Kubernetes' endpoints controller and an ingress controller play)
+probes every replica's `/ready` and rewrites and reloads nginx whenever the
+set of ready replicas changes. Between two probes nginx itself retries a
+request on another replica when one refuses the connection, resets it or
+answers 503 (a draining replica answers 503 without doing the work).
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+MODULES = {
+    "auth": "services.auth.service",
+    "events": "services.events.service",
+    "messages": "services.messages.service",
+    "realtime": "realtime.service",
+}
+# Paths → services, as in docs/API.md.
+ROUTES = {
+    "auth": r"^/(auth|users)(/|$)",
+    "events": r"^/(events|calendar|calendars|media|posts|feed)(/|$|\.ics$)",
+    "messages": r"^/(messages|notifications)(/|$)",
+}
+
+
+def available_services():
+    return [name for name, module in MODULES.items()
+            if os.path.exists(os.path.join(ROOT, *module.split(".")[:-1], "service.py"))]
+
+
+class PortPool:
+    def __init__(self, first, last):
+        self._free = list(range(first, last + 1))
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            while self._free:
+                port = self._free.pop(0)
+                with socket.socket() as probe:
+                    try:
+                        probe.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                return port
+        raise RuntimeError("no free port left in the harness's range")
+
+
+class Replica:
+    def __init__(self, service, port, env, log_dir, generation):
+        self.service = service
+        self.port = port
+        self.name = f"{service}-{generation}"
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = os.path.join(log_dir, f"{self.name}-{port}.log")
+        process_env = dict(env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        self.process = subprocess.Popen(
+            [os.path.join(ROOT, "deploy", "local", "serve.sh"), MODULES[service]],
+            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+        )
+        self.started_at = time.monotonic()
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def ready(self, timeout=1.0):
+        try:
+            return requests.get(self.base_url + "/ready", timeout=timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_until_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if self.ready():
+                return time.monotonic() - self.started_at
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log_tail()}")
+
+    def terminate(self, grace=30):
+        """SIGTERM, as Kubernetes stops a pod; returns the exit code and how long it took."""
+        started = time.monotonic()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                return "killed after grace", time.monotonic() - started
+        return self.process.returncode, time.monotonic() - started
+
+    def kill(self):
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, chars=4000):
+        try:
+            with open(self.log_path) as handle:
+                return handle.read()[-chars:]
+        except OSError:
+            return ""
+
+
+class LoadBalancer:
+    def __init__(self, base_dir, port):
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.dir = os.path.join(base_dir, "nginx")
+        os.makedirs(os.path.join(self.dir, "temp"), exist_ok=True)
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.process = None
+        self.reloads = 0
+
+    @staticmethod
+    def ensure_installed():
+        if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+            return
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        for package in ("nginx-light", "nginx"):
+            if subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env).returncode == 0:
+                return
+        raise RuntimeError("nginx could not be installed")
+
+    def render(self, upstreams):
+        temp = os.path.join(self.dir, "temp")
+        lines = [
+            "worker_processes 1;",
+            f"pid {self.dir}/nginx.pid;",
+            f"error_log {self.dir}/error.log warn;",
+            "events { worker_connections 4096; }",
+            "http {",
+            f"  client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy;",
+            f"  fastcgi_temp_path {temp}/fastcgi; uwsgi_temp_path {temp}/uwsgi; scgi_temp_path {temp}/scgi;",
+            "  log_format upstreams '$msec $request_method $uri $status $upstream_addr $upstream_status "
+            "$request_time';",
+            f"  access_log {self.access_log} upstreams;",
+            "  client_max_body_size 20m;",
+            "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
+            # A draining replica answers 503 before doing any work, and a
+            # refused or reset connection did nothing we cannot repeat (every
+            # write the load makes is idempotent by id), so nginx may send the
+            # request to the next replica, POST included.
+            "  proxy_next_upstream error timeout http_503 non_idempotent;",
+            # No passive marking (max_fails=0): the readiness loop takes a
+            # replica out, and when a store is down and every replica answers
+            # 503, marking them all failed would turn those 503s (with
+            # Retry-After) into nginx's own 502 "no live upstreams".
+            "  proxy_next_upstream_tries 4;",
+            "  proxy_next_upstream_timeout 15s;",
+            "  proxy_connect_timeout 2s;",
+            "  proxy_read_timeout 30s;",
+            "  proxy_set_header Host $host;",
+            "  proxy_set_header X-Forwarded-For $remote_addr;",
+        ]
+        for service, ports in sorted(upstreams.items()):
+            lines.append(f"  upstream {service} {{")
+            for port in ports:
+                lines.append(f"    server 127.0.0.1:{port} max_fails=0;")
+            lines.append("  }")
+        lines += ["  server {", f"    listen 127.0.0.1:{self.port};"]
+        for service, pattern in ROUTES.items():
+            if service in upstreams:
+                lines.append(f"    location ~ {pattern} {{ proxy_pass http://{service}; }}")
+        if "realtime" in upstreams:
+            lines += [
+                "    location /socket.io/ {",
+                "      proxy_pass http://realtime;",
+                "      proxy_http_version 1.1;",
+                "      proxy_set_header Upgrade $http_upgrade;",
+                "      proxy_set_header Connection $connection_upgrade;",
+                "      proxy_read_timeout 3600s;",
+                "    }",
+            ]
+        lines += ["    location / { return 404; }", "  }", "}"]
+        return "\n".join(lines) + "\n"
+
+    def apply(self, upstreams):
+        with open(self.conf_path + ".new", "w") as handle:
+            handle.write(self.render(upstreams))
+        os.replace(self.conf_path + ".new", self.conf_path)
+        if self.process is None:
+            self.process = subprocess.Popen(
+                ["nginx", "-p", self.dir, "-c", self.conf_path, "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "a"),
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                        return
+                if self.process.poll() is not None:
+                    raise RuntimeError("nginx exited: " + open(os.path.join(self.dir, "stderr.log")).read())
+                time.sleep(0.1)
+            raise RuntimeError("nginx did not listen")
+        self.process.send_signal(signal.SIGHUP)
+        self.reloads += 1
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests, close
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.access_log)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        """Requests nginx answered since `offset`: (total, retried on another replica, by status)."""
+        total, retried, statuses = 0, 0, {}
+        try:
+            with open(self.access_log) as handle:
+                handle.seek(offset)
+                for line in handle:
+                    fields = line.split(" ")
+                    if len(fields) < 6:
+                        continue
+                    total += 1
+                    statuses[fields[3]] = statuses.get(fields[3], 0) + 1
+                    if "," in line.split(" ", 5)[5]:
+                        retried += 1
+        except OSError:
+            pass
+        return {"requests": total, "retried_by_nginx": retried, "statuses": statuses}
+
+
+class Cluster:
+    """Every service's replicas, the load balancer and the readiness loop."""
+
+    PROBE_PERIOD_SECONDS = 1.0
+
+    def __init__(self, base_dir, env, lb_port, ports, services=None):
+        self.env = env
+        self.log_dir = os.path.join(base_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.ports = ports
+        self.services = services or available_services()
+        self.replicas = {service: [] for service in self.services}
+        self.generation = 0
+        self.lb = LoadBalancer(base_dir, lb_port)
+        self._routed = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop = None
+
+    def start_replica(self, service):
+        self.generation += 1
+        replica = Replica(service, self.ports.take(), self.env, self.log_dir, self.generation)
+        with self._lock:
+            self.replicas[service].append(replica)
+        return replica
+
+    def retire(self, replica):
+        with self._lock:
+            if replica in self.replicas[replica.service]:
+                self.replicas[replica.service].remove(replica)
+
+    def start(self, per_service=2):
+        self.lb.ensure_installed()
+        started = [self.start_replica(service) for service in self.services for _ in range(per_service)]
+        for replica in started:
+            replica.wait_until_ready(timeout=90)
+        self.refresh()
+        self._loop = threading.Thread(target=self._readiness_loop, name="readiness", daemon=True)
+        self._loop.start()
+
+    def _readiness_loop(self):
+        while not self._stop.wait(self.PROBE_PERIOD_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # the loop must outlive a failed probe or reload
+                pass
+
+    def refresh(self):
+        """Probe every replica; route to the ready ones. When none of a
+        service's replicas is ready (a store is down), keep routing to the
+        live ones, as a load balancer that fails open does: their answer
+        (often a 503) beats a connection refused."""
+        with self._lock:
+            replicas = {service: list(found) for service, found in self.replicas.items()}
+        upstreams = {}
+        for service, found in replicas.items():
+            ready = [replica.port for replica in found if replica.alive() and replica.ready(timeout=1.0)]
+            upstreams[service] = ready or [replica.port for replica in found if replica.alive()] or \
+                [replica.port for replica in found] or [self.ports_placeholder]
+        routed = {service: sorted(ports) for service, ports in upstreams.items()}
+        if routed != self._routed:
+            self.lb.apply(routed)
+            self._routed = routed
+
+    ports_placeholder = 9  # discard: nothing listens there, nginx answers 502
+
+    def wait_routed(self, replica, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._routed and replica.port in self._routed.get(replica.service, []):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{replica.name} not routed within {timeout}s")
+
+    def wait_unrouted(self, replica, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._routed and replica.port not in self._routed.get(replica.service, []):
+                return
+            time.sleep(0.1)
+
+    def all_replicas(self):
+        with self._lock:
+            return [replica for found in self.replicas.values() for replica in found]
+
+    def stop(self):
+        self._stop.set()
+        if self._loop is not None:
+            self._loop.join(5)
+        for replica in self.all_replicas():
+            if replica.alive():
+                replica.process.send_signal(signal.SIGTERM)
+        for replica in self.all_replicas():
+            try:
+                replica.process.wait(20)
+            except subprocess.TimeoutExpired:
+                replica.kill()
+        self.lb.stop()
