@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import Api
+from tests.fixtures.events.media_samples import mp4_lasting
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +141,10 @@ CASES = [
     ("media: chunked, no length", "POST", "/media", {"data": oversized_chunks(11 * 1024 * 1024),
                                                      "headers": {"Content-Type": "multipart/form-data; boundary=XyZ"}},
      400, "LENGTH_REQUIRED"),
+    ("media: long video", "POST", "/media", {"files": {"file": ("a.mp4", mp4_lasting(600))}}, 422,
+     "VIDEO_TOO_LONG"),
+    ("media: video without duration", "POST", "/media", {"files": {"file": ("a.mp4", mp4_lasting(5)[:30])}}, 422,
+     "INVALID_VIDEO"),
     ("media: non-uuid id", "GET", "/media/../../etc/passwd", {}, 404, "NOT_FOUND"),
     ("media: unknown id", "GET", "/media/" + RANDOM_ID, {}, 404, "MEDIA_NOT_FOUND"),
     ("post: empty body", "POST", "/posts", {"json": {"body": ""}}, 422, "VALIDATION_FAILED"),

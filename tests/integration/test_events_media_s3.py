@@ -8,17 +8,16 @@ recursing inside botocore.
 """
 import json
 import socket
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import ROOT, Api, RunningSystem
+from tests.fixtures.events.media_samples import png_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +29,6 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def png_bytes():
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="module")

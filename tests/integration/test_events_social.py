@@ -1,20 +1,11 @@
 """Media, posts and the feed over real HTTP, against the whole running system."""
-import struct
 import time
-import zlib
 
 import pytest
 
+from tests.fixtures.events.media_samples import mp4_lasting, png_bytes, webm_lasting
+
 pytestmark = pytest.mark.integration
-
-
-def png_bytes():
-    """A valid 1x1 PNG."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
 
 
 def upload(api, user, data, name="picture.png"):
@@ -49,6 +40,16 @@ def test_media_upload_serve_and_avatar(api):
     stolen = api.post("/events", user=bob, json={"title": "x", "starts_at": "2027-06-01T12:00:00Z",
                                                  "visibility": "public", "cover_media_id": media["id"]})
     assert stolen.status_code == 422 and stolen.json()["error"]["code"] == "INVALID_MEDIA"
+
+
+def test_short_videos_are_accepted(api):
+    ann = api.register()
+    for name, data, content_type in (("clip.mp4", mp4_lasting(20), "video/mp4"),
+                                     ("clip.webm", webm_lasting(9), "video/webm")):
+        uploaded = upload(api, ann, data, name=name)
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["content_type"] == content_type
+        assert api.get(uploaded.json()["url"]).content == data
 
 
 def test_posts_on_events_and_deletion(api):

@@ -14,7 +14,8 @@ from services.events import calendars, media, recurrence, schemas
 from services.events.exceptions import InvalidCalendar, UrlFetchFailed, UrlNotAllowed
 from services.events.fetching import Fetcher, public_address
 from services.events.service import EventsService
-from services.shared.errors import TooLarge, UnsupportedType
+from services.shared.errors import InvalidInput, TooLarge, UnsupportedType
+from tests.fixtures.events.media_samples import mp4_lasting, webm_lasting
 
 MONDAY = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
 
@@ -85,6 +86,23 @@ def test_media_type_comes_from_the_bytes(data, expected):
 def test_other_types_are_refused(data):
     with pytest.raises(UnsupportedType):
         media.detect_type(data)
+
+
+@pytest.mark.parametrize("data, seconds", [
+    (mp4_lasting(12), 12), (mp4_lasting(30, version=1), 30), (webm_lasting(45), 45),
+])
+def test_video_duration_is_read_from_the_container(data, seconds):
+    content_type = media.detect_type(data)
+    reader = media.mp4_seconds if content_type == "video/mp4" else media.webm_seconds
+    assert reader(data) == pytest.approx(seconds)
+    media.check_video_length(data, content_type)
+
+
+@pytest.mark.parametrize("data", [mp4_lasting(61), webm_lasting(3600), mp4_lasting(1)[:40]])
+def test_long_or_unreadable_videos_are_refused(data):
+    with pytest.raises(InvalidInput) as error:
+        media.check_video_length(data, media.detect_type(data))
+    assert error.value.code in ("VIDEO_TOO_LONG", "INVALID_VIDEO")
 
 
 # Calendar parsing --------------------------------------------------------------------------
