@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.messages import exceptions
 from services.messages.models import Conversation, Member, Message, Reaction
-from services.messages.schemas import iso, message_view
+from services.messages.schemas import deleted_member, iso, message_view
 
 PREVIEW_CHARS = 140
 
@@ -138,7 +138,7 @@ def conversation_views(session, users, viewer_id, conversations, known_users=Non
             "kind": conversation.kind,
             "title": conversation.title,
             # A member who has since been deactivated is shown by id alone.
-            "members": [summaries.get(user_id, {"id": user_id}) for user_id in members[conversation.id]],
+            "members": [summaries.get(user_id) or deleted_member(user_id) for user_id in members[conversation.id]],
             "created_at": iso(conversation.created_at),
             "last_activity_at": iso(conversation.last_activity_at),
             "last_message": message_view(last_messages[conversation.last_message_id])

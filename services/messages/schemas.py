@@ -122,3 +122,59 @@ def load_emoji(value):
         return check_emoji(value)
     except ValidationError as exc:
         raise InvalidInput(details={"emoji": exc.messages}) from None
+
+
+# Answers (what the API document says each call returns) --------------------------
+
+class MemberSummary(Schema):
+    id = fields.UUID(required=True)
+    username = fields.String(required=True, allow_none=True, metadata={"description": "null for a deleted user"})
+    display_name = fields.String(required=True, allow_none=True)
+    avatar_url = fields.String(required=True, allow_none=True)
+
+
+class ReactionSummary(Schema):
+    emoji = fields.String(required=True)
+    count = fields.Integer(required=True)
+    user_ids = fields.List(fields.UUID(), required=True)
+
+
+class MessageAnswer(Schema):
+    id = fields.UUID(required=True)
+    conversation_id = fields.UUID(required=True)
+    sender_id = fields.UUID(required=True)
+    body = fields.String(required=True)
+    client_id = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    reactions = fields.List(fields.Nested(ReactionSummary), required=True)
+
+
+class ConversationAnswer(Schema):
+    id = fields.UUID(required=True)
+    kind = fields.String(required=True, metadata={"enum": ["direct", "group"]})
+    title = fields.String(required=True, allow_none=True)
+    members = fields.List(fields.Nested(MemberSummary), required=True)
+    created_at = fields.DateTime(required=True)
+    last_activity_at = fields.DateTime(required=True)
+    last_message = fields.Nested(MessageAnswer, required=True, allow_none=True)
+    unread_count = fields.Integer(required=True)
+
+
+class ReactionAnswer(Schema):
+    message_id = fields.UUID(required=True)
+    user_id = fields.UUID(required=True)
+    emoji = fields.String(required=True)
+
+
+class NotificationAnswer(Schema):
+    id = fields.UUID(required=True)
+    type = fields.String(required=True, metadata={
+        "enum": ["new_follower", "event_participant_joined", "message"]})
+    data = fields.Dict(required=True)
+    created_at = fields.DateTime(required=True)
+    read_at = fields.DateTime(required=True, allow_none=True)
+
+
+def deleted_member(user_id):
+    """How a member whose account is gone is shown."""
+    return {"id": user_id, "username": None, "display_name": None, "avatar_url": None}

@@ -4,8 +4,8 @@ from nameko.rpc import rpc
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page
-from http_edge.validation import json_body, path_id, query_args
+from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
+from http_edge.validation import path_id
 from services.messages import conversations, notifications, schemas
 from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
@@ -35,31 +35,37 @@ class MessagesService(health.HealthEndpoints):
 
     # Conversations ---------------------------------------------------------------
 
-    @http("POST", "/messages/conversations")
+    @http("POST", "/messages/conversations", body=schemas.ConversationCreate,
+          responses={201: schemas.ConversationAnswer, 200: schemas.ConversationAnswer})
     def create_conversation(self, request):
-        data = json_body(request, schemas.ConversationCreate())
+        """Start a conversation; a 1:1 that exists already is answered as it is (200)."""
+        data = request.body
         created, view = conversations.create_conversation(
             self.db.session, self.outbox, self.auth.get_users, request.user_id, data["member_ids"], data["title"],
         )
         return (201 if created else 200), view
 
-    @http("GET", "/messages/conversations")
+    @http("GET", "/messages/conversations", query=PageArgs, responses={200: page_of(schemas.ConversationAnswer)})
     def list_conversations(self, request):
-        args = query_args(request, PageArgs())
+        """My conversations with members, last message and unread count, latest activity first."""
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         rows, views = conversations.conversation_page(
             self.db.session, self.auth.get_users, request.user_id, args["limit"], after,
         )
         return page(rows, args["limit"], lambda row: (row.last_activity_at, row.id), lambda row: views[row.id])
 
-    @http("GET", "/messages/conversations/<string:id>")
+    @http("GET", "/messages/conversations/<string:id>", responses={200: schemas.ConversationAnswer})
     def get_conversation(self, request, id):
+        """One of my conversations; 404 for anyone who is not a member."""
         return conversations.get_conversation(self.db.session, self.auth.get_users, request.user_id, _conversation(id))
 
-    @http("GET", "/messages/conversations/<string:id>/messages")
+    @http("GET", "/messages/conversations/<string:id>/messages", query=schemas.MessagePageArgs,
+          responses={200: page_of(schemas.MessageAnswer)})
     def list_messages(self, request, id):
+        """Messages newest first; `after` (a message id) catches up after being offline."""
         conversation_id = _conversation(id)
-        args = query_args(request, schemas.MessagePageArgs())
+        args = request.query
         after = decode_cursor(args["cursor"], int)
         rows, reactions = conversations.message_page(
             self.db.session, request.user_id, conversation_id, args["limit"],
@@ -68,49 +74,58 @@ class MessagesService(health.HealthEndpoints):
         return page(rows, args["limit"], lambda row: (row.seq,),
                     lambda row: schemas.message_view(row, reactions[row.id]))
 
-    @http("POST", "/messages/conversations/<string:id>/read")
+    @http("POST", "/messages/conversations/<string:id>/read", body=schemas.ReadMark, responses={204: None})
     def mark_read(self, request, id):
+        """Move my read mark forward to a message of the conversation."""
         conversation_id = _conversation(id)
-        data = json_body(request, schemas.ReadMark())
+        data = request.body
         conversations.mark_read(self.db.session, self.outbox, request.user_id, conversation_id, data["message_id"])
 
     # Messages and reactions -------------------------------------------------------
 
-    @http("POST", "/messages")
+    @http("POST", "/messages", body=schemas.MessageCreate,
+          responses={201: schemas.MessageAnswer, 200: schemas.MessageAnswer}, errors=(404, 409))
     def send_message(self, request):
-        data = json_body(request, schemas.MessageCreate())
+        """Send a message; the same client_id again answers the same message (200)."""
+        data = request.body
         created, view = conversations.send_message(
             self.db.session, self.outbox, request.user_id, data["conversation_id"], data["body"], data["client_id"],
         )
         return (201 if created else 200), view
 
-    @http("POST", "/messages/<string:id>/reactions")
+    @http("POST", "/messages/<string:id>/reactions", body=schemas.ReactionCreate,
+          responses={201: schemas.ReactionAnswer, 200: schemas.ReactionAnswer})
     def add_reaction(self, request, id):
+        """React with an emoji (one of each per user; again answers 200)."""
         message_id = _message(id)
-        data = json_body(request, schemas.ReactionCreate())
+        data = request.body
         added = conversations.add_reaction(self.db.session, self.outbox, request.user_id, message_id, data["emoji"])
         return (201 if added else 200), {"message_id": message_id, "user_id": request.user_id, "emoji": data["emoji"]}
 
-    @http("DELETE", "/messages/<string:id>/reactions/<path:emoji>")
+    @http("DELETE", "/messages/<string:id>/reactions/<path:emoji>", responses={204: None}, errors=(422,))
     def remove_reaction(self, request, id, emoji):
+        """Take my reaction back (idempotent)."""
         message_id = _message(id)
         emoji = schemas.load_emoji(emoji)
         conversations.remove_reaction(self.db.session, self.outbox, request.user_id, message_id, emoji)
 
     # Notifications ------------------------------------------------------------------
 
-    @http("GET", "/notifications")
+    @http("GET", "/notifications", query=schemas.NotificationPageArgs,
+          responses={200: page_of(schemas.NotificationAnswer)})
     def list_notifications(self, request):
-        args = query_args(request, schemas.NotificationPageArgs())
+        """My notifications, newest first."""
+        args = request.query
         after = decode_cursor(args["cursor"], as_time, as_uuid)
         rows = notifications.notification_page(
             self.db.session, request.user_id, args["unread_only"] in ("true", "1"), args["limit"], after,
         )
         return page(rows, args["limit"], lambda row: (row.created_at, row.id), schemas.notification_view)
 
-    @http("POST", "/notifications/read")
+    @http("POST", "/notifications/read", body=schemas.NotificationsRead, responses={204: None})
     def read_notifications(self, request):
-        data = json_body(request, schemas.NotificationsRead())
+        """Mark my notifications read: those in ids, or all of them."""
+        data = request.body
         notifications.mark_read(self.db.session, request.user_id, data["ids"])
 
     # Events from other services, and our own -------------------------------------------

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
+from services.messages import schemas
+
 pytestmark = pytest.mark.integration
 
 
@@ -62,6 +64,10 @@ def test_group_messages_pages_unread_and_read(api, db_engine):
     assert [item["body"] for item in since["items"]] == ["late"]
     before = api.get(path, user=bob, params={"before": sent[1]["id"]}).json()
     assert [item["body"] for item in before["items"]] == ["m0"]
+
+    # Answers are what the API document says they are.
+    assert schemas.ConversationAnswer().validate(entry) == {}
+    assert all(schemas.MessageAnswer().validate(item) == {} for item in first["items"] + second["items"])
 
     read = api.post(f"/messages/conversations/{group['id']}/read", user=bob, json={"message_id": sent[2]["id"]})
     assert read.status_code == 204

@@ -7,6 +7,8 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import text
 
+from services.messages import schemas
+
 pytestmark = pytest.mark.integration
 
 
@@ -77,6 +79,7 @@ def test_notifications_page_and_mark_read(api, config):
     first = api.get("/notifications", user=bob, params={"limit": 2}).json()
     second = api.get("/notifications", user=bob, params={"limit": 2, "cursor": first["next_cursor"]}).json()
     ids = [item["id"] for item in first["items"] + second["items"]]
+    assert all(schemas.NotificationAnswer().validate(item) == {} for item in first["items"] + second["items"])
     assert len(set(ids)) == 3 and second["next_cursor"] is None
 
     stranger = api.register()

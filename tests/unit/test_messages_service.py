@@ -21,12 +21,16 @@ CAT = "33333333-3333-4333-8333-333333333333"
 CONVERSATION = "44444444-4444-4444-8444-444444444444"
 
 
-def json_request(body, user_id=ANN, method="POST", query_string=None):
+def json_request(body, user_id=ANN, method="POST", handler=None):
+    """A request as the handler's @http entrypoint hands it over: validated first."""
     raw = json.dumps(body).encode()
     builder = EnvironBuilder(method=method, input_stream=io.BytesIO(raw), content_type="application/json",
-                             content_length=len(raw), query_string=query_string)
+                             content_length=len(raw))
     request = Request(builder.get_environ())
     request.user_id = user_id
+    if handler is not None:
+        (entrypoint,) = handler.nameko_entrypoints
+        entrypoint._validate(request)
     return request
 
 
@@ -48,12 +52,9 @@ def test_emoji_refuses_text_control_characters_and_long_strings(emoji):
                                   {"conversation_id": "nope", "body": "hi"},
                                   {"conversation_id": CONVERSATION, "body": "hi", "client_id": ""},
                                   {"body": "hi"}])
-def test_send_validates_before_touching_the_database(body):
-    service = worker_factory(MessagesService)
+def test_send_is_validated_before_any_worker_runs(body):
     with pytest.raises(InvalidInput):
-        service.send_message(json_request(body))
-    assert not service.db.session.method_calls
-    assert not service.outbox.add.called
+        json_request(body, handler=MessagesService.send_message)
 
 
 def test_bodies_keep_newlines_and_are_trimmed():
@@ -64,7 +65,7 @@ def test_bodies_keep_newlines_and_are_trimmed():
 def test_a_conversation_with_only_yourself_is_refused_without_asking_auth():
     service = worker_factory(MessagesService)
     with pytest.raises(NoOtherMembers):
-        service.create_conversation(json_request({"member_ids": [ANN]}))
+        service.create_conversation(json_request({"member_ids": [ANN]}, handler=MessagesService.create_conversation))
     assert not service.auth.get_users.called
 
 
@@ -72,7 +73,8 @@ def test_unknown_members_are_named_and_nothing_is_written():
     service = worker_factory(MessagesService)
     service.auth.get_users.return_value = [{"id": ANN}, {"id": BOB}]
     with pytest.raises(UnknownMembers) as failure:
-        service.create_conversation(json_request({"member_ids": [BOB, CAT]}))
+        service.create_conversation(json_request({"member_ids": [BOB, CAT]},
+                                                 handler=MessagesService.create_conversation))
     assert failure.value.details == {"member_ids": [CAT]}
     service.auth.get_users.assert_called_once_with([ANN, BOB, CAT])  # one batched call
     assert not service.db.session.add_all.called and not service.db.session.commit.called
@@ -83,7 +85,13 @@ def test_ids_that_are_not_uuids_name_nothing():
     with pytest.raises(ConversationNotFound):
         service.get_conversation(json_request({}, method="GET"), "1 OR 1=1")
     with pytest.raises(MessageNotFound):
-        service.add_reaction(json_request({"emoji": "👍"}), "../etc")
+        service.add_reaction(json_request({"emoji": "👍"}, handler=MessagesService.add_reaction), "../etc")
+
+
+def test_reactions_are_validated_before_any_worker_runs():
+    with pytest.raises(InvalidInput) as failure:
+        json_request({"emoji": "ok"}, handler=MessagesService.add_reaction)
+    assert "emoji" in failure.value.details
 
 
 def test_removing_a_reaction_checks_the_emoji_in_the_path():
