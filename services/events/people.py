@@ -9,7 +9,7 @@ keep it current.
 """
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.events.models import Follow, FollowSync, ProcessedEvent
@@ -34,6 +34,9 @@ def ensure_follows(session, auth, user_id):
     if synced_at is not None and datetime.now(UTC) - synced_at < FOLLOW_RESYNC_AFTER:
         return
     followee_ids = valid_uuids(auth.get_following_ids(user_id))
+    # Two first requests of one user at once would otherwise interleave their
+    # delete-and-copy and could deadlock.
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext("follows:" + user_id))))
     session.execute(delete(Follow).where(Follow.follower_id == user_id))
     if followee_ids:
         session.execute(

@@ -250,3 +250,25 @@ def test_user_deleted_twice_is_handled_once():
 def test_readiness_probes_cover_database_and_broker():
     service = worker_factory(EventsService, storage=MagicMock(spec=[]))
     assert set(service.readiness_probes()) == {"database", "broker"}
+
+
+def test_a_page_of_events_costs_one_user_lookup():
+    from types import SimpleNamespace
+
+    from services.events import schedule
+
+    organizers = ["6f0c6b8e-5d41-4cf1-9d0f-1f2a3b4c5d6e", "0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c"]
+    events = [
+        SimpleNamespace(id=str(index), organizer_id=organizers[index % 2], rrule=None, title="t", description="",
+                        starts_at=MONDAY, ends_at=MONDAY, timezone="UTC", location="", is_online=False,
+                        visibility="public", status="active", capacity=None, participants_count=0,
+                        cover_media_id=None, created_at=MONDAY, updated_at=MONDAY)
+        for index in range(5)
+    ]
+    auth, session = MagicMock(), MagicMock()
+    auth.get_users.return_value = [{"id": organizers[0], "username": "ann", "display_name": "Ann", "avatar_url": None}]
+    session.execute.return_value.scalars.return_value = []
+    answered = schedule.views(session, auth, "viewer", [(event, None) for event in events])
+    auth.get_users.assert_called_once()
+    assert sorted(auth.get_users.call_args.args[0]) == sorted(organizers)
+    assert [view["organizer"]["username"] for view in answered] == ["ann", None, "ann", None, "ann"]
