@@ -136,3 +136,20 @@ def test_capacity_holds_under_concurrent_joins(api, db_engine):
                                    {"id": event["id"]})
     assert joined == 10
     assert api.get("/events/" + event["id"], user=ann).json()["participants_count"] == 10
+
+
+def test_organizer_is_notified_of_a_join(api):
+    """participant_joined goes out through the outbox and the messages service
+    turns it into a notification for the organizer."""
+    ann, bob = api.register(), api.register()
+    event = new_event(api, ann, title="Open mic")
+    assert api.post(f"/events/{event['id']}/participants", user=bob).status_code == 201
+    deadline = time.monotonic() + 10
+    while True:
+        notes = api.get("/notifications", user=ann).json()["items"]
+        joined = [note for note in notes if note["type"] == "event_participant_joined"]
+        if joined:
+            break
+        assert time.monotonic() < deadline, "no notification for the organizer"
+        time.sleep(0.2)
+    assert joined[0]["data"]["event_id"] == event["id"] and joined[0]["data"]["user_id"] == bob["id"]
