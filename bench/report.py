@@ -80,6 +80,61 @@ def _mix_table(mix):
     return "\n".join(lines)
 
 
+def _cpu_table(mix):
+    steps = [step for step in mix["steps"] if step.get("cpu_ms_per_request")]
+    if not steps:
+        return ""
+    names = [name for name in steps[0]["cpu_ms_per_request"] if name != "_total"]
+    lines = ["CPU milliseconds per completed request, by process (PostgreSQL, RabbitMQ and Redis are every "
+             "process of that server on the machine; `machine` is all busy CPU, anyone's):", "",
+             "| offered req/s | " + " | ".join(names) + " | machine |", "|" + "---|" * (len(names) + 2)]
+    for step in steps:
+        cpu = step["cpu_ms_per_request"]
+        lines.append(f"| {step['rate']} | " + " | ".join(_fmt(cpu.get(name)) for name in names)
+                     + f" | {_fmt(cpu.get('_total'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(results):
+    s = results["scenarios"]
+    rows = []
+    if "mix_split" in s:
+        held = s["mix_split"]["max_held_rate"]
+        rows.append(("1. mixed workload", TARGETS["mix"], f"held {_fmt(held)} req/s", held is not None))
+    if "rpc" in s:
+        ratio = s["rpc"]["ratios_to_raw"].get("nameko_service_to_service")
+        best = max(s["rpc"]["ratios_to_raw"].items(), key=lambda item: item[1])
+        rows.append(("2. RPC cost", TARGETS["rpc"], f"{_fmt(ratio)} x raw as shipped; best variant {best[0]} "
+                     f"{_fmt(best[1])} x", bool(ratio and ratio >= 0.5)))
+    if "realtime" in s:
+        rt = s["realtime"]
+        rows.append(("3. real-time delivery", TARGETS["realtime"], f"p99 {_fmt(rt['p99_ms'])} ms, "
+                     f"{rt['delivered']}/{rt['expected']} delivered",
+                     bool(rt["p99_ms"] is not None and rt["p99_ms"] < 100 and rt["delivered"] == rt["expected"])))
+    if "storm" in s:
+        ratio = s["storm"].get("ratio")
+        rows.append(("4. login storm", TARGETS["storm"], f"{_fmt(ratio)} x calm p99", bool(ratio and ratio < 2)))
+    if "feed" in s:
+        feed = {entry["following"]: entry["p99_ms"] for entry in s["feed"]}
+        at_1000 = feed.get(1000)
+        counts = sorted(count for count in feed if feed[count])
+        growth = (feed[counts[-1]] / feed[counts[0]]) if len(counts) > 1 else None
+        followed = (counts[-1] / counts[0]) if len(counts) > 1 else None
+        rows.append(("5. feed scaling", TARGETS["feed"],
+                     f"p99 {_fmt(at_1000)} ms at 1,000; x{_fmt(growth)} from {counts[0] if counts else '-'} to "
+                     f"{counts[-1] if counts else '-'} followed (x{_fmt(followed)})",
+                     bool(at_1000 is not None and at_1000 < 50 and growth is not None and growth < followed)))
+    if "mix_one" in s and "mix_split" in s:
+        one, split = s["mix_one"]["max_held_rate"], s["mix_split"]["max_held_rate"]
+        ratio = round(one / split, 2) if one and split else None
+        rows.append(("6. one process vs split", "a ratio (no target)",
+                     f"held {_fmt(one)} vs {_fmt(split)} req/s (x{_fmt(ratio)})", None))
+    lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
+    for name, target, measured, met in rows:
+        lines.append(f"| {name} | {target} | {measured} | {'–' if met is None else ('yes' if met else '**no**')} |")
+    return "\n".join(lines) + "\n"
+
+
 def _profile_tables(profiles):
     out = []
     for name, found in profiles.items():
@@ -115,6 +170,11 @@ def render(results):
         + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").",
         "",
     ]
+    out += ["## Targets", "", verdicts(results)]
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if not results["quick"] and os.path.exists(analysis):
+        with open(analysis) as handle:
+            out += [handle.read().strip(), ""]
     if "mix_split" in s:
         mix = s["mix_split"]
         out += ["## 1. Mixed social workload (one process per service)", "",
@@ -122,7 +182,7 @@ def render(results):
                 "event, half carry a media id), open loop, latency from the scheduled send time; median of "
                 f"{results['size']['repeats']} runs per rate.", "", _mix_table(mix), "",
                 f"**Highest rate held (p99 < 200 ms, no errors, throughput >= 95% of offered): "
-                f"{_fmt(mix['max_held_rate'])} req/s.**", ""]
+                f"{_fmt(mix['max_held_rate'])} req/s.**", "", _cpu_table(mix)]
     if "rpc" in s:
         rpc = s["rpc"]
         out += ["## 2. RPC cost", "", "| case | calls/s | p50 ms | p99 ms | x raw |", "|---|---|---|---|---|"]
@@ -160,7 +220,7 @@ def render(results):
             out.append(f"| {entry['following']:,} | {_fmt(entry['p50_ms'])} | {_fmt(entry['p99_ms'])} |")
         out.append("")
     if "mix_one" in s:
-        out += ["## 6. Every service in one process", "", _mix_table(s["mix_one"]), "",
+        out += ["## 6. Every service in one process", "", _mix_table(s["mix_one"]), "", _cpu_table(s["mix_one"]),
                 f"Highest rate held: {_fmt(s['mix_one']['max_held_rate'])} req/s "
                 f"(one process per service: {_fmt(s.get('mix_split', {}).get('max_held_rate'))}).", ""]
     profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")

@@ -128,6 +128,54 @@ def collect_profiles(started):
     return found
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SHARED_SERVERS = {"postgres": "postgres", "beam.smp": "rabbitmq", "redis-server": "redis"}
+
+
+def _cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_snapshot(pids):
+    """CPU seconds used so far by each of our processes and, summed, by the
+    shared servers (PostgreSQL, RabbitMQ, Redis: other users' work counts too)."""
+    found = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        if comm in SHARED_SERVERS:
+            group = SHARED_SERVERS[comm]
+            found[group] = found.get(group, 0.0) + _cpu_seconds(entry)
+    found["_total"] = _total_cpu_seconds()
+    return found
+
+
+def _total_cpu_seconds():
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def cpu_per_request(before, after, requests):
+    """CPU milliseconds per completed request, by process group, and the
+    machine's busy CPU over the same time."""
+    if not requests:
+        return {}
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    return {name: round(1000 * value / requests, 2) for name, value in sorted(used.items())}
+
+
 # Scenarios ---------------------------------------------------------------------------
 
 MIX = [{"kind": "feed", "weight": 60}, {"kind": "user_posts", "weight": 30}, {"kind": "new_post", "weight": 10}]
@@ -140,9 +188,12 @@ def mixed_workload(system, data, size, profile_dir=None):
     steps = []
     saturated = 0
     for rate in size["mix_rates"]:
+        before = cpu_snapshot(system.pids())
         runs = [openloop(routes, data, [{"name": "mix", "rate": rate, "mix": MIX}], size["mix_duration_s"])
                 for _ in range(size["repeats"])]
+        after = cpu_snapshot(system.pids())
         streams = [run["streams"]["mix"] for run in runs if "mix" in run.get("streams", {})]
+        generator_cpu_s = sum(run["generator_cpu_fraction"] * run["wall_s"] for run in runs)
         step = {
             "rate": rate,
             "throughput": median([s["throughput"] for s in streams]),
@@ -154,6 +205,9 @@ def mixed_workload(system, data, size, profile_dir=None):
                                for kind in ("feed", "user_posts", "new_post")},
             "generator_cpu": median([run["generator_cpu_fraction"] for run in runs]),
             "send_lag_p99_ms": median([s["send_lag_p99_ms"] for s in streams]),
+            "cpu_ms_per_request": dict(cpu_per_request(before, after, sum(s["ok"] for s in streams)),
+                                       generator=round(1000 * generator_cpu_s / max(1, sum(s["ok"] for s in streams)),
+                                                       2)),
             "runs": [{"throughput": s["throughput"], "p50_ms": s["latency"]["p50_ms"],
                       "p99_ms": s["latency"]["p99_ms"], "errors": s["errors"]} for s in streams],
         }
