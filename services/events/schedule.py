@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.events import exceptions, recurrence, schemas
 from services.events.models import Event, Follow, Media, Participant, Post
 from services.events.people import ensure_follows, users_by_id
-from services.shared.errors import InvalidInput
+from services.shared.errors import DomainError, InvalidInput
 
 # A range query expands at most this many recurring events per page.
 MAX_RECURRING_PER_QUERY = 200
@@ -166,10 +166,13 @@ def update_event(session, outbox, auth, user_id, event_id, changes):
     if "starts_at" in changes and "ends_at" not in changes:
         # Moving an event keeps its length.
         changes = dict(changes, ends_at=changes["starts_at"] + (event.ends_at - event.starts_at))
+    if not changes:
+        session.commit()
+        return views(session, auth, user_id, [(event, None)])[0]
     try:
         values = _settle(session, dict(current, **changes), user_id, event.participants_count)
-    except Exception:
-        session.rollback()
+    except DomainError:
+        session.rollback()  # releases the row lock now rather than at teardown
         raise
     for field, value in values.items():
         setattr(event, field, value)
