@@ -11,6 +11,7 @@ from realtime.membership import Members
 from realtime.sockets import Sockets, on_socket
 from services.shared.errors import InvalidInput, NotFound
 from services.shared.ids import parse_uuid
+from services.shared.observability import Observability
 from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy
 
@@ -26,6 +27,7 @@ class RealtimeService(health.HealthEndpoints):
     members = Members()
     redis = Redis()
     broker = health.BrokerProbe()
+    observability = Observability()
     messages = BoundedRpcProxy("messages")
 
     def readiness_probes(self):

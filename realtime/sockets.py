@@ -26,6 +26,7 @@ from nameko.web.server import parse_address
 from http_edge.errors import as_domain_error, error_body
 from http_edge.server import listener_for
 from services.shared.errors import DomainError, InvalidInput
+from services.shared.observability import set_connected_sockets
 from services.shared.presence import REFRESH_SECONDS, Presence
 from services.shared.redis import redis_from_config
 from services.shared.tokens import InvalidToken, verifier_from_file
@@ -131,6 +132,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         except InvalidToken:
             raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
         self.users_by_sid[sid] = user_id
+        set_connected_sockets(len(self.users_by_sid))
         # A socket lives no longer than its token: a signed-out or deactivated
         # user stops receiving pushes when the token runs out, and the app
         # reconnects with a fresh one.
@@ -145,6 +147,7 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     def _forget(self, sid, user_id):
         self.users_by_sid.pop(sid, None)
+        set_connected_sockets(len(self.users_by_sid))
         self._event_windows.pop(sid, None)
         timer = self._expiry_timers.pop(sid, None)
         if timer is not None:

@@ -13,6 +13,7 @@ from services.messages.models import Base
 from services.messages.models import Outbox as OutboxTable
 from services.shared.database import Database
 from services.shared.ids import parse_uuid
+from services.shared.observability import Observability
 from services.shared.outbox import Outbox
 from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy
@@ -28,6 +29,7 @@ class MessagesService(health.HealthEndpoints):
     presence = PresenceProvider()
     redis = Redis()
     broker = health.BrokerProbe()
+    observability = Observability()
     auth = BoundedRpcProxy("auth")
 
     def readiness_probes(self):

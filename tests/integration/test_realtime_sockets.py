@@ -6,6 +6,7 @@ recipient exactly once, whichever replica holds its socket, and nobody else.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -159,6 +160,9 @@ def test_each_recipient_gets_each_push_once_across_replicas(api, replicas, socke
         assert socket.of("conversation:read") == [
             {"conversation_id": group["id"], "user_id": cat["id"], "message_id": sent["id"]}]
     assert eve_a.received == [] and eve_b.received == []
+    metrics = requests.get(a + "/metrics", timeout=5).text
+    held = re.search(r"^lifytp_connected_sockets (\S+)$", metrics, re.MULTILINE)
+    assert held and float(held.group(1)) >= 3  # ann's phone, cat's phone and eve's socket at least
 
 
 def test_bad_tokens_are_refused(api, replicas, config):
