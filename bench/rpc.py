@@ -1,7 +1,7 @@
 """RPC cost: Nameko RPC against a raw kombu request/reply, same broker, same payload.
 
-    python -m bench.rpc raw-server AMQP_URI
-    python -m bench.rpc raw-client AMQP_URI COUNT
+    python -m bench.rpc raw-server AMQP_URI [safe]
+    python -m bench.rpc raw-client AMQP_URI COUNT [safe]   (safe: confirms, persistent, durable queue)
     python -m bench.rpc nameko-client AMQP_URI COUNT [VARIANT]   (ClusterRpcProxy, reused)
     python -m bench.rpc service-loop AMQP_URI COUNT CONCURRENCY [VARIANT]  (bench_caller -> bench_echo)
 
@@ -19,17 +19,20 @@ RAW_QUEUE = "bench-raw-rpc"
 PAYLOAD = {"ids": [str(uuid.UUID(int=index * 7919 + 1)) for index in range(10)], "fields": ["id", "username"]}
 
 
-def raw_server(uri):
+def raw_server(uri, safe=False):
+    """safe: what Nameko does by default, publisher confirms and persistent
+    messages on a durable request queue."""
     from kombu import Connection, Exchange, Producer, Queue
 
-    with Connection(uri) as connection:
+    name = RAW_QUEUE + ("-safe" if safe else "")
+    with Connection(uri, transport_options={"confirm_publish": safe}) as connection:
         channel = connection.channel()
         producer = Producer(channel, exchange=Exchange(""), serializer="json")
-        queue = Queue(RAW_QUEUE, exchange=Exchange(""), routing_key=RAW_QUEUE, durable=False, auto_delete=False)
+        queue = Queue(name, exchange=Exchange(""), routing_key=name, durable=safe, auto_delete=False)
 
         def on_message(body, message):
             producer.publish(body, routing_key=message.properties["reply_to"],
-                             correlation_id=message.properties["correlation_id"], delivery_mode=1)
+                             correlation_id=message.properties["correlation_id"], delivery_mode=2 if safe else 1)
             message.ack()
 
         with connection.Consumer(queue, callbacks=[on_message], channel=channel) as consumer:
@@ -43,11 +46,12 @@ def raw_server(uri):
                     pass
 
 
-def raw_client(uri, count):
+def raw_client(uri, count, safe=False):
     from kombu import Connection, Exchange, Producer, Queue
 
     latencies = []
-    with Connection(uri) as connection:
+    name = RAW_QUEUE + ("-safe" if safe else "")
+    with Connection(uri, transport_options={"confirm_publish": safe}) as connection:
         channel = connection.channel()
         reply_queue = Queue("bench-raw-reply-" + uuid.uuid4().hex, exchange=Exchange(""), exclusive=True,
                             auto_delete=True)
@@ -64,8 +68,8 @@ def raw_client(uri, count):
             for _ in range(count):
                 call_started = time.perf_counter()
                 correlation_id = uuid.uuid4().hex
-                producer.publish(PAYLOAD, routing_key=RAW_QUEUE, reply_to=reply_to,
-                                 correlation_id=correlation_id, delivery_mode=1)
+                producer.publish(PAYLOAD, routing_key=name, reply_to=reply_to,
+                                 correlation_id=correlation_id, delivery_mode=2 if safe else 1)
                 while correlation_id not in answers:
                     connection.drain_events(timeout=10)
                 assert answers.pop(correlation_id) == PAYLOAD
@@ -124,10 +128,10 @@ def _until_served(call, timeout=90):
 def main(argv):
     command, uri = argv[0], argv[1]
     if command == "raw-server":
-        raw_server(uri)
+        raw_server(uri, safe=argv[2:] == ["safe"])
         return
     if command == "raw-client":
-        result = raw_client(uri, int(argv[2]))
+        result = raw_client(uri, int(argv[2]), safe=argv[3:] == ["safe"])
     elif command == "nameko-client":
         result = nameko_client(uri, int(argv[2]), *argv[3:])
     elif command == "service-loop":

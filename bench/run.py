@@ -344,6 +344,10 @@ def rpc_cost(quick, size, log_dir):
                                       stdout=subprocess.PIPE, stderr=open(os.path.join(log_dir, "raw.log"), "w"),
                                       text=True)
         processes.append(raw_server)
+        safe_server = subprocess.Popen([PY, "-m", "bench.rpc", "raw-server", uri, "safe"], cwd=env.ROOT,
+                                       stdout=subprocess.PIPE, text=True,
+                                       stderr=open(os.path.join(log_dir, "raw-safe.log"), "w"))
+        processes.append(safe_server)
         for name, extra in variants.items():
             for service in ("EchoService", "CallerService"):
                 processes.append(subprocess.Popen(
@@ -352,6 +356,7 @@ def rpc_cost(quick, size, log_dir):
                     env=dict(os.environ, AMQP_URI=uri, BENCH_RPC_VARIANT=name, **extra),
                     stdout=open(os.path.join(log_dir, f"rpc-{name}-{service}.log"), "w"), stderr=subprocess.STDOUT))
         raw_server.stdout.readline()
+        safe_server.stdout.readline()
 
         def client(*args):
             done = subprocess.run([PY, "-W", "ignore", "-m", "bench.rpc", *args], cwd=env.ROOT, capture_output=True,
@@ -362,6 +367,7 @@ def rpc_cost(quick, size, log_dir):
 
         cases_args = {
             "raw_kombu": ("raw-client", uri, str(count)),
+            "raw_kombu_confirms_persistent": ("raw-client", uri, str(count), "safe"),
             "nameko_standalone_proxy": ("nameko-client", uri, str(count)),
             "nameko_service_to_service": ("service-loop", uri, str(count), "1"),
             "nameko_s2s_no_confirms": ("service-loop", uri, str(count), "1", "no_confirms"),
@@ -372,7 +378,8 @@ def rpc_cost(quick, size, log_dir):
         }
         cases = {name: (lambda args=args: client(*args)) for name, args in cases_args.items()}
         if quick:
-            cases = {name: case for name, case in cases.items() if "confirms" not in name and "prefetch1" not in name}
+            cases = {name: case for name, case in cases.items()
+                     if "confirms" not in name and "prefetch1" not in name}
         # Warm-up: every case once, small, unrecorded (services may still be starting).
         for name in cases:
             if name != "raw_kombu_again":
@@ -394,7 +401,7 @@ def rpc_cost(quick, size, log_dir):
             log(f"  rpc {name}: {result[name]['calls_per_s']} calls/s p50 {result[name]['p50_ms']}")
         raw = median([result["raw_kombu"]["calls_per_s"], result["raw_kombu_again"]["calls_per_s"]])
         result["ratios_to_raw"] = {name: round(value["calls_per_s"] / raw, 3) for name, value in result.items()
-                                   if name.startswith("nameko")}
+                                   if name.startswith("nameko") or name == "raw_kombu_confirms_persistent"}
         result["raw_calls_per_s"] = raw
         return result
     finally:
