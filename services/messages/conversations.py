@@ -223,10 +223,9 @@ def message_page(session, user_id, conversation_id, limit, before_seq=None, befo
         select(Message).where(Message.conversation_id == conversation_id)
         .order_by(Message.seq.desc()).limit(limit + 1)
     )
-    if before_id:
-        before_seq = min(before_seq or 2**62, _seq_in(session, conversation_id, before_id))
-    if before_seq is not None:
-        query = query.where(Message.seq < before_seq)
+    upper_bounds = [seq for seq in (before_seq, before_id and _seq_in(session, conversation_id, before_id)) if seq]
+    if upper_bounds:
+        query = query.where(Message.seq < min(upper_bounds))
     if after_id:
         query = query.where(Message.seq > _seq_in(session, conversation_id, after_id))
     rows = session.execute(query).scalars().all()

@@ -43,6 +43,18 @@ def test_direct_conversation_is_created_once(api):
     assert members[bob["id"]]["username"] == bob["user"]["username"]
 
 
+def test_both_people_opening_a_direct_conversation_at_once_get_the_same_one(api, db_engine):
+    ann, bob = api.register(), api.register()
+    attempts = [(ann, bob), (bob, ann)] * 3
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(
+            lambda pair: api.post("/messages/conversations", user=pair[0], json={"member_ids": [pair[1]["id"]]}),
+            attempts))
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [201]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert _count(db_engine, "members", "conversation_id = :c", c=answers[0].json()["id"]) == 2
+
+
 def test_group_messages_pages_unread_and_read(api, db_engine):
     ann, bob, cat = api.register(), api.register(), api.register()
     group = _conversation(api, ann, bob, cat, title="Trip")

@@ -177,6 +177,12 @@ def test_bad_tokens_are_refused(api, replicas, config):
             Socket(replicas[0], token)
     Socket(replicas[0], ann["access_token"]).close()  # the real one still works
 
+    # A socket lasts no longer than its token.
+    short_lived = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], 2).sign(ann["id"])
+    socket = Socket(replicas[1], short_lived)
+    assert socket.client.connected
+    wait_for(lambda: not socket.client.connected, timeout=6)
+
 
 def test_typing_reaches_other_members_only(api, replicas, sockets):
     ann, bob, eve = api.register(), api.register(), api.register()
