@@ -121,7 +121,8 @@ def test_connecting_with_a_bad_token_is_refused():
 
 def _token(expires_in):
     # Verification is mocked below; only the expiry is read from this token.
-    return jwt.encode({"sub": ANN, "exp": int(time.time() + expires_in)}, "an unused key of thirty-two bytes!", algorithm="HS256")
+    claims = {"sub": ANN, "exp": int(time.time() + expires_in)}
+    return jwt.encode(claims, "an unused key of thirty-two bytes!", algorithm="HS256")
 
 
 def test_a_connected_socket_joins_its_user_room_and_is_present():
