@@ -184,8 +184,10 @@ def send_message(session, outbox, sender_id, conversation_id, body, client_id=No
         existing = _sent_before(session, sender_id, client_id, conversation_id, body)
         return False, message_view(existing, _reactions(session, [existing.id])[existing.id])
     session.execute(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(last_activity_at=message.created_at, last_message_id=message.id)
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.last_message_seq < message.seq)
+        .values(last_activity_at=func.greatest(Conversation.last_activity_at, message.created_at),
+                last_message_id=message.id, last_message_seq=message.seq)
     )
     # Whoever writes has read everything before their own message.
     session.execute(

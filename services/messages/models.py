@@ -42,6 +42,9 @@ class Conversation(Base):
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     last_activity_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     last_message_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
+    # The seq of last_message_id: concurrent sends may commit out of order, and
+    # only a newer message may replace the last one.
+    last_message_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Member(Base):

@@ -97,6 +97,16 @@ def test_conversation_list_latest_activity_first_with_cursor(api):
     assert [item["id"] for item in page2["items"]] == [newer["id"]] and page2["next_cursor"] is None
 
 
+def test_last_message_is_the_newest_even_when_sends_commit_out_of_order(api):
+    ann, bob = api.register(), api.register()
+    chat = _conversation(api, ann, bob)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda index: _send(api, ann if index % 2 else bob, chat, f"burst {index}"), range(16)))
+    newest = api.get(f"/messages/conversations/{chat['id']}/messages", user=ann, params={"limit": 1}).json()
+    assert api.get(f"/messages/conversations/{chat['id']}", user=ann).json()["last_message"]["id"] == \
+        newest["items"][0]["id"]
+
+
 def test_client_id_makes_sending_idempotent_even_concurrently(api, db_engine):
     ann, bob = api.register(), api.register()
     chat = _conversation(api, ann, bob)
