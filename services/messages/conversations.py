@@ -191,7 +191,9 @@ def send_message(session, outbox, sender_id, conversation_id, body, client_id=No
     )
     # Whoever writes has read everything before their own message.
     session.execute(
-        update(Member).where(Member.conversation_id == conversation_id, Member.user_id == sender_id)
+        update(Member)
+        .where(Member.conversation_id == conversation_id, Member.user_id == sender_id,
+               Member.last_read_seq < message.seq)
         .values(last_read_seq=message.seq, last_read_message_id=message.id)
     )
     view = message_view(Message(
