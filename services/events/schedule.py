@@ -45,7 +45,11 @@ def visible_to(viewer_id):
 
 
 def visible_event(session, auth, viewer_id, event_id, for_update=False):
-    ensure_follows(session, auth, viewer_id)
+    # Only a followers-only event needs the viewer's follow list: the RPC that
+    # may copy it is not paid for public events, mine, or ones I joined.
+    visibility = session.scalar(select(Event.visibility).where(Event.id == event_id))
+    if visibility == "followers":
+        ensure_follows(session, auth, viewer_id)
     query = select(Event).where(Event.id == event_id, visible_to(viewer_id))
     if for_update:
         query = query.with_for_update(of=Event)
@@ -300,8 +304,9 @@ def occurrences(session, filters, window_from, window_to, after, limit):
     return found[: limit + 1]
 
 
-def range_page(session, auth, viewer_id, filters, args, after):
-    ensure_follows(session, auth, viewer_id)
+def range_page(session, auth, viewer_id, filters, args, after, needs_follows=True):
+    if needs_follows:
+        ensure_follows(session, auth, viewer_id)
     found = occurrences(session, filters, args["range_from"], args["range_to"], after, args["limit"])
     shown = found[: args["limit"]]
     items = views(session, auth, viewer_id, [(event, start) for start, event in shown])

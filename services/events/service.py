@@ -80,17 +80,20 @@ class EventsService(health.HealthEndpoints):
         """Active events I may see with an occurrence starting in [from, to), by starts_at."""
         args = request.query
         filters = schedule.search_filters(request.user_id, args.get("q"), args.get("organizer_id"))
-        return self._range_page(request, args, filters)
+        return self._range_page(request, args, filters, needs_follows=True)
 
     @http("GET", "/calendar", query=schemas.RangeArgs, responses={200: page_of(schemas.EventAnswer)})
     def calendar(self, request):
         """Occurrences of events I organize or joined starting in [from, to), by starts_at."""
         args = request.query
-        return self._range_page(request, args, schedule.calendar_filters(request.user_id))
+        # What I organize or joined: no follow list involved.
+        return self._range_page(request, args, schedule.calendar_filters(request.user_id), needs_follows=False)
 
-    def _range_page(self, request, args, filters):
+    def _range_page(self, request, args, filters, needs_follows):
         after = decode_cursor(args["cursor"], as_time, as_uuid)
-        found, items = schedule.range_page(self.db.session, self.auth, request.user_id, filters, args, after)
+        found, items = schedule.range_page(
+            self.db.session, self.auth, request.user_id, filters, args, after, needs_follows,
+        )
         rows = [(start, event, view) for (start, event), view in zip(found, items + [None], strict=False)]
         return page(rows, args["limit"], lambda row: (row[0], row[1].id), lambda row: row[2])
 
