@@ -59,7 +59,12 @@ def seed(quick, force=False, log=print):
     ensure_database(name)
     url = env.PG_SERVER + name
     engine = create_engine(url)
+    config = load_config()
+    for service in SERVICES:
+        config["DB_URIS"][f"{service}:Base"] = url
     if not force and seeded_size(engine) == size:
+        # Migrations added since the seed apply to it as to any database.
+        upgrade_all(config)
         with engine.begin() as connection:
             # The replica counts as fresh (it is a copy of auth.follows).
             connection.execute(text("UPDATE events.follow_syncs SET synced_at = now()"))
@@ -72,9 +77,6 @@ def seed(quick, force=False, log=print):
     with engine.begin() as connection:
         for schema in (*SERVICES, "bench"):
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    config = load_config()
-    for service in SERVICES:
-        config["DB_URIS"][f"{service}:Base"] = url
     upgrade_all(config)
     password_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()
     with engine.begin() as connection:
