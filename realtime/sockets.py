@@ -101,8 +101,8 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.sio.on("*", self._on_event)
 
     def start(self):
-        # Subscribe to the Redis channel now, not at the first connection:
-        # emits from other replicas must reach this one's sockets from the start.
+        # Subscribe to the Redis channel at start rather than at the first
+        # connection, so a Redis problem shows at once, not to the first user.
         self.sio.manager_initialized = True
         self.sio.manager.initialize()
         listener_for(self.bind_addr).mount(MOUNT_PATH, socketio.WSGIApp(self.sio, socketio_path="socket.io"))
