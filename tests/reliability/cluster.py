@@ -152,6 +152,12 @@ class LoadBalancer:
             "$request_time';",
             f"  access_log {self.access_log} upstreams;",
             "  client_max_body_size 20m;",
+            # Every upstream change is a reload, and a reload closes the idle
+            # keep-alive connections of clients; a client that sends on one at
+            # that instant gets a reset. ingress-nginx changes endpoints without
+            # reloading, so this artifact of the emulation is avoided instead:
+            # one request per client connection.
+            "  keepalive_timeout 0;",
             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
             # A draining replica answers 503 before doing any work, and a
             # refused or reset connection did nothing we cannot repeat (every
@@ -266,8 +272,10 @@ class Cluster:
         self._loop = None
 
     def start_replica(self, service):
-        self.generation += 1
-        replica = Replica(service, self.ports.take(), self.env, self.log_dir, self.generation)
+        with self._lock:
+            self.generation += 1
+            generation = self.generation
+        replica = Replica(service, self.ports.take(), self.env, self.log_dir, generation)
         with self._lock:
             self.replicas[service].append(replica)
         return replica

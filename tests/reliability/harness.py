@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -267,15 +268,32 @@ class Harness:
         return {"killed": kills}
 
     def rolling_update(self):
-        steps = []
-        for old in list(self.cluster.all_replicas()):
-            new = self.cluster.start_replica(old.service)
-            ready_after = new.wait_until_ready(timeout=90)
-            self.cluster.wait_routed(new)
-            code, seconds = old.terminate(grace=30)
-            self.cluster.retire(old)
-            steps.append({"old": old.name, "new": new.name, "new_ready_seconds": round(ready_after, 1),
-                          "old_exit_code": code})
+        """Every Deployment rolls at once, as `kubectl apply` of a new image
+        does; within one, replicas are replaced one by one (maxSurge 1,
+        maxUnavailable 0): the new one ready and routed to before the old one
+        gets SIGTERM."""
+        steps, errors = [], []
+
+        def roll(service):
+            try:
+                for old in list(self.cluster.replicas[service]):
+                    new = self.cluster.start_replica(service)
+                    ready_after = new.wait_until_ready(timeout=120)
+                    self.cluster.wait_routed(new)
+                    code, seconds = old.terminate(grace=30)
+                    self.cluster.retire(old)
+                    steps.append({"old": old.name, "new": new.name, "new_ready_seconds": round(ready_after, 1),
+                                  "old_exit_code": code})
+            except Exception as exc:
+                errors.append(f"{service}: {exc}")
+
+        threads = [threading.Thread(target=roll, args=(service,)) for service in self.cluster.services]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError("; ".join(errors))
         return {"replaced": steps}
 
     def wait_all_ready(self, timeout=90):
