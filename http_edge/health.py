@@ -4,6 +4,7 @@ A service mixes in HealthEndpoints and lists its probes in `readiness_probes()`:
 callables that raise when a dependency is unreachable.
 """
 from kombu import Connection
+from marshmallow import Schema, fields
 from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
@@ -29,13 +30,20 @@ def database_probe(db):
     return lambda: db.session.execute(text("SELECT 1"))
 
 
+class Status(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "ready"]})
+    service = fields.String(required=True)
+
+
 class HealthEndpoints:
-    @http("GET", "/health", public=True)
+    @http("GET", "/health", public=True, responses={200: Status})
     def health(self, request):
+        """The process is alive."""
         return {"status": "ok", "service": self.name}
 
-    @http("GET", "/ready", public=True)
+    @http("GET", "/ready", public=True, responses={200: Status})
     def ready(self, request):
+        """Its database, broker and other stores answer (503 names those that do not)."""
         failing = {}
         for name, probe in self.readiness_probes().items():
             try:

@@ -80,7 +80,7 @@ class AuthService(health.HealthEndpoints):
         """Change display name, bio or avatar (a media id of an image you uploaded)."""
         return accounts.update_profile(self.db.session, request.user_id, request.body, self.events.get_media)
 
-    @http("GET", "/users/<string:id>", responses={200: schemas.PublicUser})
+    @http("GET", "/users/<uuid:id>", responses={200: schemas.PublicUser})
     def get_profile(self, request, id):
         """A user's public profile, with follow counts."""
         return accounts.profile(self.db.session, request.user_id, _user_id(id))
@@ -95,22 +95,22 @@ class AuthService(health.HealthEndpoints):
 
     # Follow graph ---------------------------------------------------------------
 
-    @http("POST", "/users/<string:id>/follow", responses={204: None}, errors=(422,))
+    @http("POST", "/users/<uuid:id>/follow", responses={204: None}, errors=(422,))
     def follow(self, request, id):
         """Follow a user (idempotent)."""
         accounts.follow(self.db.session, self.outbox, request.user_id, _user_id(id))
 
-    @http("DELETE", "/users/<string:id>/follow", responses={204: None})
+    @http("DELETE", "/users/<uuid:id>/follow", responses={204: None})
     def unfollow(self, request, id):
         """Stop following a user (idempotent)."""
         accounts.unfollow(self.db.session, self.outbox, request.user_id, _user_id(id))
 
-    @http("GET", "/users/<string:id>/followers", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    @http("GET", "/users/<uuid:id>/followers", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
     def followers(self, request, id):
         """A user's followers, newest first."""
         return self._follow_page(request, id, "followers")
 
-    @http("GET", "/users/<string:id>/following", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    @http("GET", "/users/<uuid:id>/following", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
     def following(self, request, id):
         """Who a user follows, newest first."""
         return self._follow_page(request, id, "following")
