@@ -13,15 +13,16 @@ ARG BASE_IMAGE=debian:bookworm-slim
 # ---- build: a virtualenv with the pinned dependencies -----------------------
 FROM ${BASE_IMAGE} AS build
 ENV DEBIAN_FRONTEND=noninteractive \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
+# pip's download cache survives rebuilds (a BuildKit cache mount, in no layer).
 RUN --mount=type=secret,id=pip_ca,required=false \
+    --mount=type=cache,target=/root/.cache/pip \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
  && /opt/venv/bin/pip install --no-compile -r /tmp/requirements.txt \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
