@@ -12,6 +12,7 @@ from services.auth.dependencies import LoginThrottleProvider, PasswordHasher, To
 from services.auth.exceptions import UserNotFound
 from services.auth.models import Base
 from services.auth.models import Outbox as OutboxTable
+from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.observability import Observability
@@ -22,7 +23,7 @@ from services.shared.rpc import BoundedRpcProxy
 
 # The mixin is reached through its module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class AuthService(health.HealthEndpoints):
+class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     name = "auth"
 
     db = Database(Base)
@@ -155,11 +156,6 @@ class AuthService(health.HealthEndpoints):
     @rpc
     def counts(self):
         return accounts.counts(self.db.session)
-
-    @rpc
-    def outbox_backlog(self):
-        """Events recorded but not yet published to RabbitMQ."""
-        return self.outbox.pending_count()
 
 
 

@@ -20,6 +20,7 @@ from services.events.models import Outbox as OutboxTable
 from services.events.people import record_follow
 from services.events.storage import S3Storage
 from services.events.user_removal import forget_user
+from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid
 from services.shared.outbox import Outbox
@@ -32,7 +33,7 @@ DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024
 
 # The mixin is reached through its module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class EventsService(health.HealthEndpoints):
+class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     name = "events"
 
     db = Database(Base)
@@ -236,11 +237,6 @@ class EventsService(health.HealthEndpoints):
     @rpc
     def counts(self):
         return schedule.counts(self.db.session)
-
-    @rpc
-    def outbox_backlog(self):
-        """Events recorded but not yet published to RabbitMQ."""
-        return self.outbox.pending_count()
 
 
 def _event_id(value):

@@ -11,6 +11,7 @@ from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
 from services.messages.models import Base
 from services.messages.models import Outbox as OutboxTable
+from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
@@ -21,7 +22,7 @@ from services.shared.rpc import BoundedRpcProxy
 
 # The mixin is reached through its module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class MessagesService(health.HealthEndpoints):
+class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     name = "messages"
 
     db = Database(Base)
@@ -169,11 +170,6 @@ class MessagesService(health.HealthEndpoints):
     @rpc
     def counts(self):
         return conversations.counts(self.db.session)
-
-    @rpc
-    def outbox_backlog(self):
-        """Events recorded but not yet published to RabbitMQ."""
-        return self.outbox.pending_count()
 
 
 def _conversation(value):

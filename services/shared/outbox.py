@@ -12,12 +12,14 @@ transaction of its own effect, and skips an id it has seen.
 import logging
 import uuid
 import zlib
+from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
 import eventlet
 from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 
 from services.shared.database import ENGINE_OPTIONS, database_uri
+from services.shared.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +85,13 @@ def first_delivery(session, processed_table, event_id, handler):
 class OutboxWriter:
     """What a worker gets: records events in the session it is committing."""
 
-    def __init__(self, table, request_id, pending_count):
+    def __init__(self, table, request_id, relay):
         self._table = table
         self._request_id = request_id
         self.recorded = False
-        self.pending_count = pending_count
+        # Operator actions on the relay (see OutboxOperations).
+        self.pending_count = relay.pending_count
+        self.replay = relay.replay
 
     def add(self, session, event_type, payload):
         event_id = str(uuid.uuid4())
@@ -136,7 +141,7 @@ class Outbox(DependencyProvider):
         self.engine.dispose()
 
     def get_dependency(self, worker_ctx):
-        writer = OutboxWriter(self.table, worker_ctx.context_data.get("request_id"), self.pending_count)
+        writer = OutboxWriter(self.table, worker_ctx.context_data.get("request_id"), self)
         self._writers[worker_ctx] = writer
         return writer
 
@@ -207,8 +212,48 @@ class Outbox(DependencyProvider):
             headers=headers,
         )
 
+    def replay(self, since):
+        """Send again every event recorded at or after `since` (a datetime).
+
+        For events a consumer never received: its queue did not exist yet, or
+        the broker lost them. Consumers skip event ids they have handled, so a
+        replay changes nothing for those that did. Returns how many were queued.
+        """
+        with self.engine.begin() as conn:
+            queued = conn.execute(
+                update(self.table)
+                .where(self.table.c.created_at >= since, self.table.c.published_at.is_not(None))
+                .values(published_at=None)
+            ).rowcount
+        self._notify()
+        return queued
+
     def pending_count(self):
         with self.engine.connect() as conn:
             return conn.scalar(
                 select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
             )
+
+
+class OutboxOperations:
+    """RPC for operators (`nameko shell`), mixed into every service with an outbox.
+
+    Reach it through this module (`outbox.OutboxOperations`): `nameko run` would
+    take a bare imported class with entrypoints for a service of its own.
+    """
+
+    @rpc
+    def outbox_backlog(self):
+        """Events recorded but not yet published to RabbitMQ."""
+        return self.outbox.pending_count()
+
+    @rpc
+    def replay_outbox(self, since):
+        """Publish again the events recorded since an ISO 8601 time; returns how many."""
+        try:
+            moment = datetime.fromisoformat(since)
+        except (TypeError, ValueError):
+            raise InvalidInput("since must be an ISO 8601 time, e.g. 2026-11-23T18:00:00+00:00") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return self.outbox.replay(moment)
