@@ -11,7 +11,10 @@ database, vhost, RabbitMQ users and ports:
 - every process answers /health and /ready, and docker's HEALTHCHECK (the
   image's own command) turns healthy;
 - each process connects as its own RabbitMQ user with only the permissions of
-  rabbitmq/definitions.json, on a vhost with its policies and exchanges;
+  rabbitmq/definitions.json (imported by the real broker into a vhost of ours);
+- a registration goes through auth;
+- the compose edge (deploy/edge/nginx.conf under this machine's nginx) routes
+  the API prefixes and passes Socket.IO, websocket upgrade included;
 - SIGTERM stops every process cleanly (exit 0) well within the grace period.
 
 Cache-friendly: an imported base image and docker's build cache are reused.

@@ -409,3 +409,21 @@ def test_compose_edge_routes_like_the_ingress():
     for service, port in PROCESSES.items():
         assert f"server {service}:{port};" in conf
         assert compose_ports[service]["build"]["target"] == service
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
+    namespace = objects(overlay, "Namespace")["lifytp"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for name, workload in objects(overlay, kind).items():
+            pod = workload["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
+            assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+            assert pod["automountServiceAccountToken"] is False, name
+            for container in pod["containers"] + pod.get("initContainers", []):
+                security = container["securityContext"]
+                assert security["allowPrivilegeEscalation"] is False, name
+                assert security["capabilities"]["drop"] == ["ALL"], name
+                assert not security.get("capabilities", {}).get("add"), name
+                assert "resources" in container and container["resources"]["limits"], name
