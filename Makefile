@@ -13,6 +13,7 @@ run: setup
 	deploy/local/serve.sh
 
 test: setup
+	deploy/local/test-tools.sh
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
