@@ -350,10 +350,11 @@ class Harness:
         }
 
     def run_scenarios(self):
-        self.run_scenario("1-sigterm", "SIGTERM one replica of each service in turn (replaced)", self.sigterm_each)
-        self.run_scenario("2-kill9", "kill -9 a replica of each service in turn (replaced)", self.kill_each,
+        which = "every replica" if self.profile["every_replica"] else "one replica of each service"
+        self.run_scenario("1-sigterm", f"SIGTERM {which} in turn, each replaced", self.sigterm_each)
+        self.run_scenario("2-kill9", f"kill -9 {which} in turn, each replaced", self.kill_each,
                           allow_failed=True, allowed_failures=())
-        self.run_scenario("3-rolling-update", "Replace every replica one by one, new ready before old stops",
+        self.run_scenario("3-rolling-update", "Rolling update of every replica, new one ready before old one stops",
                           self.rolling_update)
         self.run_scenario("4-rabbitmq-restart", "Restart RabbitMQ", self.restart_rabbit, allow_failed=True)
         self.run_scenario("5-postgres-redis-restart", "Restart PostgreSQL, then Redis", self.restart_pg_and_redis,
