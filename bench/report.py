@@ -220,7 +220,10 @@ def render(results):
                        f"| {_fmt(level['login_p50_ms'])} | {_fmt(level['login_p99_ms'])} |")
         out.append("")
     if "feed" in s:
-        out += ["## 5. Feed scaling", "", "| following | p50 ms | p99 ms |", "|---|---|---|"]
+        out += ["## 5. Feed scaling", "", "`GET /feed?limit=20` one request at a time (service time, no queueing), "
+                f"up to {results['size'].get('feed_requests')} requests or {results['size'].get('feed_duration_s')} s "
+                f"per run, median of {results['size']['repeats']} runs.", "",
+                "| following | p50 ms | p99 ms |", "|---|---|---|"]
         for entry in s["feed"]:
             out.append(f"| {entry['following']:,} | {_fmt(entry['p50_ms'])} | {_fmt(entry['p99_ms'])} |")
         out.append("")
@@ -232,6 +235,8 @@ def render(results):
                 if key in s and "profile" in s[key]]
     if "storm" in s and "profile" in s["storm"]:
         profiles.append(("Scenario 4, storm", s["storm"]["profile"]))
+    if "rpc" in s and "profile" in s["rpc"]:
+        profiles.append(("Scenario 2, service to service and raw kombu, alternating", s["rpc"]["profile"]))
     if profiles:
         out += ["## Profiles (py-spy)", ""]
         for title, found in profiles:

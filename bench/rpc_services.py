@@ -4,12 +4,14 @@
 from inside a service (service-to-service RPC, as events calls auth) and
 returns how long each call took. BENCH_RPC_CONFIRMS=0 and
 BENCH_RPC_TRANSIENT=1 switch off publisher confirms and persistent delivery
-for every Nameko publisher in the process (the tuning variants).
+for every Nameko publisher in the process, BENCH_RPC_REPLY_CONFIRMS=0 confirms
+of replies only (the tuning variants).
 """
 import os
 import time
 
 import eventlet
+from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 from nameko.rpc import RpcProxy, rpc
 
@@ -20,6 +22,14 @@ if os.environ.get("BENCH_RPC_CONFIRMS") == "0":
     Publisher.use_confirms = False
 if os.environ.get("BENCH_RPC_TRANSIENT") == "1":
     Publisher.delivery_mode = 1
+if os.environ.get("BENCH_RPC_REPLY_CONFIRMS") == "0":
+    # Replies only: a lost reply already ends in the caller's timeout, while
+    # the request keeps its confirm (that is how a call to a service with no
+    # consumer becomes UnknownService).
+    class _UnconfirmedPublisher(Publisher):
+        use_confirms = False
+
+    nameko_rpc.Responder.publisher_cls = _UnconfirmedPublisher
 
 
 class EchoService:

@@ -28,10 +28,10 @@ FULL = {
     "mix_duration_s": 8,
     "warmup_s": 4,
     "saturated_steps": 2,
-    "feed_rate": 10, "feed_duration_s": 8,
+    "feed_requests": 60, "feed_duration_s": 10,
     "calm_rate": 40, "storm_login_rates": [3, 8], "storm_duration_s": 12,
     "sockets": 1000, "group_size": 10, "message_rate": 20, "messages": 200,
-    "rpc_calls": 2000,
+    "rpc_calls": 1500,
     "profile_s": 10,
 }
 QUICK = {
@@ -41,7 +41,7 @@ QUICK = {
     "mix_duration_s": 2,
     "warmup_s": 1,
     "saturated_steps": 1,
-    "feed_rate": 10, "feed_duration_s": 1,
+    "feed_requests": 10, "feed_duration_s": 2,
     "calm_rate": 20, "storm_login_rates": [3], "storm_duration_s": 2,
     "sockets": 20, "group_size": 5, "message_rate": 10, "messages": 10,
     "rpc_calls": 100,
@@ -236,20 +236,33 @@ def held(step):
             and step["throughput"] >= 0.95 * step["rate"])
 
 
-def feed_scaling(system, data, readers, size):
-    routes = system.prefix_routes()
+def feed_scaling(system, readers, size):
+    """Scenario 5: one request at a time (closed loop: service time, no
+    queueing), up to feed_requests or feed_duration_s per run."""
+    import requests
+
+    url = system.routes["events"] + "/feed?limit=20"
     result = []
     for reader in readers:
-        streams = []
-        openloop(routes, data, [{"name": "w", "rate": size["feed_rate"], "mix": [{"kind": "feed_as", "weight": 1}],
-                                 "token": reader["token"]}], 1)
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer " + reader["token"]
+        for _ in range(3):
+            session.get(url, timeout=60)
+        runs, errors = [], 0
         for _ in range(size["repeats"]):
-            run = openloop(routes, data, [{"name": "feed", "rate": size["feed_rate"], "token": reader["token"],
-                                           "mix": [{"kind": "feed_as", "weight": 1}]}], size["feed_duration_s"])
-            streams.append(run["streams"]["feed"])
-        entry = {"following": reader["following"], "p50_ms": median([s["latency"]["p50_ms"] for s in streams]),
-                 "p99_ms": median([s["latency"]["p99_ms"] for s in streams]),
-                 "errors": sum(s["errors"] for s in streams), "requests": sum(s["requests"] for s in streams)}
+            latencies = []
+            deadline = time.monotonic() + size["feed_duration_s"]
+            while len(latencies) < size["feed_requests"] and time.monotonic() < deadline:
+                started = time.perf_counter()
+                answer = session.get(url, timeout=60)
+                if answer.status_code == 200:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+            runs.append(latencies)
+        entry = {"following": reader["following"], "requests": sum(len(run) for run in runs), "errors": errors,
+                 "p50_ms": median([percentile(run, 0.5) for run in runs]),
+                 "p99_ms": median([percentile(run, 0.99) for run in runs])}
         result.append(entry)
         log(f"  feed following {reader['following']}: p50 {entry['p50_ms']} p99 {entry['p99_ms']}")
     return result
@@ -337,16 +350,18 @@ def realtime_delivery(system, users, size):
     return result
 
 
-def rpc_cost(quick, size, log_dir):
+def rpc_cost(quick, size, log_dir, profile_dir=None):
     from bench.rpc import RAW_QUEUE  # noqa: F401  (the module must import)
 
     variants = {"default": {}} if quick else {
         "default": {},
         "prefetch1": {"MAX_WORKERS": "1"},
         "no_confirms": {"BENCH_RPC_CONFIRMS": "0"},
+        "no_reply_confirms": {"BENCH_RPC_REPLY_CONFIRMS": "0"},
         "no_confirms_transient": {"BENCH_RPC_CONFIRMS": "0", "BENCH_RPC_TRANSIENT": "1"},
     }
     processes = []
+    pids = {}
     count = size["rpc_calls"]
     try:
         uri = env.reset_vhost(env.vhost_name(quick, "_rpc"))
@@ -365,6 +380,7 @@ def rpc_cost(quick, size, log_dir):
                      "bench.rpc_services:" + service], cwd=env.ROOT,
                     env=dict(os.environ, AMQP_URI=uri, BENCH_RPC_VARIANT=name, **extra),
                     stdout=open(os.path.join(log_dir, f"rpc-{name}-{service}.log"), "w"), stderr=subprocess.STDOUT))
+                pids[f"{name}-{service}"] = processes[-1].pid
         raw_server.stdout.readline()
         safe_server.stdout.readline()
 
@@ -381,6 +397,7 @@ def rpc_cost(quick, size, log_dir):
             "nameko_standalone_proxy": ("nameko-client", uri, str(count)),
             "nameko_service_to_service": ("service-loop", uri, str(count), "1"),
             "nameko_s2s_no_confirms": ("service-loop", uri, str(count), "1", "no_confirms"),
+            "nameko_s2s_no_reply_confirms": ("service-loop", uri, str(count), "1", "no_reply_confirms"),
             "nameko_s2s_no_confirms_transient": ("service-loop", uri, str(count), "1", "no_confirms_transient"),
             "nameko_s2s_8_callers_prefetch10": ("service-loop", uri, str(count), "8"),
             "nameko_s2s_8_callers_prefetch1": ("service-loop", uri, str(count), "8", "prefetch1"),
@@ -413,6 +430,14 @@ def rpc_cost(quick, size, log_dir):
         result["ratios_to_raw"] = {name: round(value["calls_per_s"] / raw, 3) for name, value in result.items()
                                    if name.startswith("nameko") or name == "raw_kombu_confirms_persistent"}
         result["raw_calls_per_s"] = raw
+        if profile_dir and size["profile_s"]:
+            started = profile({"echo": pids["default-EchoService"], "caller": pids["default-CallerService"],
+                               "raw-server": raw_server.pid}, size["profile_s"], profile_dir, "rpc")
+            deadline = time.monotonic() + size["profile_s"]
+            while time.monotonic() < deadline:
+                cases["nameko_service_to_service"]()
+                cases["raw_kombu"]()
+            result["profile"] = collect_profiles(started)
         return result
     finally:
         for process in processes:
@@ -493,7 +518,7 @@ def main(argv=None):
 
     if "rpc" in only:
         log("scenario 2: RPC cost")
-        results["scenarios"]["rpc"] = rpc_cost(quick, size, log_dir)
+        results["scenarios"]["rpc"] = rpc_cost(quick, size, log_dir, profile_dir)
         save()
 
     env.reset_vhost(env.vhost_name(quick))
@@ -511,7 +536,7 @@ def main(argv=None):
                 save()
             if "feed" in only:
                 log("scenario 5: feed scaling")
-                results["scenarios"]["feed"] = feed_scaling(system, data, readers, size)
+                results["scenarios"]["feed"] = feed_scaling(system, readers, size)
                 save()
             if "storm" in only:
                 log("scenario 4: login storm")

@@ -107,6 +107,24 @@ def _timed(connection, log, label, sql, **params):
     log(f"  {label}: {time.monotonic() - started:.1f} s")
 
 
+def _drop_indexes(connection, table):
+    """Drop a table's primary key and indexes (a bulk insert then writes only
+    the heap); returns the statements that put them back, exactly as they were."""
+    schema, name = table.split(".")
+    restore = []
+    for constraint, definition in connection.execute(text("""
+            SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE conrelid = CAST(:table AS regclass) AND contype = 'p'"""), {"table": table}):
+        connection.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"'))
+        restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {definition}')
+    for index, definition in connection.execute(text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema AND tablename = :name"),
+            {"schema": schema, "name": name}).all():
+        connection.execute(text(f'DROP INDEX {schema}."{index}"'))
+        restore.append(definition)
+    return restore
+
+
 def _seed_sql(connection, size, password_hash, log):
     users, posts, events = size["users"], size["posts"], size["events"]
     extra = len(FEED_FOLLOWING)
@@ -126,6 +144,7 @@ def _seed_sql(connection, size, password_hash, log):
         FROM bench.uid
     """, hash=password_hash)
     # Out-degree log-normal (Box-Muller), followees skewed to low user numbers.
+    restore = _drop_indexes(connection, "auth.follows")
     _timed(connection, log, "auth.follows", """
         WITH degrees AS (
             SELECT n, least(2000, 3 + floor(exp(3.2 + 0.9 * sqrt(-2 * ln(1 - random()))
@@ -146,10 +165,13 @@ def _seed_sql(connection, size, password_hash, log):
             SELECT (SELECT id FROM bench.uid WHERE n = :reader), id, now() - random() * interval '365 days'
             FROM bench.uid WHERE n <= :users ORDER BY random() LIMIT :following
         """, reader=users + 1 + index, users=users, following=min(following, users))
+    _timed(connection, log, "auth.follows indexes", ";\n".join(restore))
+    restore = _drop_indexes(connection, "events.follows")
     _timed(connection, log, "events.follows replica", """
         INSERT INTO events.follows (follower_id, followee_id) SELECT follower_id, followee_id FROM auth.follows;
         INSERT INTO events.follow_syncs (user_id, synced_at) SELECT id, now() FROM bench.uid;
     """)
+    _timed(connection, log, "events.follows indexes", ";\n".join(restore))
     _timed(connection, log, "events.events", """
         INSERT INTO events.events (id, organizer_id, title, description, location, is_online, visibility,
                                    status, timezone, starts_at, ends_at, series_ends_at, participants_count,
@@ -173,6 +195,7 @@ def _seed_sql(connection, size, password_hash, log):
         ALTER TABLE bench.public_events ADD PRIMARY KEY (k);
     """)
     # 5% of posts name a public event, 10% carry their author's media.
+    restore = _drop_indexes(connection, "events.posts")
     _timed(connection, log, "events.posts", """
         INSERT INTO events.posts (id, author_id, body, event_id, media_ids, created_at)
         SELECT gen_random_uuid(), u.id,
@@ -186,6 +209,8 @@ def _seed_sql(connection, size, password_hash, log):
               FROM generate_series(1, :posts) AS g) AS x
         JOIN bench.uid u ON u.n = x.author
     """, users=users, posts=posts)
+    connection.execute(text("SET maintenance_work_mem = '256MB'"))
+    _timed(connection, log, "events.posts indexes", ";\n".join(restore))
 
 
 def population(quick, load_users, realtime_users):
