@@ -34,7 +34,7 @@ BIN = os.path.dirname(sys.executable)
 OVERLAYS = ("local", "production")
 PROCESSES = {"auth": 4100, "events": 4101, "messages": 4102, "realtime": 4103}
 ROUTES = {
-    "auth": ["/auth", "/users"],
+    "auth": ["/auth", "/users", "/docs", "/openapi.json"],
     "events": ["/events", "/calendar", "/calendars", "/media", "/posts", "/feed"],
     "messages": ["/messages", "/notifications"],
     "realtime": ["/socket.io"],
