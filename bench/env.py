@@ -2,13 +2,17 @@
 
 A benchmark never touches the development or test stores: it has its own
 database (lifytp_bench, or lifytp_bench_quick for --quick), RabbitMQ vhosts,
-Redis database and ports 4700-4799, and its own signing keys under
-bench/.state/ (ignored by git).
+Redis database (12, or 11) and ports (4700-4714, or 4750-4764), and its own
+signing keys under bench/.state/ (ignored by git). A full and a quick run can
+run at once; two of the same kind wait for each other (a lock file).
 """
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -16,13 +20,12 @@ import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIR = os.path.join(ROOT, "bench", ".state")
-REDIS_DB = 12
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 
-ONE_PROCESS_PORT = 4700
-SPLIT_PORTS = {"auth": 4710, "events": 4711, "messages": 4712, "realtime": 4713}
-EXTRA_REALTIME_PORT = 4714
-RPC_BENCH_PORTS = (4720, 4721)
+# Offsets from the port base of the run (4700 full, 4750 quick).
+ONE_PROCESS_PORT = 0
+SPLIT_PORTS = {"auth": 10, "events": 11, "messages": 12, "realtime": 13}
+EXTRA_REALTIME_PORT = 14
 PREFIXES = {
     "auth": ("/auth", "/users"),
     "events": ("/events", "/calendar", "/calendars", "/media", "/posts", "/feed"),
@@ -34,6 +37,26 @@ MODULES = {
     "messages": "services.messages.service",
     "realtime": "realtime.service",
 }
+
+
+def port_base(quick):
+    return 4750 if quick else 4700
+
+
+def redis_db(quick):
+    return 11 if quick else 12
+
+
+@contextlib.contextmanager
+def exclusive(quick):
+    """Held for a whole run: ports, vhost and Redis database are the run's."""
+    path = os.path.join(tempfile.gettempdir(), f"lifytp-bench-{'quick' if quick else 'full'}.lock")
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def db_name(quick):
@@ -78,7 +101,7 @@ def service_env(quick, **extra):
         "AUTH_DATABASE_URL": url,
         "EVENTS_DATABASE_URL": url,
         "MESSAGES_DATABASE_URL": url,
-        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db(quick)}",
         "JWT_PRIVATE_KEY_PATH": private,
         "JWT_PUBLIC_KEY_PATH": public,
         "MEDIA_LOCAL_DIR": os.path.join(STATE_DIR, "media"),
@@ -148,21 +171,23 @@ class System:
         service_names = [name for name in MODULES if os.path.exists(
             os.path.join(ROOT, MODULES[name].replace(".", "/") + ".py"))]
         environment = service_env(quick, **env)
+        base = port_base(quick)
         try:
             if shape == "one":
-                one = Process("one-process", ONE_PROCESS_PORT, [MODULES[n] for n in service_names],
+                one = Process("one-process", base + ONE_PROCESS_PORT, [MODULES[n] for n in service_names],
                               environment, log_dir)
                 self.processes.append(one)
                 self.routes = {name: one.base_url for name in service_names}
             else:
                 self.routes = {}
                 for name in service_names:
-                    process = Process(name, SPLIT_PORTS[name], [MODULES[name]], environment, log_dir)
+                    process = Process(name, base + SPLIT_PORTS[name], [MODULES[name]], environment, log_dir)
                     self.processes.append(process)
                     self.routes[name] = process.base_url
             self.realtime_urls = [self.routes["realtime"]] if "realtime" in self.routes else []
             if extra_realtime and "realtime" in self.routes:
-                replica = Process("realtime-2", EXTRA_REALTIME_PORT, [MODULES["realtime"]], environment, log_dir)
+                replica = Process("realtime-2", base + EXTRA_REALTIME_PORT, [MODULES["realtime"]], environment,
+                                  log_dir)
                 self.processes.append(replica)
                 self.realtime_urls.append(replica.base_url)
             for process in self.processes:

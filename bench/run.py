@@ -478,15 +478,24 @@ def loadavg():
 
 
 def main(argv=None):
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    with env.exclusive(quick):
+        return run(argv)
+
+
+def run(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small population, short runs (about a minute)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--out", help="directory for RESULTS.md and results.json")
     parser.add_argument("--reseed", action="store_true", help="seed again even if the database holds this size")
+    parser.add_argument("--profile-seconds", type=int, help="py-spy time per profiled step (0: none)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     quick = args.quick
-    size = QUICK if quick else FULL
+    size = dict(QUICK if quick else FULL)
+    if args.profile_seconds is not None:
+        size["profile_s"] = args.profile_seconds
     out = args.out or (os.path.join(env.STATE_DIR, "quick") if quick else os.path.join(env.ROOT, "bench"))
     os.makedirs(out, exist_ok=True)
     log_dir = env.fresh_log_dir("quick" if quick else "full")
@@ -524,7 +533,7 @@ def main(argv=None):
     env.reset_vhost(env.vhost_name(quick))
     import redis
 
-    redis.Redis(db=env.REDIS_DB).flushdb()
+    redis.Redis(db=env.redis_db(quick)).flushdb()
     if only & {"mix", "realtime", "storm", "feed", "shapes"}:
         log("starting the system, one process per service")
         system = env.System("split", quick, log_dir, extra_realtime="realtime" in only)
