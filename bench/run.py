@@ -1,4 +1,5 @@
-"""LifyTP benchmarks: `python -m bench` (full) or `python -m bench --quick`.
+"""LifyTP benchmarks: `python -m bench` (full) or `python -m bench --quick`;
+`python -m bench --render [DIR]` writes RESULTS.md again from results.json.
 
 Seeds (or reuses) the benchmark database, starts the system in its two shapes
 on private ports, runs the six scenarios and writes RESULTS.md and
@@ -478,8 +479,16 @@ def loadavg():
 
 
 def main(argv=None):
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    with env.exclusive(quick):
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--render"]:
+        # RESULTS.md again from results.json (after editing bench/analysis.md).
+        out = args[1] if len(args) > 1 else os.path.join(env.ROOT, "bench")
+        with open(os.path.join(out, "results.json")) as handle:
+            results = json.load(handle)
+        with open(os.path.join(out, "RESULTS.md"), "w") as handle:
+            handle.write(report.render(results))
+        return results
+    with env.exclusive("--quick" in args):
         return run(argv)
 
 
