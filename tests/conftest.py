@@ -100,6 +100,17 @@ def db_engine(config):
     engine.dispose()
 
 
+def eventually(probe, timeout=10, interval=0.1):
+    """probe()'s answer once it is truthy, polling until timeout; its last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = probe()
+        if answer:
+            return answer
+        time.sleep(interval)
+    return probe()
+
+
 class Api:
     """A client of the running system, as the mobile app would be."""
 

@@ -23,6 +23,7 @@ from services.events.user_removal import forget_user
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid
+from services.shared.observability import Observability
 from services.shared.outbox import Outbox
 from services.shared.rpc import BoundedRpcProxy
 
@@ -42,6 +43,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     fetcher = CalendarFetcher()
     broker = health.BrokerProbe()
     config = Config()
+    observability = Observability()
     auth = BoundedRpcProxy("auth")
 
     def readiness_probes(self):

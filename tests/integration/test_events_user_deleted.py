@@ -1,19 +1,15 @@
 """auth's user_deleted reaches the events service: the user's coming events
 are cancelled, their seats freed, their posts and uploads gone."""
 import os
-import time
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.conftest import eventually
+
 pytestmark = pytest.mark.integration
 
 
-def eventually(check, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the user_deleted event was not handled in time"
-        time.sleep(0.1)
 
 
 def test_deleted_user_leaves_nothing_behind(api):
@@ -28,7 +24,8 @@ def test_deleted_user_leaves_nothing_behind(api):
     with ClusterRpcProxy({"AMQP_URI": os.environ["AMQP_URI"]}, timeout=10) as rpc:
         assert rpc.auth.deactivate_user(ann["id"]) is True
 
-    eventually(lambda: api.get("/events/" + anns_event["id"], user=bob).json()["status"] == "cancelled")
+    assert eventually(lambda: api.get("/events/" + anns_event["id"], user=bob).json()["status"] == "cancelled"), \
+        "the user_deleted event was not handled in time"
     assert api.get("/events/" + bobs_event["id"], user=bob).json()["participants_count"] == 0
     assert api.get("/posts/" + post["id"], user=bob).status_code == 404
     with ClusterRpcProxy({"AMQP_URI": os.environ["AMQP_URI"]}, timeout=10) as rpc:

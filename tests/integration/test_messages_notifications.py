@@ -8,18 +8,11 @@ from nameko.standalone.events import event_dispatcher
 from sqlalchemy import text
 
 from services.messages import schemas
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(probe, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = probe()
-        if answer:
-            return answer
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def _notifications(api, user, **params):
@@ -34,7 +27,7 @@ def test_a_redelivered_event_notifies_once(api, config, db_engine):
     payload = {"event_id": str(uuid.uuid4()), "follower_id": ann["id"], "followee_id": bob["id"]}
     for _ in range(3):
         dispatch("auth", "user_followed", payload)
-    wait_for(lambda: _notifications(api, bob))
+    eventually(lambda: _notifications(api, bob))
     time.sleep(0.5)  # time for the redeliveries to be handled
     assert len(_notifications(api, bob)) == 1
     with db_engine.connect() as connection:
@@ -51,7 +44,7 @@ def test_malformed_events_are_ignored(api, config):
         dispatch("auth", "user_followed", payload)
     good = {"event_id": str(uuid.uuid4()), "follower_id": str(uuid.uuid4()), "followee_id": bob["id"]}
     dispatch("auth", "user_followed", good)
-    items = wait_for(lambda: _notifications(api, bob))
+    items = eventually(lambda: _notifications(api, bob))
     assert [item["data"]["follower_id"] for item in items] == [good["follower_id"]]
 
 
@@ -63,7 +56,7 @@ def test_joining_an_event_notifies_its_organizer(api):
         pytest.skip("the events service is not part of this system")
     assert created.status_code == 201, created.text
     assert api.post(f"/events/{created.json()['id']}/participants", user=bob).status_code in (200, 201)
-    items = wait_for(lambda: _notifications(api, ann))
+    items = eventually(lambda: _notifications(api, ann))
     assert items[0]["type"] == "event_participant_joined"
     assert items[0]["data"] == {"event_id": created.json()["id"], "event_title": "Picnic", "user_id": bob["id"]}
 
@@ -75,7 +68,7 @@ def test_notifications_page_and_mark_read(api, config):
     for follower_id in followers:
         dispatch("auth", "user_followed", {"event_id": str(uuid.uuid4()), "follower_id": follower_id,
                                            "followee_id": bob["id"]})
-    wait_for(lambda: len(_notifications(api, bob)) == 3)
+    eventually(lambda: len(_notifications(api, bob)) == 3)
     first = api.get("/notifications", user=bob, params={"limit": 2}).json()
     second = api.get("/notifications", user=bob, params={"limit": 2, "cursor": first["next_cursor"]}).json()
     ids = [item["id"] for item in first["items"] + second["items"]]
@@ -95,7 +88,7 @@ def test_a_deleted_account_loses_its_notifications_but_not_its_messages(api, con
     chat = api.post("/messages/conversations", user=ann, json={"member_ids": [bob["id"]]}).json()
     api.post("/messages", user=bob, json={"conversation_id": chat["id"], "body": "bye"})
     assert api.post(f"/users/{bob['id']}/follow", user=ann).status_code == 204
-    wait_for(lambda: _notifications(api, bob))
+    eventually(lambda: _notifications(api, bob))
     dispatch = event_dispatcher(config)
     dispatch("auth", "user_deleted", {"event_id": str(uuid.uuid4()), "user_id": bob["id"]})
 
@@ -104,6 +97,6 @@ def test_a_deleted_account_loses_its_notifications_but_not_its_messages(api, con
             return connection.scalar(text("SELECT count(*) FROM messages.notifications WHERE user_id = :u"),
                                      {"u": bob["id"]})
 
-    wait_for(lambda: remaining() == 0)
+    eventually(lambda: remaining() == 0)
     history = api.get(f"/messages/conversations/{chat['id']}/messages", user=ann).json()["items"]
     assert [item["body"] for item in history] == ["bye"]

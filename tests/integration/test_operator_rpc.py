@@ -6,17 +6,10 @@ import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.conftest import eventually
+
 pytestmark = pytest.mark.integration
 
-
-def eventually(probe, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    return probe()
 
 
 def follow_notifications(api, user):
