@@ -170,6 +170,9 @@ def render(results):
         f"{results.get('loadavg_after')}. Every service, PostgreSQL, RabbitMQ, Redis and the load "
         "generators share these CPUs.",
         "",
+        f"Code: commit {results.get('code', {}).get('commit', 'unknown')}"
+        + (" with uncommitted changes" if results.get("code", {}).get("uncommitted_changes") else "") + ".",
+        "",
         f"Population: {results['seed']['size']} ("
         + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").",
         "",

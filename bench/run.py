@@ -25,7 +25,7 @@ PY = sys.executable
 FULL = {
     "repeats": 3,
     "load_users": 2000,
-    "mix_rates": [10, 20, 40, 60, 80, 100, 120, 150, 180, 220],
+    "mix_rates": [10, 20, 30, 40, 50, 60, 70, 85, 100, 120],
     "mix_duration_s": 8,
     "warmup_s": 4,
     "saturated_steps": 2,
@@ -473,6 +473,22 @@ def machine():
     }
 
 
+def code_version():
+    """The commit the system under test was built from, and whether the code
+    differed from it."""
+    commit = os.environ.get("BENCH_COMMIT")
+    if commit:
+        return {"commit": commit, "uncommitted_changes": False}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=env.ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "services", "http_edge", "realtime", "config.yaml"],
+                               cwd=env.ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": "unknown", "uncommitted_changes": None}
+    return {"commit": commit or "unknown", "uncommitted_changes": bool(dirty)}
+
+
 def loadavg():
     with open("/proc/loadavg") as handle:
         return [float(value) for value in handle.read().split()[:3]]
@@ -512,7 +528,7 @@ def run(argv=None):
     os.makedirs(profile_dir, exist_ok=True)
     started = time.monotonic()
     results = {"quick": quick, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "machine": machine(), "loadavg_before": loadavg(), "size": size, "scenarios": {}}
+               "machine": machine(), "code": code_version(), "loadavg_before": loadavg(), "size": size, "scenarios": {}}
     ensure_node_modules()
 
     def save():
