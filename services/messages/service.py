@@ -1,5 +1,4 @@
 """The messages service: conversations, messages, reactions, read state and notifications."""
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from http_edge import health
@@ -13,6 +12,7 @@ from services.messages.models import Base
 from services.messages.models import Outbox as OutboxTable
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.events import durable_handler
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
@@ -132,20 +132,22 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         notifications.mark_read(self.db.session, request.user_id, data["ids"])
 
     # Events from other services, and our own -------------------------------------------
+    # Requeued when the database or Redis is down (services.shared.events); each
+    # claims its event id in the transaction of its effect, so a redelivery is harmless.
 
-    @event_handler("auth", "user_followed")
+    @durable_handler("auth", "user_followed")
     def on_user_followed(self, payload):
         notifications.on_user_followed(self.db.session, self.outbox, payload)
 
-    @event_handler("auth", "user_deleted")
+    @durable_handler("auth", "user_deleted")
     def on_user_deleted(self, payload):
         notifications.on_user_deleted(self.db.session, payload)
 
-    @event_handler("events", "participant_joined")
+    @durable_handler("events", "participant_joined")
     def on_participant_joined(self, payload):
         notifications.on_participant_joined(self.db.session, self.outbox, payload)
 
-    @event_handler("messages", "message_sent")
+    @durable_handler("messages", "message_sent")
     def on_message_sent(self, payload):
         notifications.on_message_sent(self.db.session, self.outbox, self.presence, payload)
 

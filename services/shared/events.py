@@ -1,0 +1,55 @@
+"""Event handlers that do not lose an event when a dependency is down.
+
+Nameko 2's `event_handler` acknowledges an event whose worker raised (unless
+`requeue_on_error=True`), so an effect that failed because Redis, PostgreSQL
+or an RPC peer was briefly unreachable is lost for good. `durable_handler`
+requeues the event in that case, after a short pause so that a long outage
+does not turn into a hot redelivery loop; RabbitMQ then delivers it again (to
+this replica or another). Every handler using it must be idempotent: the
+consumers here claim each event id (`first_delivery`, a Redis `SET NX`).
+
+Any other failure (a malformed payload, a bug) is acknowledged and logged, as
+before: requeueing it would only repeat the same failure forever.
+"""
+import logging
+
+import eventlet
+from nameko.events import EventHandler
+
+from http_edge.errors import as_domain_error
+from services.shared.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+# Long enough that a store which is down is not hammered (each pause holds a
+# worker, so at most max_workers events wait at once), short enough that the
+# event follows soon after the store is back.
+REQUEUE_PAUSE_SECONDS = 1.0
+
+
+def is_transient(exc):
+    """True when exc means a dependency was unreachable, not that the event is bad."""
+    return isinstance(as_domain_error(exc), DependencyUnavailable)
+
+
+class DurableEventHandler(EventHandler):
+    pause_seconds = REQUEUE_PAUSE_SECONDS
+
+    def __init__(self, source_service, event_type, **kwargs):
+        kwargs.pop("requeue_on_error", None)
+        super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is not None and is_transient(exc_info[1]):
+            log.warning("%s.%s: a dependency is unavailable (%s); the event is requeued",
+                        self.source_service, self.event_type, type(exc_info[1]).__name__)
+            eventlet.sleep(self.pause_seconds)
+            self.queue_consumer.requeue_message(message)
+            return
+        if exc_info is not None:
+            log.warning("%s.%s: the event is dropped, its handler failed (%s)",
+                        self.source_service, self.event_type, type(exc_info[1]).__name__)
+        self.queue_consumer.ack_message(message)
+
+
+durable_handler = DurableEventHandler.decorator
