@@ -22,10 +22,13 @@ from eventlet.event import Event
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.extensions import DependencyProvider, Entrypoint, ProviderCollector, SharedExtension
 from nameko.web.server import parse_address
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from http_edge.errors import as_domain_error, error_body
+from http_edge.entrypoint import ShuttingDown
+from http_edge.errors import as_domain_error, error_body, error_response
 from http_edge.server import listener_for
-from services.shared.errors import DomainError, InvalidInput
+from services.shared.errors import DependencyUnavailable, DomainError, InvalidInput
 from services.shared.observability import set_connected_sockets
 from services.shared.presence import REFRESH_SECONDS, Presence
 from services.shared.redis import redis_from_config
@@ -41,6 +44,11 @@ MAX_TOKEN_CHARS = 4096
 # A client that sends more events than this per second gets RATE_LIMITED acks:
 # each event costs a worker, and typing fans out to every member.
 MAX_EVENTS_PER_SECOND = 20
+# After Redis comes back, the channel listener re-subscribes within this many
+# seconds (python-socketio's own listener backs off 1, 2, 4 … 60 s, and every
+# emit published meanwhile reaches none of this replica's sockets).
+RESUBSCRIBE_FIRST_SECONDS = 0.1
+RESUBSCRIBE_MAX_SECONDS = 0.5
 
 
 def user_room(user_id):
@@ -73,6 +81,68 @@ def refusal(code, message):
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
 
 
+class ChannelManager(socketio.RedisManager):
+    """python-socketio's Redis client manager, made dependable for pushes.
+
+    - The listener re-subscribes promptly after Redis returns (a short bounded
+      retry instead of an exponential back-off up to a minute), and says
+      whether it is subscribed (`subscribed`), for `/ready` and for pushes.
+    - An emit is published first and delivered to this replica's own sockets
+      only once published; a publish that fails raises (python-socketio logs
+      and drops it), so that the caller can retry the whole emit later without
+      a socket getting it twice.
+    """
+
+    def __init__(self, url, channel):
+        # No retries inside redis-py: the listener's own loop knows when the
+        # subscription is lost and restores it; a publish fails fast.
+        super().__init__(url, channel=channel, redis_options={
+            "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 0)})
+        self.subscribed = False
+
+    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        if kwargs.get("ignore_queue") or callback is not None or socketio.packet.Packet.data_is_binary([data]):
+            return super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                                callback=callback, to=to, **kwargs)
+        message = {"method": "emit", "event": event, "data": list(data) if isinstance(data, tuple) else [data],
+                   "binary": False, "namespace": namespace or "/", "room": to or room, "skip_sid": skip_sid,
+                   "callback": None, "host_id": self.host_id}
+        self._publish(message)  # to the other replicas; raises if Redis is down
+        self._handle_emit(message)  # to the sockets held here
+        return None
+
+    def _publish(self, data):
+        for attempt in (1, 2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return self.redis.publish(self.channel, self.json.dumps(data))
+            except Exception:
+                self.connected = False
+                if attempt == 2:
+                    raise
+        return None
+
+    def _redis_listen_with_retries(self):
+        retry_sleep = RESUBSCRIBE_FIRST_SECONDS
+        while True:
+            try:
+                if not self.subscribed:
+                    self._redis_connect()
+                    self.pubsub.subscribe(self.channel)
+                    self.subscribed = True
+                    retry_sleep = RESUBSCRIBE_FIRST_SECONDS
+                    log.info("subscribed to %s", self.channel)
+                yield from self.pubsub.listen()
+            except Exception as exc:
+                if self.subscribed:
+                    log.warning("Redis channel listener lost its subscription (%s); re-subscribing",
+                                type(exc).__name__)
+                self.subscribed = False
+                time.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, RESUBSCRIBE_MAX_SECONDS)
+
+
 class SocketServer(ProviderCollector, SharedExtension):
     def __init__(self):
         super().__init__()
@@ -80,6 +150,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         self._expiry_timers = {}
         self._event_windows = {}
         self._refresher = None
+        self._stopping = False
 
     def setup(self):
         config = self.container.config
@@ -88,7 +159,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.presence = Presence(redis_from_config(config))
         self.sio = socketio.Server(
             async_mode="eventlet",
-            client_manager=socketio.RedisManager(config["REDIS_URL"], channel=pubsub_channel(config["REDIS_URL"])),
+            client_manager=ChannelManager(config["REDIS_URL"], channel=pubsub_channel(config["REDIS_URL"])),
             max_http_buffer_size=MAX_PACKET_BYTES,
             # Tokens travel in the connect payload, never in cookies, so any
             # origin may connect without gaining anything.
@@ -105,17 +176,40 @@ class SocketServer(ProviderCollector, SharedExtension):
         # connection, so a Redis problem shows at once, not to the first user.
         self.sio.manager_initialized = True
         self.sio.manager.initialize()
-        listener_for(self.bind_addr).mount(MOUNT_PATH, socketio.WSGIApp(self.sio, socketio_path="socket.io"))
+        self._stopping = False
+        app = socketio.WSGIApp(self.sio, socketio_path="socket.io")
+        listener_for(self.bind_addr).mount(MOUNT_PATH, self._wsgi_app(app))
         self._refresher = eventlet.spawn(self._refresh_presence_forever)
 
+    def _wsgi_app(self, app):
+        def serve(environ, start_response):
+            if self._stopping:
+                # Like every route of a draining replica: the load balancer
+                # sends the (re)connection to another replica.
+                response = error_response(ShuttingDown())
+                response.headers["Connection"] = "close"
+                return response(environ, start_response)
+            return app(environ, start_response)
+        return serve
+
     def stop(self):
+        self._stopping = True
         if self._refresher is not None:
             self._refresher.kill()
-        # Clients reconnect, to another replica if this one is going away.
+        # Close the transports, without a Socket.IO or Engine.IO "disconnect"
+        # packet: clients take such a packet as final and stay offline, while
+        # a transport that closes makes them reconnect, through the load
+        # balancer to another replica (this one answers 503 while draining).
+        for eio_socket in list(self.sio.eio.sockets.values()):
+            eio_socket.close(wait=False, abort=True, reason=self.sio.eio.reason.SERVER_DISCONNECT)
         for sid, user_id in list(self.users_by_sid.items()):
             self._forget(sid, user_id)
-            self.sio.disconnect(sid)
         super().stop()
+
+    def check_subscribed(self):
+        """Raise unless this replica hears the other replicas' emits."""
+        if not self.sio.manager.subscribed:
+            raise DependencyUnavailable("Not subscribed to the Redis channel.", code="PUBSUB_UNSUBSCRIBED")
 
     def kill(self):
         if self._refresher is not None:
