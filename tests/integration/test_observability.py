@@ -63,7 +63,7 @@ def test_http_requests_are_counted_by_route_method_and_status(api):
     assert moved(requests, service="auth", route="/auth/register", method="POST", status="201") == 1
     assert moved(requests, service="auth", route="/auth/register", method="POST", status="422") == 1
     assert moved(requests, service="auth", route="/auth/login", method="POST", status="200") == 1
-    assert moved(requests, service="auth", route="/users/<string:id>", method="GET", status="404") == 1
+    assert moved(requests, service="auth", route="/users/<uuid:id>", method="GET", status="404") == 1
     assert moved(requests, service="none", route="unmatched", method="GET", status="404") == 1
     assert moved("lifytp_http_request_duration_seconds_count", service="auth", route="/auth/login") == 1
     # Routes are URL rules: no id ever becomes a label value.
