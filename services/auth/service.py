@@ -1,5 +1,4 @@
 """The auth service: accounts, tokens, profiles and the follow graph."""
-from nameko.rpc import rpc
 
 from http_edge import health
 from http_edge.entrypoint import http
@@ -18,7 +17,7 @@ from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
 from services.shared.redis import Redis
-from services.shared.rpc import BoundedRpcProxy
+from services.shared.rpc import BoundedRpcProxy, rpc
 
 
 # The mixin is reached through its module: `nameko run` would take a bare

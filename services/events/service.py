@@ -3,7 +3,6 @@ import logging
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
@@ -25,7 +24,7 @@ from services.shared.database import Database
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
-from services.shared.rpc import BoundedRpcProxy
+from services.shared.rpc import BoundedRpcProxy, rpc
 
 log = logging.getLogger(__name__)
 

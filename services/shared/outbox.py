@@ -19,7 +19,6 @@ import eventlet
 from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import (
     BigInteger,
@@ -39,6 +38,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import InvalidInput
+from services.shared.rpc import rpc
 
 log = logging.getLogger(__name__)
 

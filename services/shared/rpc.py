@@ -4,19 +4,20 @@ Nameko 2's RpcProxy waits forever for a reply from a service that is down.
 A call here either answers within RPC_TIMEOUT_SECONDS or raises
 DependencyUnavailable, which the HTTP edge turns into a 503.
 
-The serving side is hardened here too, for every service (each one imports
-this module): Nameko 2 publishes an RPC reply from the entrypoint's
-`handle_result`, and an exception there is fatal to the whole container. A
-reply that cannot be published because RabbitMQ is restarting therefore took
-the service down for good. Now such a reply is dropped with a warning and the
-request is left unacknowledged: the broker redelivers it once it is back (the
-caller, bounded by its own deadline, has answered 503 by then).
+The serving side is hardened too: services declare RPC methods with this
+module's `rpc`, not Nameko's. Nameko 2 publishes an RPC reply from the
+entrypoint's `handle_result`, and an exception there is fatal to the whole
+container, so a reply that could not be published while RabbitMQ restarted
+took the service down for good. Here such a reply is dropped with a warning
+and the request is left unacknowledged: the broker redelivers it once it is
+back (the caller, bounded by its own deadline, has answered 503 by then).
 """
 import logging
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
+from nameko import rpc as nameko_rpc
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcConsumer, RpcProxy
 
@@ -70,22 +71,24 @@ def call_with_deadline(service_name, method, timeout, args, kwargs):
         deadline.cancel()
 
 
-_send_reply_and_ack = RpcConsumer.handle_result
-
-
-def _reply_unless_broker_down(self, message, result, exc_info):
-    try:
-        return _send_reply_and_ack(self, message, result, exc_info)
-    except BROKER_FAILURES:
-        log.warning("RPC reply not sent: the broker is unreachable; the request stays unacknowledged "
-                    "and is redelivered", exc_info=True)
+class BrokerTolerantRpcConsumer(RpcConsumer):
+    def handle_result(self, message, result, exc_info):
         try:
-            self.queue_consumer.requeue_message(message)
+            return super().handle_result(message, result, exc_info)
         except BROKER_FAILURES:
-            pass  # the connection is gone: the broker requeues it by itself
-        return result, exc_info
+            log.warning("RPC reply not sent: the broker is unreachable; the request stays unacknowledged "
+                        "and is redelivered", exc_info=True)
+            try:
+                self.queue_consumer.requeue_message(message)
+            except BROKER_FAILURES:
+                pass  # the connection is gone: the broker requeues it by itself
+            return result, exc_info
 
 
-if not getattr(RpcConsumer.handle_result, "survives_broker_outage", False):
-    _reply_unless_broker_down.survives_broker_outage = True
-    RpcConsumer.handle_result = _reply_unless_broker_down
+class Rpc(nameko_rpc.Rpc):
+    # One consumer class per container: every RPC method of a service must use
+    # this `rpc`, or two consumers would share (and misroute) its queue.
+    rpc_consumer = BrokerTolerantRpcConsumer()
+
+
+rpc = Rpc.decorator
