@@ -8,6 +8,7 @@ eventlet.monkey_patch()
 
 import contextlib  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -196,6 +197,20 @@ class RunningSystem:
     def log(self):
         with open(self.log_path) as handle:
             return handle.read()[-5000:]
+
+
+JS_DIR = os.path.join(ROOT, "tests", "js")
+
+
+@pytest.fixture(scope="session")
+def js_client_dir():
+    """tests/js with the official JavaScript Socket.IO client installed (npm ci, once)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("node and npm are needed to run the JavaScript Socket.IO client")
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "socket.io-client")):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True,
+                       timeout=180)
+    return JS_DIR
 
 
 @contextlib.contextmanager

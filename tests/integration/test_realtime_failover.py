@@ -21,8 +21,8 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import STATE_DIR, TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost
-from tests.integration.test_realtime_sockets import JS_DIR, RealtimeReplica, _conversation, wait_for
+from tests.conftest import JS_DIR, STATE_DIR, TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost
+from tests.integration.test_realtime_sockets import RealtimeReplica, _conversation, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -148,10 +148,8 @@ def test_a_socket_of_a_stopped_replica_reconnects_by_itself_and_keeps_receiving(
 
 
 @pytest.fixture
-def node_reconnect_script():
-    if shutil.which("node") is None or not os.path.isdir(os.path.join(JS_DIR, "node_modules", "socket.io-client")):
-        pytest.skip("node and the JavaScript client (npm ci in tests/js) are needed")
-    return os.path.join(JS_DIR, "reconnects.mjs")
+def node_reconnect_script(js_client_dir):
+    return os.path.join(js_client_dir, "reconnects.mjs")
 
 
 def test_the_javascript_client_reconnects_by_itself_too(api, balanced_replicas, node_reconnect_script):

@@ -7,7 +7,6 @@ recipient exactly once, whichever replica holds its socket, and nobody else.
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from services.shared.tokens import signer_from_file
-from tests.conftest import ROOT, STATE_DIR
+from tests.conftest import JS_DIR, ROOT, STATE_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -259,17 +258,9 @@ def test_follow_notification_arrives_live_and_offline_members_are_notified(api, 
 
 # The official JavaScript client -------------------------------------------------------
 
-JS_DIR = os.path.join(ROOT, "tests", "js")
-
-
 @pytest.fixture(scope="module")
-def node_client():
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the JavaScript client")
-    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "socket.io-client")):
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, capture_output=True,
-                       timeout=180)
-    return os.path.join(JS_DIR, "two_replicas.mjs")
+def node_client(js_client_dir):
+    return os.path.join(js_client_dir, "two_replicas.mjs")
 
 
 def test_js_clients_get_pushes_once_across_replicas(api, replicas, node_client):
