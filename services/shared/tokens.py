@@ -75,15 +75,8 @@ def signer_from_file(private_key_path, ttl_seconds):
     return TokenSigner(_read(private_key_path), ttl_seconds)
 
 
-def ensure_dev_keys(private_key_path, public_key_path):
-    """Create a key pair for local development if there is none yet.
-
-    Deployments mount real keys from a secret; this never overwrites a key.
-    """
-    if os.path.exists(private_key_path) and os.path.exists(public_key_path):
-        return False
-    os.makedirs(os.path.dirname(os.path.abspath(private_key_path)), exist_ok=True)
-    os.makedirs(os.path.dirname(os.path.abspath(public_key_path)), exist_ok=True)
+def new_key_pair():
+    """A fresh Ed25519 key pair as (private PEM, public PEM)."""
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -93,6 +86,19 @@ def ensure_dev_keys(private_key_path, public_key_path):
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return private_pem, public_pem
+
+
+def ensure_dev_keys(private_key_path, public_key_path):
+    """Create a key pair for local development if there is none yet.
+
+    Deployments mount real keys from a secret; this never overwrites a key.
+    """
+    if os.path.exists(private_key_path) and os.path.exists(public_key_path):
+        return False
+    os.makedirs(os.path.dirname(os.path.abspath(private_key_path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(public_key_path)), exist_ok=True)
+    private_pem, public_pem = new_key_pair()
     fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(private_pem)

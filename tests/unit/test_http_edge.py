@@ -8,7 +8,6 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from marshmallow import Schema
 from nameko.exceptions import RemoteError, UnknownService
 from sqlalchemy.exc import OperationalError
@@ -18,7 +17,7 @@ from http_edge.errors import error_response
 from http_edge.pagination import as_time, as_uuid, decode_cursor, encode_cursor, page
 from http_edge.validation import load
 from services.shared import errors
-from services.shared.tokens import InvalidToken, TokenSigner, TokenVerifier
+from services.shared.tokens import InvalidToken, TokenSigner, TokenVerifier, new_key_pair
 
 
 def body_of(response):
@@ -95,17 +94,8 @@ def test_text_is_normalised():
     assert load(NameSchema(), {"name": " e\u0301 ", "note": "two\nlines"}) == {"name": "\u00e9", "note": "two\nlines"}
 
 
-def _pem_pair():
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public
-
-
 def test_tokens_verify_with_the_public_key_only():
-    private, public = _pem_pair()
+    private, public = new_key_pair()
     token = TokenSigner(private, 900).sign("5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f")
     assert TokenVerifier(public).verify(token) == "5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f"
 
@@ -119,8 +109,8 @@ def _hs256_signed_with(secret, claims):
 
 
 def test_forged_tokens_are_refused():
-    private, public = _pem_pair()
-    other_private, _ = _pem_pair()
+    private, public = new_key_pair()
+    other_private, _ = new_key_pair()
     verifier = TokenVerifier(public)
     user = "5b1e4f4e-8a8a-4b7b-9d5c-3a2b1c0d9e8f"
     now = int(time.time())
