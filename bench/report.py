@@ -246,7 +246,11 @@ def render(results):
     if "rpc" in s and "profile" in s["rpc"]:
         profiles.append(("Scenario 2, service to service and raw kombu, alternating", s["rpc"]["profile"]))
     if profiles:
-        out += ["## Profiles (py-spy)", ""]
+        out += ["## Profiles (py-spy)", "",
+                "py-spy at 100 Hz on each process during one extra run (the mixed workload at its first rate not "
+                "held, the heavier login storm, the RPC pair); the raw collapsed stacks are in `profiles/` beside "
+                "this file (flamegraph.pl or speedscope read them). Only samples on CPU count; a process mostly "
+                "waiting on the network has few.", ""]
         for title, found in profiles:
             out += [f"### {title}", "", _profile_tables(found)]
     return "\n".join(out) + "\n"
