@@ -49,8 +49,7 @@ def _visible_post(session, auth, viewer_id, post_id):
 
 
 def get_post(session, auth, viewer_id, post_id):
-    post = _visible_post(session, auth, viewer_id, post_id)
-    session.commit()
+    post = _visible_post(session, auth, viewer_id, post_id)  # a read: nothing to commit
     return schemas.post_view(post, users_by_id(auth, [post.author_id]))
 
 
@@ -79,7 +78,8 @@ def posts_page(session, auth, viewer_id, args, after):
         visible_event(session, auth, viewer_id, args["event_id"])
         query = query.where(Post.event_id == args["event_id"])
     posts = session.execute(_newest_first(query, Post, after, args["limit"])).scalars().all()
-    session.commit()
+    # No commit: this reads only (ensure_follows commits its own writes), and a
+    # commit would expire every post, reloading each with its own SELECT.
     users = users_by_id(auth, [post.author_id for post in posts[: args["limit"]]])
     return posts, users
 
