@@ -2,15 +2,10 @@
 import json
 import logging
 
-import redis
-from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu.exceptions import OperationalError as KombuOperationalError
-from nameko.exceptions import RemoteError, UnknownService
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import OperationalError as DbOperationalError
 from werkzeug.wrappers import Response
 
 from services.shared import errors
+from services.shared.failures import as_domain_error
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +22,6 @@ STATUS_BY_CATEGORY = {
     errors.DependencyUnavailable: 503,
 }
 
-# A dependency that is down is a 503 the client may retry, never a 500.
-DEPENDENCY_FAILURES = (
-    DbOperationalError,
-    redis.ConnectionError,
-    redis.TimeoutError,
-    KombuOperationalError,
-    AmqpConnectionError,
-    UnknownService,
-    ConnectionError,
-)
-
 
 def json_response(payload, status=200, headers=None):
     return Response(
@@ -50,21 +34,6 @@ def json_response(payload, status=200, headers=None):
 
 def error_body(code, message, details=None):
     return {"error": {"code": code, "message": message, "details": details or {}}}
-
-
-def as_domain_error(exc):
-    """Classify any exception as a DomainError, or None for a bug."""
-    if isinstance(exc, errors.DomainError):
-        return exc
-    if isinstance(exc, DEPENDENCY_FAILURES) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return errors.DependencyUnavailable()
-    if isinstance(exc, RemoteError):
-        # A remote service raised: that is its bug, but to this caller the
-        # dependency failed, so the client sees a retryable 503.
-        return errors.DependencyUnavailable(code="DEPENDENCY_FAILED")
-    return None
 
 
 def error_response(exc):

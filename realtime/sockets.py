@@ -26,9 +26,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from http_edge.entrypoint import ShuttingDown
-from http_edge.errors import as_domain_error, error_body, error_response
+from http_edge.errors import error_body, error_response
 from http_edge.server import listener_for
 from services.shared.errors import DependencyUnavailable, DomainError, InvalidInput
+from services.shared.failures import as_domain_error
 from services.shared.observability import set_connected_sockets
 from services.shared.presence import REFRESH_SECONDS, Presence
 from services.shared.redis import redis_from_config

@@ -16,8 +16,8 @@ import logging
 import eventlet
 from nameko.events import EventHandler
 
-from http_edge.errors import as_domain_error
 from services.shared.errors import DependencyUnavailable
+from services.shared.failures import as_domain_error
 
 log = logging.getLogger(__name__)
 
