@@ -63,6 +63,10 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         self.query = query
         self.responses = responses or {}
         self.errors = tuple(errors)
+        # Built once: a marshmallow schema instance serves any number of loads,
+        # and building one per request would copy its fields every time.
+        self._body_schema = body() if _is_schema(body) else None
+        self._query_schema = query() if query is not None else None
         # Domain errors are answers, not crashes: Nameko logs them briefly.
         kwargs.setdefault("expected_exceptions", DomainError)
         super().__init__(method, url, **kwargs)
@@ -115,8 +119,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             return self.response_from_exception(exc)
 
     def _validate(self, request):
-        request.body = json_body(request, self.body()) if _is_schema(self.body) else None
-        request.query = query_args(request, self.query()) if self.query is not None else None
+        request.body = json_body(request, self._body_schema) if self._body_schema is not None else None
+        request.query = query_args(request, self._query_schema) if self._query_schema is not None else None
 
     def _verify(self, token):
         verifier = verifier_from_file(self.container.config["JWT_PUBLIC_KEY_PATH"])
