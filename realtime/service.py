@@ -18,9 +18,11 @@ from services.shared.rpc import BoundedRpcProxy
 
 log = logging.getLogger(__name__)
 
-# Remembered so that an event the broker or the outbox delivers twice is
-# pushed once. Longer than any redelivery takes.
-DELIVERED_TTL_SECONDS = 3600
+# How long an event id stays marked as pushed, so that an event the broker
+# or the outbox delivers again is not published again. Longer than any
+# redelivery takes; an operator's replay of older events is dropped on receipt
+# by the replicas that remember it (realtime.delivered).
+PUSHED_TTL_SECONDS = 3600
 
 
 class RealtimeService(health.HealthEndpoints):
@@ -40,7 +42,7 @@ class RealtimeService(health.HealthEndpoints):
 
     # Domain events → sockets -------------------------------------------------------
     # An event whose push fails because Redis is down is requeued and pushed
-    # later (services.shared.events); the claim per event id keeps it to one push.
+    # later (services.shared.events); each socket gets it once (_push).
 
     @durable_handler("messages", "message_sent")
     def on_message_sent(self, payload):
@@ -63,34 +65,32 @@ class RealtimeService(health.HealthEndpoints):
         self._push(payload, "notification:new", lambda event: {"notification": event.get("notification")})
 
     def _push(self, payload, socket_event, shape):
-        """Emit shape(payload) as socket_event to the payload's recipients, once per event id."""
+        """Emit shape(payload) as socket_event to the payload's recipients, once per event id.
+
+        A redelivered event (the broker, the outbox, an operator's replay) is
+        not published again once this event id is marked pushed. An event is
+        marked only after it was published, so a push is never lost to a mark
+        taken by a worker that then failed; a publish that is repeated (its
+        reply was lost, or the mark was lost with Redis's memory) is dropped on
+        receipt by every replica (realtime.delivered).
+        """
         recipients = payload.get("recipient_ids") if isinstance(payload, dict) else None
-        if not isinstance(recipients, list):
+        event_id = parse_uuid(payload.get("event_id")) if isinstance(payload, dict) else None
+        if not isinstance(recipients, list) or event_id is None:
             return
         # Not pushed while this replica is deaf to the channel: Redis has just
         # come back, and the other replicas may be re-subscribing too.
         self.sockets.check_subscribed()
-        event_id = payload.get("event_id")
-        if not self._first_push(event_id):
+        if self.redis.exists(_pushed_key(event_id)):
             return
+        # event_id goes to the clients as well: the same change always carries
+        # the same id, so a client can drop what it has seen.
+        self.sockets.emit_to_users([user_id for user_id in recipients if parse_uuid(user_id)],
+                                   socket_event, dict(shape(payload), event_id=event_id), push_id=event_id)
         try:
-            self.sockets.emit_to_users(
-                [user_id for user_id in recipients if parse_uuid(user_id)], socket_event, shape(payload))
-        except Exception:
-            # Not pushed: give the claim back so that the redelivery pushes it.
-            self._release(event_id)
-            raise
-
-    def _first_push(self, event_id):
-        if not parse_uuid(event_id):
-            return False
-        return bool(self.redis.set("realtime:pushed:" + event_id, 1, nx=True, ex=DELIVERED_TTL_SECONDS))
-
-    def _release(self, event_id):
-        try:
-            self.redis.delete("realtime:pushed:" + event_id)
-        except Exception:  # Redis is down: the claim stays, and the push is lost
-            log.warning("push claim for %s not released", event_id, exc_info=True)
+            self.redis.set(_pushed_key(event_id), 1, ex=PUSHED_TTL_SECONDS)
+        except Exception:  # pushed all the same; a redelivery's repeat is dropped on receipt
+            log.warning("push %s not marked as pushed", event_id, exc_info=True)
 
     # Client events ---------------------------------------------------------------------
 
@@ -109,6 +109,10 @@ class RealtimeService(health.HealthEndpoints):
             sorted(members - {user_id}), "typing", {"conversation_id": conversation_id, "user_id": user_id},
         )
         return {"ok": True}
+
+
+def _pushed_key(event_id):
+    return "realtime:pushed:" + event_id
 
 
 def _fields(*keys):

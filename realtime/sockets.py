@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import eventlet
 import jwt
+import redis
 import socketio
 from eventlet.event import Event
 from nameko.constants import WEB_SERVER_CONFIG_KEY
@@ -28,6 +29,8 @@ from redis.retry import Retry
 from http_edge.entrypoint import ShuttingDown
 from http_edge.errors import error_body, error_response
 from http_edge.server import listener_for
+from realtime.delivered import RecentIds
+from realtime.peers import HEARTBEAT_SECONDS, Peers
 from services.shared.errors import DependencyUnavailable, DomainError, InvalidInput
 from services.shared.failures import as_domain_error
 from services.shared.observability import set_connected_sockets
@@ -90,8 +93,15 @@ class ChannelManager(socketio.RedisManager):
       whether it is subscribed (`subscribed`), for `/ready` and for pushes.
     - An emit is published first and delivered to this replica's own sockets
       only once published; a publish that fails raises (python-socketio logs
-      and drops it), so that the caller can retry the whole emit later without
-      a socket getting it twice.
+      and drops it), so that the caller can retry the whole emit later.
+    - An emit may carry a push id (the domain event's id). Every replica, this
+      one included, delivers a push id to its sockets once (`RecentIds`): a
+      publish that reached Redis although its reply was lost, and is therefore
+      published again, reaches no socket twice.
+    - A push counts as published only if every replica heard it (`Peers`):
+      one that is still re-subscribing after a Redis restart would miss it
+      for good, so the push fails (after reaching this replica's sockets) and
+      the caller retries it.
     """
 
     def __init__(self, url, channel):
@@ -100,17 +110,35 @@ class ChannelManager(socketio.RedisManager):
         super().__init__(url, channel=channel, redis_options={
             "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 0)})
         self.subscribed = False
+        self.delivered = RecentIds()
+        self.peers = Peers()
+        self.peers_channel = channel + ":replicas"
 
-    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+    def initialize(self):
+        super().initialize()
+        self.server.start_background_task(self._announce_forever)
+
+    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None,
+             push_id=None, **kwargs):
         if kwargs.get("ignore_queue") or callback is not None or socketio.packet.Packet.data_is_binary([data]):
             return super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
                                 callback=callback, to=to, **kwargs)
         message = {"method": "emit", "event": event, "data": list(data) if isinstance(data, tuple) else [data],
                    "binary": False, "namespace": namespace or "/", "room": to or room, "skip_sid": skip_sid,
-                   "callback": None, "host_id": self.host_id}
-        self._publish(message)  # to the other replicas; raises if Redis is down
+                   "callback": None, "host_id": self.host_id, "push_id": push_id}
+        listeners = self._publish(message)  # to the other replicas; raises if Redis is down
         self._handle_emit(message)  # to the sockets held here
+        expected = self.peers.expected() + 1  # this replica's own subscription hears it too
+        if push_id is not None and listeners < expected:
+            raise DependencyUnavailable(
+                f"{listeners} of {expected} replicas heard the push.", code="REPLICA_NOT_LISTENING")
         return None
+
+    def _handle_emit(self, message):
+        push_id = message.get("push_id")
+        if isinstance(push_id, str) and not self.delivered.first_time(push_id):
+            return  # published again: this replica's sockets have it already
+        super()._handle_emit(message)
 
     def _publish(self, data):
         for attempt in (1, 2):
@@ -126,15 +154,26 @@ class ChannelManager(socketio.RedisManager):
 
     def _redis_listen_with_retries(self):
         retry_sleep = RESUBSCRIBE_FIRST_SECONDS
+        peers_channel = self.peers_channel.encode()
+        pubsub = None
         while True:
             try:
                 if not self.subscribed:
                     self._redis_connect()
-                    self.pubsub.subscribe(self.channel)
+                    # The listener's own: a publish that reconnects replaces self.pubsub.
+                    pubsub = self.pubsub
+                    pubsub.subscribe(self.channel, self.peers_channel)
                     self.subscribed = True
+                    self.peers.listening_again()
+                    self._announce("here")
                     retry_sleep = RESUBSCRIBE_FIRST_SECONDS
                     log.info("subscribed to %s", self.channel)
-                yield from self.pubsub.listen()
+                for message in pubsub.listen():
+                    if message.get("channel") == peers_channel:
+                        self._on_announcement(message.get("data"))
+                    else:
+                        yield message
+                raise redis.ConnectionError("the subscription ended")
             except Exception as exc:
                 if self.subscribed:
                     log.warning("Redis channel listener lost its subscription (%s); re-subscribing",
@@ -142,6 +181,38 @@ class ChannelManager(socketio.RedisManager):
                 self.subscribed = False
                 time.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, RESUBSCRIBE_MAX_SECONDS)
+
+
+    # Replicas announce themselves (realtime.peers) --------------------------------
+
+    def _announce_forever(self):
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            if self.subscribed:  # "here" means "I hear the channel"
+                self._announce("here")
+
+    def _announce(self, state):
+        try:
+            self.redis.publish(self.peers_channel, self.json.dumps({"host_id": self.host_id, "state": state}))
+        except Exception:  # Redis is down: the listener notices and re-subscribes
+            log.debug("replica announcement not sent", exc_info=True)
+
+    def leave(self):
+        """Tell the other replicas not to wait for this one any more (a graceful stop)."""
+        self._announce("leaving")
+
+    def _on_announcement(self, data):
+        try:
+            announcement = self.json.loads(data)
+            host_id, state = announcement["host_id"], announcement["state"]
+        except (TypeError, ValueError, KeyError):
+            return
+        if host_id == self.host_id:
+            return
+        if state == "leaving":
+            self.peers.left(host_id)
+        else:
+            self.peers.heard(host_id)
 
 
 class SocketServer(ProviderCollector, SharedExtension):
@@ -195,6 +266,7 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     def stop(self):
         self._stopping = True
+        self.sio.manager.leave()
         if self._refresher is not None:
             self._refresher.kill()
         # Close the transports, without a Socket.IO or Engine.IO "disconnect"
@@ -287,11 +359,13 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     # Emitting ------------------------------------------------------------------------
 
-    def emit_to_users(self, user_ids, event, data):
+    def emit_to_users(self, user_ids, event, data, push_id=None):
+        """Send event to every socket of these users, on whichever replica holds it.
+        With a push_id, a socket gets that push once however often it is emitted."""
         rooms = [user_room(user_id) for user_id in dict.fromkeys(user_ids)]
         if rooms:
             # One publish: every replica delivers to the sockets it holds in these rooms.
-            self.sio.emit(event, data, to=rooms)
+            self.sio.manager.emit(event, data, namespace="/", to=rooms, push_id=push_id)
 
 
 class SocketEvent(Entrypoint):

@@ -197,7 +197,7 @@ def send_message(session, outbox, sender_id, conversation_id, body, client_id=No
         .values(last_read_seq=message.seq, last_read_message_id=message.id)
     )
     view = message_view(Message(
-        id=message.id, conversation_id=conversation_id, sender_id=sender_id, body=body,
+        id=message.id, conversation_id=conversation_id, seq=message.seq, sender_id=sender_id, body=body,
         client_id=client_id, created_at=message.created_at,
     ))
     outbox.add(session, "message_sent", {

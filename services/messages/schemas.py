@@ -98,6 +98,7 @@ def message_view(message, reactions=None):
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
+        "seq": message.seq,
         "sender_id": message.sender_id,
         "body": message.body,
         "client_id": message.client_id,
@@ -142,6 +143,9 @@ class ReactionSummary(Schema):
 class MessageAnswer(Schema):
     id = fields.UUID(required=True)
     conversation_id = fields.UUID(required=True)
+    seq = fields.Integer(required=True, metadata={
+        "description": "Increases with every message the server stores, in the order stored "
+        "(shared by all conversations, so it has gaps): orders and dedupes messages."})
     sender_id = fields.UUID(required=True)
     body = fields.String(required=True)
     client_id = fields.String(required=True, allow_none=True)

@@ -122,6 +122,10 @@ def wait_for(condition, timeout=10):
     raise AssertionError("timed out waiting")
 
 
+def without_event_id(pushes):
+    return [{key: value for key, value in push.items() if key != "event_id"} for push in pushes]
+
+
 def _conversation(api, owner, *others, title=None):
     body = {"member_ids": [user["id"] for user in others], **({"title": title} if title else {})}
     response = api.post("/messages/conversations", user=owner, json=body)
@@ -152,16 +156,53 @@ def test_each_recipient_gets_each_push_once_across_replicas(api, replicas, socke
     assert bob_laptop.client.transport() == "websocket"
     for socket in members:  # the sender's own devices included
         assert [data["message"]["id"] for data in socket.of("message:new")] == [sent["id"]]
-        assert socket.of("message:reaction") == [{
+        assert socket.of("message:new")[0]["message"]["seq"] == sent["seq"] > 0
+        assert without_event_id(socket.of("message:reaction")) == [{
             "message_id": sent["id"], "conversation_id": group["id"], "user_id": bob["id"],
             "emoji": "🎉", "action": "added",
         }]
-        assert socket.of("conversation:read") == [
+        assert without_event_id(socket.of("conversation:read")) == [
             {"conversation_id": group["id"], "user_id": cat["id"], "message_id": sent["id"]}]
+    # Every push carries the id of its change, the same on every device: what a client dedupes by.
+    for event in ("message:new", "message:reaction", "conversation:read"):
+        event_ids = {socket.of(event)[0]["event_id"] for socket in members}
+        assert len(event_ids) == 1 and uuid.UUID(event_ids.pop())
     assert eve_a.received == [] and eve_b.received == []
     metrics = requests.get(a + "/metrics", timeout=5).text
     held = re.search(r"^lifytp_connected_sockets (\S+)$", metrics, re.MULTILINE)
     assert held and float(held.group(1)) >= 3  # ann's phone, cat's phone and eve's socket at least
+
+
+def test_a_push_published_again_reaches_each_socket_once(api, replicas, sockets, config):
+    """A PUBLISH whose reply was lost is published again, and a mark lost with
+    Redis's memory lets the redelivered event be pushed again: every replica
+    drops the repeat on receipt."""
+    from nameko.standalone.events import event_dispatcher
+
+    from realtime.sockets import pubsub_channel
+    from services.shared.redis import redis_from_config
+
+    ann = api.register()
+    on_a, on_b, on_main = sockets(replicas[0], ann), sockets(replicas[1], ann), sockets(api.base_url, ann)
+    event_id = str(uuid.uuid4())
+    event = {"event_id": event_id, "message": {"id": str(uuid.uuid4()), "body": "once"}, "recipient_ids": [ann["id"]]}
+    dispatch = event_dispatcher(config)
+    dispatch("messages", "message_sent", event)
+    wait_for(lambda: all(socket.of("message:new") for socket in (on_a, on_b, on_main)))
+
+    redis = redis_from_config(config)
+    assert redis.delete("realtime:pushed:" + event_id) == 1  # as a Redis restart forgets it
+    dispatch("messages", "message_sent", event)  # redelivered: published again
+    repeat = {"method": "emit", "event": "message:new", "data": [dict(event, event_id=event_id)], "binary": False,
+              "namespace": "/", "room": ["user:" + ann["id"]], "skip_sid": None, "callback": None,
+              "host_id": "a replica whose PUBLISH reply was lost", "push_id": event_id}
+    assert redis.publish(pubsub_channel(config["REDIS_URL"]), json.dumps(repeat)) >= 3  # every replica hears it
+    later = dict(event, event_id=str(uuid.uuid4()), message={"id": str(uuid.uuid4()), "body": "next"})
+    dispatch("messages", "message_sent", later)  # the pipeline still works after the repeats
+    wait_for(lambda: all(len(socket.of("message:new")) >= 2 for socket in (on_a, on_b, on_main)))
+    time.sleep(SETTLE_SECONDS)  # time for any duplicate to arrive
+    for socket in (on_a, on_b, on_main):
+        assert [push["event_id"] for push in socket.of("message:new")] == [event_id, later["event_id"]]
 
 
 def test_bad_tokens_are_refused(api, replicas, config):

@@ -8,9 +8,10 @@ import pytest
 import socketio
 from nameko.testing.services import worker_factory
 
+from realtime.delivered import RecentIds
 from realtime.membership import MemberCache
 from realtime.service import RealtimeService
-from realtime.sockets import SocketServer, pubsub_channel
+from realtime.sockets import ChannelManager, SocketServer, pubsub_channel
 from services.shared.errors import InvalidInput, NotFound
 
 ANN = "11111111-1111-4111-8111-111111111111"
@@ -69,14 +70,15 @@ def test_member_cache_expires_and_stays_bounded():
     assert list(cache._entries) == ["b", "c"]
 
 
-def test_a_push_goes_out_once_per_event_id():
+def test_a_push_goes_out_once_per_event_id_and_carries_it():
     service = realtime()
-    service.redis.set.side_effect = [True, None]
+    service.redis.exists.side_effect = [0, 1]
     payload = {"event_id": EVENT, "message": {"id": "m"}, "recipient_ids": [ANN, "junk", BOB]}
     service.on_message_sent(payload)
     service.on_message_sent(payload)  # redelivered
-    service.sockets.emit_to_users.assert_called_once_with([ANN, BOB], "message:new", {"message": {"id": "m"}})
-    service.redis.set.assert_called_with("realtime:pushed:" + EVENT, 1, nx=True, ex=3600)
+    service.sockets.emit_to_users.assert_called_once_with(
+        [ANN, BOB], "message:new", {"message": {"id": "m"}, "event_id": EVENT}, push_id=EVENT)
+    service.redis.set.assert_called_once_with("realtime:pushed:" + EVENT, 1, ex=3600)
 
 
 @pytest.mark.parametrize("payload", [{"event_id": EVENT}, {"event_id": "x", "recipient_ids": [ANN]},
@@ -175,7 +177,32 @@ def test_client_events_are_checked_before_any_worker_runs():
 
 def test_emitting_to_users_is_one_publish_to_their_rooms():
     server = _server()
-    server.emit_to_users([ANN, BOB, ANN], "message:new", {"x": 1})
-    server.sio.emit.assert_called_once_with("message:new", {"x": 1}, to=["user:" + ANN, "user:" + BOB])
+    server.emit_to_users([ANN, BOB, ANN], "message:new", {"x": 1}, push_id=EVENT)
+    server.sio.manager.emit.assert_called_once_with(
+        "message:new", {"x": 1}, namespace="/", to=["user:" + ANN, "user:" + BOB], push_id=EVENT)
     server.emit_to_users([], "message:new", {})
-    assert server.sio.emit.call_count == 1
+    assert server.sio.manager.emit.call_count == 1
+
+
+def test_recent_ids_are_remembered_for_a_while_and_bounded():
+    now = [0.0]
+    recent = RecentIds(ttl_seconds=10, max_ids=2, clock=lambda: now[0])
+    assert recent.first_time("a") and not recent.first_time("a")
+    now[0] = 9.9
+    assert not recent.first_time("a")
+    now[0] = 10.5
+    assert recent.first_time("a")  # forgotten after the TTL
+    assert recent.first_time("b") and recent.first_time("c")
+    assert len(recent) == 2 and recent.first_time("a")  # the oldest made room
+
+
+def test_a_replica_delivers_a_push_id_to_its_sockets_once_however_often_it_is_published():
+    manager = ChannelManager("redis://127.0.0.1:1/0", channel="test")
+    message = {"method": "emit", "event": "message:new", "data": [{"x": 1}], "namespace": "/",
+               "room": ["user:" + ANN], "host_id": "another replica", "push_id": EVENT}
+    with mock.patch.object(socketio.PubSubManager, "_handle_emit") as deliver:
+        manager._handle_emit(message)
+        manager._handle_emit(dict(message))  # published again
+        manager._handle_emit(dict(message, push_id=None))  # typing: no push id, never deduped
+        manager._handle_emit(dict(message, push_id=None))
+    assert deliver.call_count == 3
