@@ -2,7 +2,6 @@
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
@@ -21,6 +20,7 @@ from services.events.storage import S3Storage
 from services.events.user_removal import forget_user
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.events import durable_handler
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
@@ -210,15 +210,15 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
 
     # Domain events from auth -------------------------------------------------------
 
-    @event_handler("auth", "user_followed")
+    @durable_handler("auth", "user_followed")
     def on_user_followed(self, payload):
         record_follow(self.db.session, payload, following=True)
 
-    @event_handler("auth", "user_unfollowed")
+    @durable_handler("auth", "user_unfollowed")
     def on_user_unfollowed(self, payload):
         record_follow(self.db.session, payload, following=False)
 
-    @event_handler("auth", "user_deleted")
+    @durable_handler("auth", "user_deleted")
     def on_user_deleted(self, payload):
         for media_id in forget_user(self.db.session, self.outbox, payload):
             try:
