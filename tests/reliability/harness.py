@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, text
 
+from tests.reliability.cascade import AuthEventsDrill
 from tests.reliability.cluster import ROOT, Cluster, PortPool
 from tests.reliability.load import Load, Stats, World, wait_for_deliveries
 from tests.reliability.stores import PrivatePostgres, PrivateRabbit, PrivateRedis
@@ -31,6 +32,8 @@ from tests.reliability.stores import PrivatePostgres, PrivateRabbit, PrivateRedi
 LB_PORT, PG_PORT, REDIS_PORT, AMQP_PORT, DIST_PORT, EPMD_PORT = 4600, 4601, 4602, 4603, 4604, 4605
 REPLICA_PORTS = (4610, 4699)
 OUTBOX_SCHEMAS = ("auth", "events", "messages")
+SCENARIOS = ("1-sigterm", "2-kill9", "3-rolling-update", "4-rabbitmq-restart", "5-postgres-redis-restart",
+             "6-postgres-down-under-auth-events")
 
 PROFILES = {
     # warm-up and settle seconds, outage seconds, SIGTERM every replica or one per service
@@ -346,7 +349,7 @@ class Harness:
             "nginx_reloads": self.cluster.lb.reloads if self.cluster else 0,
             "idempotence": self.idempotence() if self.world else {},
             "scenarios": self.results,
-            "passed": len(self.results) == 5 and all(result["passed"] for result in self.results),
+            "passed": len(self.results) == len(SCENARIOS) and all(result["passed"] for result in self.results),
         }
 
     def run_scenarios(self):
@@ -359,6 +362,9 @@ class Harness:
         self.run_scenario("4-rabbitmq-restart", "Restart RabbitMQ", self.restart_rabbit, allow_failed=True)
         self.run_scenario("5-postgres-redis-restart", "Restart PostgreSQL, then Redis", self.restart_pg_and_redis,
                           allow_failed=True)
+        self.run_scenario("6-postgres-down-under-auth-events",
+                          "PostgreSQL down while auth's user_deleted and user_followed reach events and messages",
+                          lambda: AuthEventsDrill(self).run(), allow_failed=True)
 
 
 def main(argv=None):

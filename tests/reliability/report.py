@@ -52,9 +52,14 @@ def _details(details):
         return "replaced " + ", ".join(f"{step['old']} by {step['new']} (ready in {step['new_ready_seconds']} s)"
                                        for step in details["replaced"])
     stores = [details] if "store" in details else [value for value in details.values() if isinstance(value, dict)]
-    return "; ".join(f"{store['store']} down {store['down_seconds']} s, every replica ready again "
+    text = "; ".join(f"{store['store']} down {store['down_seconds']} s, every replica ready again "
                      f"{store['all_ready_after_seconds']} s after it was back, no replica restarted: "
                      f"{store['no_replica_restarted']}" for store in stores) or "no details"
+    if "users_deleted" in details:
+        text += (f"; {details['users_deleted']} users deleted and {details['follows_made']} follows made while "
+                 f"events and messages were frozen, {details['events_requeued_while_down']} of their events "
+                 f"requeued while PostgreSQL was down, left after the cascade {details['left_after_cascade']}")
+    return text
 
 
 def write_report(path, figures):
