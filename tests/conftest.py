@@ -14,6 +14,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+import warnings  # noqa: E402
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
@@ -101,15 +102,27 @@ def db_engine(config):
     engine.dispose()
 
 
+def unavailable(reason):
+    """A tool or privilege a test needs is missing. `.ci/run` installs every
+    one of them, so in CI (CI set) that is a failure, never a skip; on a
+    developer's machine it is a skip that says so loudly."""
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI installs and starts everything this test needs)")
+    warnings.warn(UserWarning(reason), stacklevel=2)
+    pytest.skip(reason)
+
+
 def eventually(probe, timeout=10, interval=0.1):
-    """probe()'s answer once it is truthy, polling until timeout; its last answer otherwise."""
+    """probe()'s answer once it is truthy, polling until timeout; AssertionError
+    (with the last answer) if it never is."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         answer = probe()
         if answer:
             return answer
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"still {answer!r} after {timeout} s")
         time.sleep(interval)
-    return probe()
 
 
 class Api:

@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="the load generators run on node")
 def test_quick_benchmark_produces_every_figure(tmp_path):
+    if shutil.which("node") is None:
+        unavailable("the load generators run on node")
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,

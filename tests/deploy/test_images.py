@@ -28,12 +28,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_NAME, TEST_PORT, TEST_REDIS_DB
+from tests.conftest import ROOT, TEST_NAME, TEST_PORT, TEST_REDIS_DB, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +57,7 @@ BUILD_TIMEOUT = 1200
 
 
 def loud_skip(reason):
-    warnings.warn(UserWarning("IMAGE TEST NOT RUN: " + reason), stacklevel=2)
-    pytest.skip("IMAGE TEST NOT RUN: " + reason)
+    unavailable("IMAGE TEST NOT RUN: " + reason)
 
 
 def run(args, timeout=120, check=True, **kwargs):
@@ -241,8 +239,7 @@ def running(docker, images, stores, keys):
 
     wanted = {name: offset for name, (module, offset) in PROCESSES.items() if tracked(module)}
     missing = sorted(set(PROCESSES) - set(wanted))
-    if missing:
-        warnings.warn(UserWarning("not run, no module in this checkout yet: " + ", ".join(missing)), stacklevel=1)
+    assert not missing, f"service modules missing from this checkout: {missing}"
     started = []
     try:
         for name, offset in wanted.items():
@@ -296,9 +293,7 @@ def test_the_compose_edge_serves_the_api_and_socketio_on_one_base_url(running):
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin")
     if not nginx:
-        reason = "EDGE NOT CHECKED LIVE: no nginx binary and not root to install nginx-light"
-        warnings.warn(UserWarning(reason), stacklevel=1)
-        pytest.skip(reason)
+        unavailable("EDGE NOT CHECKED LIVE: no nginx binary and not root to install nginx-light")
     with open(os.path.join(ROOT, "deploy", "edge", "nginx.conf")) as handle:
         conf = handle.read()
     for name, (_, offset) in PROCESSES.items():

@@ -14,12 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_NAME, TEST_PORT
+from tests.conftest import ROOT, TEST_NAME, TEST_PORT, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +33,7 @@ def ctl(*args, timeout=60):
 @pytest.fixture(scope="module")
 def node():
     if not shutil.which("rabbitmq-server") or os.geteuid() != 0:
-        reason = "RABBITMQ CONFIG NOT BOOTED: needs rabbitmq-server installed and root (it runs as rabbitmq)"
-        warnings.warn(UserWarning(reason), stacklevel=1)
-        pytest.skip(reason)
+        unavailable("RABBITMQ CONFIG NOT BOOTED: needs rabbitmq-server installed and root (it runs as rabbitmq)")
     base = tempfile.mkdtemp(prefix="lifytp-rabbitmq-")
     with open(os.path.join(ROOT, "rabbitmq", "rabbitmq.conf")) as handle:
         conf = handle.read()

@@ -154,8 +154,6 @@ def test_a_request_id_follows_an_http_request_through_the_outbox_into_another_se
 
 
 def test_a_request_id_follows_an_http_request_into_an_rpc_of_another_service(api, system):
-    if not value(scrape(api), "lifytp_worker_pool_size", service="events"):
-        pytest.skip("the events service is not running with Observability in this system")
     request_id = "obs-rpc-trace-" + uuid.uuid4().hex[:8]
     ann = api.register()
     response = api.patch("/users/me", user=ann, json={"avatar_media_id": str(uuid.uuid4())},

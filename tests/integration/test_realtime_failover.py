@@ -21,7 +21,7 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import JS_DIR, STATE_DIR, TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost
+from tests.conftest import JS_DIR, STATE_DIR, TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost, unavailable
 from tests.integration.test_realtime_sockets import RealtimeReplica, _conversation, wait_for
 
 pytestmark = pytest.mark.integration
@@ -205,7 +205,7 @@ class PrivateRedis:
 @pytest.fixture
 def system_on_private_redis(config):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is needed")
+        unavailable("redis-server is needed")
     redis = PrivateRedis(PRIVATE_REDIS_PORT)
     redis.start()
     running = RunningSystem(ISOLATED_PORT, log_name="system-private-redis", env={
