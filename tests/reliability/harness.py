@@ -5,7 +5,7 @@
 Starts private PostgreSQL, Redis and RabbitMQ on loopback ports 4601-4605,
 two replicas of every service and of realtime (ports from 4610) behind nginx
 on 127.0.0.1:4600, drives a steady mixed load through nginx and, during it,
-runs the five scenarios in order. After each one it checks the database and
+runs the six scenarios in order. After each one it checks the database and
 the sockets against what the clients were told. Everything it starts is
 stopped when it ends, failed or not.
 """

@@ -1,11 +1,11 @@
 """The quick variant of the reliability harness, end to end.
 
 Two replicas of every service and of realtime behind nginx, private
-PostgreSQL, Redis and RabbitMQ, a steady mixed load, and the five scenarios:
+PostgreSQL, Redis and RabbitMQ, a steady mixed load, and the six scenarios:
 SIGTERM, kill -9, rolling update, RabbitMQ restart, PostgreSQL and Redis
-restart. The harness runs in its own process (real threads, no monkey
-patching) and reports its figures as JSON; this test holds them to the
-requirements.
+restart, PostgreSQL down while auth's events reach events and messages. The
+harness runs in its own process (real threads, no monkey patching) and
+reports its figures as JSON; this test holds them to the requirements.
 """
 import json
 import os
