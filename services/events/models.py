@@ -129,6 +129,17 @@ class Follow(Base):
     )
 
 
+class DeletedUser(Base):
+    """A user auth deleted. Kept so that a follow event handled after the
+    deletion (redelivered, or requeued while the database was down) does not
+    bring back an edge the deletion removed."""
+
+    __tablename__ = "deleted_users"
+
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    deleted_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
 class FollowSync(Base):
     """When a user's follow list was last copied whole from auth."""
 

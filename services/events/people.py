@@ -9,10 +9,10 @@ keep it current.
 """
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, literal, select
+from sqlalchemy.dialects.postgresql import UUID, insert
 
-from services.events.models import Follow, FollowSync, ProcessedEvent
+from services.events.models import DeletedUser, Follow, FollowSync, ProcessedEvent
 from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.outbox import first_delivery
 
@@ -62,7 +62,14 @@ def record_follow(session, payload, following):
         session.rollback()
         return False
     if following:
-        session.execute(insert(Follow).values(follower_id=follower, followee_id=followee).on_conflict_do_nothing())
+        deleted = select(DeletedUser.user_id).where(DeletedUser.user_id.in_([follower, followee]))
+        session.execute(
+            insert(Follow).from_select(
+                ["follower_id", "followee_id"],
+                select(literal(follower, UUID(as_uuid=False)), literal(followee, UUID(as_uuid=False)))
+                .where(~deleted.exists()),
+            ).on_conflict_do_nothing()
+        )
     else:
         session.execute(delete(Follow).where(Follow.follower_id == follower, Follow.followee_id == followee))
     session.commit()

@@ -2,9 +2,10 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from services.events import media
-from services.events.models import Event, Follow, FollowSync, Participant, Post, ProcessedEvent
+from services.events.models import DeletedUser, Event, Follow, FollowSync, Participant, Post, ProcessedEvent
 from services.events.schedule import event_message
 from services.shared.ids import parse_uuid
 from services.shared.outbox import first_delivery
@@ -36,6 +37,7 @@ def forget_user(session, outbox, payload):
         session.execute(
             update(Event).where(Event.id.in_(left)).values(participants_count=Event.participants_count - 1)
         )
+    session.execute(insert(DeletedUser).values(user_id=user_id).on_conflict_do_nothing())
     session.execute(delete(Post).where(Post.author_id == user_id))
     session.execute(delete(Follow).where(or_(Follow.follower_id == user_id, Follow.followee_id == user_id)))
     session.execute(delete(FollowSync).where(FollowSync.user_id == user_id))

@@ -1,9 +1,12 @@
 """auth's user_deleted reaches the events service: the user's coming events
 are cancelled, their seats freed, their posts and uploads gone."""
 import os
+import uuid
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import text
 
 from tests.conftest import eventually
 
@@ -32,3 +35,34 @@ def test_deleted_user_leaves_nothing_behind(api):
         # Operators' RPCs answer.
         assert isinstance(rpc.events.outbox_backlog(), int)
         assert rpc.events.counts()["cancelled_events"] >= 1
+
+
+def test_a_follow_event_handled_after_the_deletion_brings_no_edge_back(api, config, db_engine):
+    """The follow was made before the deletion, but its event was requeued
+    (a database blip) and handled after the deletion's."""
+    ann, bob = api.register(), api.register()
+    dispatch = event_dispatcher(config)
+    dispatch("auth", "user_deleted", {"event_id": str(uuid.uuid4()), "user_id": ann["id"]})
+
+    def deletion_handled():
+        with db_engine.connect() as connection:
+            return connection.scalar(text("SELECT count(*) FROM events.deleted_users WHERE user_id = :id"),
+                                     {"id": ann["id"]})
+
+    eventually(deletion_handled)
+    late = [{"event_id": str(uuid.uuid4()), "follower_id": ann["id"], "followee_id": bob["id"]},
+            {"event_id": str(uuid.uuid4()), "follower_id": bob["id"], "followee_id": ann["id"]}]
+    for payload in late:
+        dispatch("auth", "user_followed", payload)
+
+    def handled():
+        with db_engine.connect() as connection:
+            return connection.scalar(text(
+                "SELECT count(*) FROM events.processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": [payload["event_id"] for payload in late]}) == 2
+
+    eventually(handled)
+    with db_engine.connect() as connection:
+        edges = connection.scalar(text(
+            "SELECT count(*) FROM events.follows WHERE follower_id = :id OR followee_id = :id"), {"id": ann["id"]})
+    assert edges == 0
