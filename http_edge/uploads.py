@@ -9,6 +9,13 @@ from services.shared.errors import InvalidInput, MalformedRequest, TooLarge, Uns
 
 # Room for boundaries, part headers and a few small text fields.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# werkzeug's multipart parser reads the body this much at a time and applies
+# max_form_memory_size to its decoder's buffer, which holds one such read plus
+# a possible partial boundary (< 100 bytes) kept from the read before, for file
+# parts too. The limit must leave room for both, or an upload fails with 413
+# whenever a read happens to end near a CR or LF byte.
+MULTIPART_READ_BYTES = 64 * 1024
+MAX_FORM_MEMORY_BYTES = MULTIPART_READ_BYTES + 4 * 1024
 
 
 def read_upload(request, field, max_bytes):
@@ -24,7 +31,7 @@ def read_upload(request, field, max_bytes):
     if request.content_length > limit:
         raise TooLarge(details={"max_bytes": max_bytes})
     request.max_content_length = limit
-    request.max_form_memory_size = MULTIPART_OVERHEAD_BYTES
+    request.max_form_memory_size = MAX_FORM_MEMORY_BYTES
     request.max_form_parts = 20
     try:
         upload = request.files.get(field)

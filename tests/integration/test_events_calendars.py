@@ -112,6 +112,18 @@ def test_broken_calendars_import_nothing(api, db_engine, case):
     assert imported_count(db_engine, ann) == 0
 
 
+def test_a_calendar_near_its_size_limit_imports(api, db_engine):
+    """843 KB, under the 1 MiB limit, with a line break every 75 bytes (folded
+    lines), as exported calendars are: it used to fail with 413."""
+    ann = api.register()
+    padding = "X-PAD:" + "\r\n ".join(["a" * 72] * 11_000) + "\r\n"
+    calendar = CALENDAR.format(tag=ann["id"][:8], party="Party").replace("END:VCALENDAR", padding + "END:VCALENDAR")
+    assert 820_000 < len(calendar) < 1024 * 1024
+    response = import_file(api, ann, calendar)
+    assert response.status_code == 200, response.text
+    assert imported_count(db_engine, ann) == 3
+
+
 def test_oversized_calendar_is_refused(api, db_engine):
     ann = api.register()
     response = import_file(api, ann, b"BEGIN:VCALENDAR\r\nX-PAD:" + b"a" * (1024 * 1024 + 10) + b"\r\n")

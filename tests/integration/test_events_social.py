@@ -1,4 +1,5 @@
 """Media, posts and the feed over real HTTP, against the whole running system."""
+import random
 import time
 
 import pytest
@@ -40,6 +41,18 @@ def test_media_upload_serve_and_avatar(api):
     stolen = api.post("/events", user=bob, json={"title": "x", "starts_at": "2027-06-01T12:00:00Z",
                                                  "visibility": "public", "cover_media_id": media["id"]})
     assert stolen.status_code == 422 and stolen.json()["error"]["code"] == "INVALID_MEDIA"
+
+
+def test_phone_sized_photos_upload_every_time(api):
+    """2-5 MB photos (binary bytes: full of CR and LF) used to fail with 413 at random."""
+    ann = api.register()
+    rng = random.Random(7)
+    for attempt in range(20):
+        photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.randbytes(rng.randint(2, 5) * 1024 * 1024)
+        uploaded = upload(api, ann, photo, name=f"IMG_{attempt}.jpg")
+        assert uploaded.status_code == 201, (attempt, uploaded.text)
+        assert uploaded.json()["content_type"] == "image/jpeg" and uploaded.json()["size"] == len(photo)
+        assert api.get(uploaded.json()["url"]).content == photo
 
 
 def test_short_videos_are_accepted(api):
