@@ -64,6 +64,13 @@ class RealtimeService(health.HealthEndpoints):
     def on_notification_created(self, payload):
         self._push(payload, "notification:new", lambda event: {"notification": event.get("notification")})
 
+    @durable_handler("auth", "user_deleted")
+    def on_user_deleted(self, payload):
+        """A closed account's sockets close at once, on every replica."""
+        user_id = parse_uuid(payload.get("user_id")) if isinstance(payload, dict) else None
+        if user_id:
+            self.sockets.close_user(user_id)
+
     def _push(self, payload, socket_event, shape):
         """Emit shape(payload) as socket_event to the payload's recipients, once per event id.
 

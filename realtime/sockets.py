@@ -48,11 +48,17 @@ MAX_TOKEN_CHARS = 4096
 # A client that sends more events than this per second gets RATE_LIMITED acks:
 # each event costs a worker, and typing fans out to every member.
 MAX_EVENTS_PER_SECOND = 20
+# Connections one account may hold across replicas (phones, tablets, tabs).
+MAX_SOCKETS_PER_USER = 10
 # After Redis comes back, the channel listener re-subscribes within this many
 # seconds (python-socketio's own listener backs off 1, 2, 4 … 60 s, and every
 # emit published meanwhile reaches none of this replica's sockets).
 RESUBSCRIBE_FIRST_SECONDS = 0.1
 RESUBSCRIBE_MAX_SECONDS = 0.5
+
+
+def _closed_key(user_id):
+    return "realtime:closed:" + user_id
 
 
 def user_room(user_id):
@@ -85,6 +91,21 @@ def refusal(code, message):
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
 
 
+class GuardedServer(socketio.Server):
+    """python-socketio's server, refusing client events with reserved names.
+
+    python-socketio hands a client EVENT named "connect" or "disconnect" to
+    the server's own handlers: a client that emitted "disconnect" cancelled
+    its own expiry timer and presence yet stayed in its room, receiving
+    pushes after its token expired or its account was closed.
+    """
+
+    def _handle_event(self, eio_sid, namespace, id, data):
+        if not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
+            return None
+        return super()._handle_event(eio_sid, namespace, id, data)
+
+
 class ChannelManager(socketio.RedisManager):
     """python-socketio's Redis client manager, made dependable for pushes.
 
@@ -113,6 +134,10 @@ class ChannelManager(socketio.RedisManager):
         self.delivered = RecentIds()
         self.peers = Peers()
         self.peers_channel = channel + ":replicas"
+        # Set by the SocketServer: whether a local socket may still get pushes
+        # (its token has not expired), and how to close a user's local sockets.
+        self.socket_is_live = lambda sid: True
+        self.close_local_sockets_of = lambda user_id: None
 
     def initialize(self):
         super().initialize()
@@ -133,6 +158,20 @@ class ChannelManager(socketio.RedisManager):
             raise DependencyUnavailable(
                 f"{listeners} of {expected} replicas heard the push.", code="REPLICA_NOT_LISTENING")
         return None
+
+    def get_participants(self, namespace, room):
+        # Checked at every push, not only by the expiry timer.
+        for sid, eio_sid in super().get_participants(namespace, room):
+            if self.socket_is_live(sid):
+                yield sid, eio_sid
+
+    def close_user_everywhere(self, user_id):
+        """Close every socket of user_id, on every replica; raise unless every replica heard it."""
+        listeners = self._publish_control({"host_id": self.host_id, "close_user": user_id})
+        self.close_local_sockets_of(user_id)
+        expected = self.peers.expected() + 1
+        if listeners < expected:
+            raise DependencyUnavailable(f"{listeners} of {expected} replicas heard it.", code="REPLICA_NOT_LISTENING")
 
     def _handle_emit(self, message):
         push_id = message.get("push_id")
@@ -193,9 +232,12 @@ class ChannelManager(socketio.RedisManager):
 
     def _announce(self, state):
         try:
-            self.redis.publish(self.peers_channel, self.json.dumps({"host_id": self.host_id, "state": state}))
+            self._publish_control({"host_id": self.host_id, "state": state})
         except Exception:  # Redis is down: the listener notices and re-subscribes
             log.debug("replica announcement not sent", exc_info=True)
+
+    def _publish_control(self, message):
+        return self.redis.publish(self.peers_channel, self.json.dumps(message))
 
     def leave(self):
         """Tell the other replicas not to wait for this one any more (a graceful stop)."""
@@ -204,14 +246,16 @@ class ChannelManager(socketio.RedisManager):
     def _on_announcement(self, data):
         try:
             announcement = self.json.loads(data)
-            host_id, state = announcement["host_id"], announcement["state"]
+            host_id = announcement["host_id"]
         except (TypeError, ValueError, KeyError):
             return
-        if host_id == self.host_id:
+        if host_id == self.host_id or not isinstance(announcement, dict):
             return
-        if state == "leaving":
+        if isinstance(announcement.get("close_user"), str):
+            self.close_local_sockets_of(announcement["close_user"])
+        elif announcement.get("state") == "leaving":
             self.peers.left(host_id)
-        else:
+        elif announcement.get("state") == "here":
             self.peers.heard(host_id)
 
 
@@ -219,6 +263,7 @@ class SocketServer(ProviderCollector, SharedExtension):
     def __init__(self):
         super().__init__()
         self.users_by_sid = {}
+        self._expires_at = {}  # sid -> when its token expires (time.time())
         self._expiry_timers = {}
         self._event_windows = {}
         self._refresher = None
@@ -228,8 +273,11 @@ class SocketServer(ProviderCollector, SharedExtension):
         config = self.container.config
         self.bind_addr = parse_address(config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000"))
         self.public_key_path = config["JWT_PUBLIC_KEY_PATH"]
-        self.presence = Presence(redis_from_config(config))
-        self.sio = socketio.Server(
+        # A closed account's tokens live on for at most this long.
+        self.closed_seconds = int(config.get("ACCESS_TOKEN_TTL_SECONDS", 900))
+        self.redis = redis_from_config(config)
+        self.presence = Presence(self.redis)
+        self.sio = GuardedServer(
             async_mode="eventlet",
             client_manager=ChannelManager(config["REDIS_URL"], channel=pubsub_channel(config["REDIS_URL"])),
             max_http_buffer_size=MAX_PACKET_BYTES,
@@ -242,6 +290,8 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_event)
+        self.sio.manager.socket_is_live = self._socket_is_live
+        self.sio.manager.close_local_sockets_of = self._close_local_sockets_of
 
     def start(self):
         # Subscribe to the Redis channel at start rather than at the first
@@ -298,14 +348,49 @@ class SocketServer(ProviderCollector, SharedExtension):
             user_id = verifier_from_file(self.public_key_path).verify(token)
         except InvalidToken:
             raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
+        self._admit(user_id)
         self.users_by_sid[sid] = user_id
         set_connected_sockets(len(self.users_by_sid))
-        # A socket lives no longer than its token: a signed-out or deactivated
-        # user stops receiving pushes when the token runs out, and the app
-        # reconnects with a fresh one.
-        self._expiry_timers[sid] = eventlet.spawn_after(_seconds_left(token), self.sio.disconnect, sid)
+        # A socket lives no longer than its token: a signed-out user stops
+        # receiving pushes when the token runs out (checked again at every
+        # push), and the app reconnects with a fresh one.
+        seconds_left = _seconds_left(token)
+        self._expires_at[sid] = time.time() + seconds_left
+        self._expiry_timers[sid] = eventlet.spawn_after(seconds_left, self.sio.disconnect, sid)
         self.sio.enter_room(sid, user_room(user_id))
         self._presence("connected", user_id, sid)
+
+    def _admit(self, user_id):
+        """Refuse a closed account (its tokens are still valid for a while) and
+        a user who holds too many sockets already."""
+        try:
+            closed = self.redis.exists(_closed_key(user_id))
+            live = self.presence.live_sockets(user_id)
+        except Exception:
+            raise refusal("UNAVAILABLE", "Try again in a moment.") from None
+        if closed:
+            raise refusal("ACCOUNT_CLOSED", "This account is closed.")
+        if live >= MAX_SOCKETS_PER_USER:
+            raise refusal("TOO_MANY_SOCKETS", f"At most {MAX_SOCKETS_PER_USER} connections per account.")
+
+    def close_user(self, user_id):
+        """Disconnect every socket of a closed account on every replica, and
+        refuse its new ones for as long as its tokens can live."""
+        self.redis.set(_closed_key(user_id), 1, ex=self.closed_seconds)
+        self.sio.manager.close_user_everywhere(user_id)
+
+    def _close_local_sockets_of(self, user_id):
+        for sid, owner in list(self.users_by_sid.items()):
+            if owner == user_id:
+                # A Socket.IO disconnect: final, the client does not reconnect.
+                self.sio.disconnect(sid)
+
+    def _socket_is_live(self, sid):
+        expires_at = self._expires_at.get(sid)
+        if expires_at is not None and time.time() >= expires_at:
+            eventlet.spawn(self.sio.disconnect, sid)
+            return False
+        return True
 
     def _on_disconnect(self, sid, *reason):
         user_id = self.users_by_sid.get(sid)
@@ -314,6 +399,7 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     def _forget(self, sid, user_id):
         self.users_by_sid.pop(sid, None)
+        self._expires_at.pop(sid, None)
         set_connected_sockets(len(self.users_by_sid))
         self._event_windows.pop(sid, None)
         timer = self._expiry_timers.pop(sid, None)

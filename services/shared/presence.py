@@ -37,6 +37,9 @@ class Presence:
             pipe.expire(_key(user_id), TTL_SECONDS)
         pipe.execute()
 
+    def live_sockets(self, user_id):
+        return self.redis.zcount(_key(user_id), self._now(), "+inf")
+
     def online_among(self, user_ids):
         """The subset of user_ids with at least one live socket."""
         user_ids = list(user_ids)

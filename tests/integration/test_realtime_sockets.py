@@ -205,6 +205,53 @@ def test_a_push_published_again_reaches_each_socket_once(api, replicas, sockets,
         assert [push["event_id"] for push in socket.of("message:new")] == [event_id, later["event_id"]]
 
 
+def test_a_socket_that_emits_disconnect_is_still_closed_at_expiry_and_when_its_account_is(api, replicas, config):
+    """python-socketio would hand a client's "disconnect" event to the server's
+    own handler: the socket cancelled its expiry and stayed in its room."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    ann, bob = api.register(), api.register()
+    chat = _conversation(api, bob, ann)
+
+    def spoofing_socket(url, token):
+        socket = socketio.Client(reconnection=False)
+        received = []
+        socket.on("message:new", lambda data: received.append(data["message"]["body"]))
+        socket.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        socket.emit("disconnect")
+        socket.emit("connect", {"token": token})
+        return socket, received
+
+    def send(body):
+        assert api.post("/messages", user=bob, json={"conversation_id": chat["id"], "body": body}).status_code == 201
+
+    short_lived = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], 3).sign(ann["id"])
+    expiring, expiring_got = spoofing_socket(replicas[0], short_lived)
+    phone, phone_got = spoofing_socket(replicas[1], ann["access_token"])
+    laptop, laptop_got = spoofing_socket(api.base_url, ann["access_token"])
+    try:
+        send("before")
+        wait_for(lambda: expiring_got and phone_got and laptop_got)
+        wait_for(lambda: not expiring.connected, timeout=10)  # at its token's expiry, spoof or not
+        assert phone.connected and laptop.connected
+
+        with ClusterRpcProxy(config, timeout=15) as rpc:
+            assert rpc.auth.deactivate_user(ann["id"]) is True
+        wait_for(lambda: not phone.connected and not laptop.connected, timeout=5)
+        send("after")
+        refusals = []
+        again = socketio.Client(reconnection=False)
+        again.on("connect_error", refusals.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):  # its token is still valid, the account is not
+            again.connect(replicas[0], auth={"token": ann["access_token"]}, transports=["websocket"], wait_timeout=10)
+        assert refusals == [{"message": "This account is closed.", "data": {"code": "ACCOUNT_CLOSED"}}]
+        time.sleep(SETTLE_SECONDS)
+        assert expiring_got == phone_got == laptop_got == ["before"]
+    finally:
+        for socket in (expiring, phone, laptop):
+            socket.disconnect()
+
+
 def test_bad_tokens_are_refused(api, replicas, config):
     ann = api.register()
     claims = {"sub": ann["id"], "iss": "lifytp-auth", "aud": "lifytp", "iat": int(time.time()),

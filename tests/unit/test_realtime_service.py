@@ -5,9 +5,11 @@ from unittest import mock
 import eventlet
 import jwt
 import pytest
+import redis
 import socketio
 from nameko.testing.services import worker_factory
 
+from realtime import sockets as sockets_module
 from realtime.delivered import RecentIds
 from realtime.membership import MemberCache
 from realtime.service import RealtimeService
@@ -98,8 +100,68 @@ def _server():
     server = SocketServer()
     server.sio = mock.Mock()
     server.presence = mock.Mock()
+    server.presence.live_sockets.return_value = 0
+    server.redis = mock.Mock()
+    server.redis.exists.return_value = 0
     server.public_key_path = "/nonexistent"
     return server
+
+
+def _connect(server, sid="sid", expires_in=600):
+    with mock.patch("realtime.sockets.verifier_from_file") as verifier:
+        verifier.return_value.verify.return_value = ANN
+        server._on_connect(sid, {}, {"token": _token(expires_in)})
+
+
+def test_a_closed_account_and_one_with_too_many_sockets_are_refused():
+    server = _server()
+    server.redis.exists.return_value = 1
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError, match="closed"):
+        _connect(server)
+    server.redis.exists.return_value = 0
+    server.presence.live_sockets.return_value = sockets_module.MAX_SOCKETS_PER_USER
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError, match="At most"):
+        _connect(server)
+    server.redis.exists.side_effect = redis.ConnectionError("down")
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError):
+        _connect(server)
+    assert server.users_by_sid == {} and not server.sio.enter_room.called
+
+
+def test_a_socket_whose_token_expired_gets_no_push_even_if_its_timer_was_cancelled():
+    server = _server()
+    _connect(server, expires_in=600)
+    assert server._socket_is_live("sid")
+    server._expiry_timers.pop("sid").cancel()
+    server._expires_at["sid"] = time.time() - 1
+    assert not server._socket_is_live("sid")
+    eventlet.sleep(0)
+    server.sio.disconnect.assert_called_with("sid")
+
+
+def test_closing_an_account_disconnects_its_sockets_here_and_marks_it_closed():
+    server = _server()
+    _connect(server, sid="mine")
+    server.users_by_sid["other"] = BOB
+    server.closed_seconds = 900
+    server.close_user(ANN)
+    server.redis.set.assert_called_once_with("realtime:closed:" + ANN, 1, ex=900)
+    server.sio.manager.close_user_everywhere.assert_called_once_with(ANN)
+    server._close_local_sockets_of(ANN)
+    server.sio.disconnect.assert_called_once_with("mine")
+
+
+def test_client_events_named_connect_or_disconnect_never_reach_the_server_handlers():
+    server = sockets_module.GuardedServer(async_mode="threading")
+    handled = []
+    server.on("disconnect", lambda sid, *args: handled.append("disconnect"))
+    server.on("*", lambda event, sid, *args: handled.append(event))
+    server.manager.is_connected = lambda sid, namespace: True
+    server.manager.sid_from_eio_sid = lambda eio_sid, namespace: "sid"
+    server.async_handlers = False
+    for data in (["disconnect"], ["connect", {}], [42], [], ["typing", {"conversation_id": CHAT}]):
+        server._handle_event("eio", "/", None, data)
+    assert handled == ["typing"]
 
 
 @pytest.mark.parametrize("auth", [None, "token", {}, {"token": ""}, {"token": 5}, {"token": "x" * 5000}])
