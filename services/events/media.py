@@ -1,14 +1,15 @@
 """Media: uploads whose type is decided from their bytes, kept in a storage.
 
 Videos must be short: their duration is read from the container header (MP4
-`mvhd`, WebM `Duration`), and one that cannot be read is refused.
+`mvhd`, WebM `Duration`), and one that cannot be read is refused. Pictures
+are published without their metadata (services.events.images).
 """
 import struct
 
 import filetype
 from sqlalchemy import delete, select
 
-from services.events import exceptions
+from services.events import exceptions, images
 from services.events.models import Media
 from services.events.schemas import MEDIA_TYPES, media_view
 from services.shared.errors import InvalidInput, UnsupportedType
@@ -79,9 +80,16 @@ def check_video_length(data, content_type):
         )
 
 
-def upload(session, storage, owner_id, data):
+def prepare(data):
+    """(content_type, bytes to publish) of an upload, or the reason it is refused.
+    CPU-bound for pictures (they are decoded and encoded again): callers on an
+    event loop run it on a thread."""
     content_type = detect_type(data)
     check_video_length(data, content_type)
+    return content_type, images.without_metadata(data, content_type)
+
+
+def store(session, storage, owner_id, content_type, data):
     media = Media(owner_id=owner_id, content_type=content_type, size=len(data))
     session.add(media)
     session.flush()

@@ -1,6 +1,7 @@
 """The events service: events and calendars, media, posts and the feed."""
 import logging
 
+from eventlet import tpool
 from nameko.dependency_providers import Config
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
@@ -156,7 +157,9 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         """Upload a picture or a short video; its type is read from its bytes."""
         max_bytes = int(self.config.get("MEDIA_MAX_BYTES", DEFAULT_MEDIA_MAX_BYTES))
         data = read_upload(request, "file", max_bytes)
-        return 201, media.upload(self.db.session, self.storage, request.user_id, data)
+        # Re-encoding a photo takes a core for a moment: off the event loop.
+        content_type, data = tpool.execute(media.prepare, data)
+        return 201, media.store(self.db.session, self.storage, request.user_id, content_type, data)
 
     # Public: media ids are unguessable, and avatars and covers appear in
     # places (image tags) that cannot send a bearer token.

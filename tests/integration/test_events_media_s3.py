@@ -17,7 +17,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import ROOT, Api, RunningSystem
-from tests.fixtures.events.media_samples import png_bytes
+from tests.fixtures.events.media_samples import decoded, png_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +87,6 @@ def test_events_service_with_s3_storage(system, s3_endpoint):
         assert uploaded.status_code == 201, uploaded.text
         redirect = api.get(uploaded.json()["url"], allow_redirects=False)
         assert redirect.status_code == 302 and redirect.headers["Location"].startswith(s3_endpoint)
-        assert requests.get(redirect.headers["Location"], timeout=5).content == picture
+        assert decoded(requests.get(redirect.headers["Location"], timeout=5).content) == decoded(picture)
     finally:
         running.stop()

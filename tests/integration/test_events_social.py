@@ -1,10 +1,9 @@
 """Media, posts and the feed over real HTTP, against the whole running system."""
-import random
 import time
 
 import pytest
 
-from tests.fixtures.events.media_samples import mp4_lasting, png_bytes, webm_lasting
+from tests.fixtures.events.media_samples import decoded, mp4_lasting, phone_photo, png_bytes, webm_lasting
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +25,9 @@ def test_media_upload_serve_and_avatar(api):
     uploaded = upload(api, ann, picture, name="holiday.exe")
     assert uploaded.status_code == 201, uploaded.text
     media = uploaded.json()
-    assert media["content_type"] == "image/png" and media["size"] == len(picture)
     served = api.get(media["url"])
-    assert served.status_code == 200 and served.content == picture
+    assert served.status_code == 200 and decoded(served.content) == decoded(picture)
+    assert media["content_type"] == "image/png" and media["size"] == len(served.content)
     assert served.headers["Content-Type"] == "image/png"
     # auth validates avatars with the events service's get_media RPC.
     profile = api.patch("/users/me", user=ann, json={"avatar_media_id": media["id"]})
@@ -43,16 +42,23 @@ def test_media_upload_serve_and_avatar(api):
     assert stolen.status_code == 422 and stolen.json()["error"]["code"] == "INVALID_MEDIA"
 
 
-def test_phone_sized_photos_upload_every_time(api):
-    """2-5 MB photos (binary bytes: full of CR and LF) used to fail with 413 at random."""
+def test_phone_photos_upload_every_time_upright_and_without_their_location(api):
+    """2-5 MB photos (binary bytes, full of CR and LF) used to fail with 413 at
+    random, and were published with their EXIF, GPS coordinates included."""
     ann = api.register()
-    rng = random.Random(7)
+    photos = [((width, height), phone_photo(width, height, seed=width))
+              for width, height in ((1600, 1200), (2000, 1500), (2200, 1650))]
     for attempt in range(20):
-        photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.randbytes(rng.randint(2, 5) * 1024 * 1024)
+        (width, height), photo = photos[attempt % len(photos)]
+        assert 2_000_000 <= len(photo) <= 5_500_000, len(photo)
+        assert 0x8825 in decoded(photo)[2]  # GPS, as sent
         uploaded = upload(api, ann, photo, name=f"IMG_{attempt}.jpg")
         assert uploaded.status_code == 201, (attempt, uploaded.text)
-        assert uploaded.json()["content_type"] == "image/jpeg" and uploaded.json()["size"] == len(photo)
-        assert api.get(uploaded.json()["url"]).content == photo
+        assert uploaded.json()["content_type"] == "image/jpeg"
+        published = api.get(uploaded.json()["url"]).content
+        # No GPS, no camera, no EXIF at all; turned upright as Orientation 6 said.
+        assert decoded(published) == ("JPEG", (height, width), {}, {})
+        assert uploaded.json()["size"] == len(published)
 
 
 def test_short_videos_are_accepted(api):

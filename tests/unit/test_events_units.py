@@ -1,8 +1,11 @@
 """Unit tests of the events service: pure rules, parsers and guards, and the
 service's entrypoints through Nameko's worker_factory (mocks only here)."""
 import http.server
+import io
+import struct
 import threading
 import time
+import zlib
 from datetime import UTC, datetime
 from unittest.mock import MagicMock
 
@@ -10,12 +13,12 @@ import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
 
-from services.events import calendars, media, recurrence, schemas
+from services.events import calendars, images, media, recurrence, schemas
 from services.events.exceptions import InvalidCalendar, UrlFetchFailed, UrlNotAllowed
 from services.events.fetching import Fetcher, public_address
 from services.events.service import EventsService
 from services.shared.errors import InvalidInput, TooLarge, UnsupportedType
-from tests.fixtures.events.media_samples import mp4_lasting, webm_lasting
+from tests.fixtures.events.media_samples import decoded, mp4_lasting, phone_photo, webm_lasting
 
 MONDAY = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
 
@@ -272,3 +275,40 @@ def test_a_page_of_events_costs_one_user_lookup():
     auth.get_users.assert_called_once()
     assert sorted(auth.get_users.call_args.args[0]) == sorted(organizers)
     assert [view["organizer"]["username"] for view in answered] == ["ann", None, "ann", None, "ann"]
+
+
+# Pictures: published upright and without metadata -----------------------------
+
+def test_a_phone_photo_loses_its_exif_and_gps_and_is_turned_upright():
+    photo = phone_photo(64, 48, orientation=6)
+    assert 0x8825 in decoded(photo)[2]
+    assert decoded(images.without_metadata(photo, "image/jpeg")) == ("JPEG", (48, 64), {}, {})
+
+
+def test_png_text_chunks_are_dropped():
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Location", "48.8566 N, 2.3522 E")
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(out, "PNG", pnginfo=info)
+    assert decoded(out.getvalue())[3] == {"Location": "48.8566 N, 2.3522 E"}
+    assert decoded(images.without_metadata(out.getvalue(), "image/png")) == ("PNG", (8, 8), {}, {})
+
+
+@pytest.mark.parametrize("data", [
+    b"\xff\xd8\xff\xe0" + b"not a picture" * 100,
+    # A 100,000 x 100,000 PNG in a few bytes: refused before its pixels exist.
+    b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    + struct.pack(">I", zlib.crc32(b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))),
+])
+def test_unreadable_or_huge_pictures_are_refused(data):
+    content_type = "image/jpeg" if data.startswith(b"\xff") else "image/png"
+    with pytest.raises(InvalidInput) as refused:
+        images.without_metadata(data, content_type)
+    assert refused.value.code == "INVALID_IMAGE"
+
+
+def test_gifs_and_videos_are_kept_as_sent():
+    assert images.without_metadata(b"GIF89a...", "image/gif") == b"GIF89a..."
+    assert images.without_metadata(b"....ftypmp42", "video/mp4") == b"....ftypmp42"
