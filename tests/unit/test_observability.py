@@ -352,3 +352,14 @@ def test_eventlet_access_lines_go_to_debug_and_tracebacks_to_error():
     wsgi_log.info('127.0.0.1 - - "GET /x?token=1 HTTP/1.1" 200')
     wsgi_log.info("Traceback (most recent call last):\n ...")
     assert logger.debug.call_count == 1 and logger.error.call_count == 1
+
+
+def test_made_up_http_methods_share_one_series():
+    from services.shared.observability.metrics import HTTP_REQUESTS
+
+    for method in ("FOO", "GET\\x00", "propfind", "X" * 200):
+        observe_http("auth", "unmatched-test", method, 405, 0.01)
+    observe_http("auth", "unmatched-test", "GET", 404, 0.01)
+    methods = {sample.labels["method"] for metric in HTTP_REQUESTS.collect() for sample in metric.samples
+               if sample.labels.get("route") == "unmatched-test"}
+    assert methods == {"other", "GET"}
