@@ -25,6 +25,7 @@ _FREQ = re.compile(r"(?:^|;)FREQ=([A-Z]+)(?:;|$)")
 ALLOWED_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "WKST"}
 MAX_INTERVAL = 100
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_WEEKDAY = re.compile(r"([+-]?[1-9][0-9]?)?(MO|TU|WE|TH|FR|SA|SU)")
 
 
 class InvalidRule(ValueError):
@@ -61,11 +62,16 @@ def normalise_rule(text):
         raise InvalidRule("FREQ is required.")
     if match.group(1) not in ALLOWED_FREQUENCIES:
         raise InvalidRule("FREQ must be one of DAILY, WEEKLY, MONTHLY, YEARLY.")
-    parts = dict(part.partition("=")[::2] for part in rule.split(";") if part)
+    pairs = [part.partition("=")[::2] for part in rule.split(";") if part]
+    parts = dict(pairs)
+    if len(parts) != len(pairs):
+        # The check above reads the first FREQ, dateutil the last.
+        raise InvalidRule("Each rule part may appear once.")
     unknown = sorted(set(parts) - ALLOWED_PARTS)
     if unknown:
         raise InvalidRule("Unsupported rule parts: {}.".format(", ".join(unknown)))
     _check_interval(parts.get("INTERVAL"))
+    _check_weekdays(match.group(1), parts)
     if match.group(1) == "DAILY" and "BYDAY" in parts and parts.get("INTERVAL", "1") != "1":
         # Every 7th day on Mondays never matches from a Tuesday start.
         raise InvalidRule("With FREQ=DAILY, BYDAY needs INTERVAL=1; use FREQ=WEEKLY.")
@@ -83,6 +89,32 @@ def _integers(text, name):
 def _check_interval(text):
     if text is not None and not all(1 <= value <= MAX_INTERVAL for value in _integers(text, "INTERVAL")):
         raise InvalidRule(f"INTERVAL must be 1 to {MAX_INTERVAL}.")
+
+
+def _check_weekdays(frequency, parts):
+    """BYDAY is a list of weekdays, each with an ordinal only where one can
+    exist: the nth weekday of a month (1 to 5) or of a year (1 to 53)."""
+    text = parts.get("BYDAY")
+    if text is None:
+        return
+    ordinals = []
+    for token in text.split(","):
+        found = _WEEKDAY.fullmatch(token)
+        if not found:
+            raise InvalidRule("BYDAY must list weekdays (MO, TU, WE, TH, FR, SA, SU), each with an optional ordinal.")
+        if found.group(1):
+            ordinals.append(int(found.group(1)))
+    if not ordinals:
+        return
+    if frequency not in ("MONTHLY", "YEARLY"):
+        raise InvalidRule("An ordinal in BYDAY (2MO) needs FREQ=MONTHLY or FREQ=YEARLY.")
+    most = 53 if frequency == "YEARLY" and "BYMONTH" not in parts else 5
+    if not all(1 <= abs(ordinal) <= most for ordinal in ordinals):
+        raise InvalidRule(f"A BYDAY ordinal is 1 to {most} (or -1 to -{most}) here.")
+    if "BYMONTHDAY" in parts:
+        # "The first Monday that is the 8th" never happens, and dateutil would
+        # search for it until the year 9999.
+        raise InvalidRule("BYDAY with an ordinal cannot be combined with BYMONTHDAY.")
 
 
 def _check_month_days(months_text, days_text):
@@ -111,7 +143,7 @@ def _rule(rule, starts_at, timezone):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # COUNT with UNTIL
             return parsed.replace(until=horizon if until is None else min(until, horizon))
-    except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+    except (ValueError, TypeError, OverflowError, AttributeError, IndexError) as exc:
         raise InvalidRule(f"Not a valid RRULE: {exc}") from None
 
 
@@ -131,7 +163,7 @@ def check_rule(rule, starts_at, timezone):
     try:
         for moment in _capped(_rule(rule, starts_at, timezone), starts_at):
             last = moment
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:
         raise InvalidRule(f"Not a valid RRULE: {exc}") from None
     if last is None:
         raise InvalidRule("The rule yields no occurrence.")

@@ -40,6 +40,11 @@ def test_unbounded_rules_are_capped():
     "FREQ=MINUTELY", "FREQ=HOURLY;COUNT=3", "COUNT=3", "FREQ=DAILY;BYSETPOS=1", "FREQ=DAILY;INTERVAL=1000",
     "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;INTERVAL=7;BYDAY=MO", "FREQ=DAILY\nFREQ=DAILY",
     "FREQ=DAILY;" + "X" * 600,
+    # Each was a 500 (dateutil's IndexError), a search to the year 9999, or a
+    # minutely rule stored as daily.
+    "FREQ=MONTHLY;BYDAY=99MO", "FREQ=MONTHLY;BYDAY=+99999999999999999999MO", "FREQ=YEARLY;BYMONTH=2;BYDAY=53MO",
+    "FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=8", "FREQ=DAILY;FREQ=MINUTELY", "FREQ=WEEKLY;BYDAY=2MO",
+    "FREQ=MONTHLY;BYDAY=0MO", "FREQ=WEEKLY;BYDAY=MO,", "FREQ=WEEKLY;BYDAY=MONDAY", "FREQ=WEEKLY;COUNT=2;COUNT=3",
 ])
 def test_unsafe_or_unreadable_rules_are_refused(rule):
     with pytest.raises(recurrence.InvalidRule):
@@ -54,6 +59,14 @@ def test_rules_that_never_match_are_refused_quickly():
         except recurrence.InvalidRule:
             pass
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("rule", [
+    "FREQ=MONTHLY;BYDAY=5MO", "FREQ=MONTHLY;BYDAY=-1FR", "FREQ=YEARLY;BYDAY=20MO", "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH",
+    "FREQ=WEEKLY;BYDAY=MO,WE,FR", "FREQ=MONTHLY;BYDAY=MO;BYMONTHDAY=13",
+])
+def test_weekday_rules_people_use_are_accepted(rule):
+    assert recurrence.check_rule(recurrence.normalise_rule(rule), MONDAY, "UTC") > MONDAY
 
 
 def test_timezones_are_iana_names():
