@@ -18,7 +18,9 @@ class MediaStorage(DependencyProvider):
 
 class CalendarFetcher(DependencyProvider):
     def setup(self):
-        self.fetcher = Fetcher(MAX_ICS_BYTES, FETCH_TIMEOUT_SECONDS)
+        ports = str(self.container.config.get("CALENDAR_FETCH_PORTS", "80,443"))
+        self.fetcher = Fetcher(MAX_ICS_BYTES, FETCH_TIMEOUT_SECONDS,
+                               ports={int(port) for port in ports.split(",") if port.strip()})
 
     def get_dependency(self, worker_ctx):
         return self.fetcher

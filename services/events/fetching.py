@@ -19,8 +19,17 @@ from services.shared.errors import TooLarge
 
 MAX_REDIRECTS = 3
 REDIRECTS = {301, 302, 303, 307, 308}
-# IPv6 ranges that embed or translate to IPv4 addresses, which could be private.
-_TRANSLATED_V6 = [ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")]
+# Web servers only, unless a deployment says otherwise (CALENDAR_FETCH_PORTS):
+# any other port turns the import into a port scanner of the internet.
+DEFAULT_PORTS = frozenset({80, 443})
+# IPv6 ranges that embed or translate to IPv4 addresses, which could be
+# private (NAT64, 6to4, Teredo, IPv4-compatible, SIIT), and the deprecated
+# site-local range, which Python counts as global.
+_NOT_PUBLIC_V6 = [ipaddress.ip_network(net) for net in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0:0/96", "fec0::/10")]
+# One answer for every way a connection fails: "refused" and "timed out" apart
+# would tell a caller which ports are open.
+UNREACHABLE = "The calendar's server could not be reached."
 
 
 def public_address(text):
@@ -32,7 +41,7 @@ def public_address(text):
     if address.version == 6:
         if address.ipv4_mapped:
             address = address.ipv4_mapped
-        elif any(address in net for net in _TRANSLATED_V6):
+        elif any(address in net for net in _NOT_PUBLIC_V6):
             return False
     return address.is_global and not address.is_multicast
 
@@ -61,11 +70,12 @@ class _PinnedConnection(http.client.HTTPSConnection):
 
 
 class Fetcher:
-    def __init__(self, max_bytes, timeout_seconds, resolver=resolve, allowed=public_address):
+    def __init__(self, max_bytes, timeout_seconds, resolver=resolve, allowed=public_address, ports=DEFAULT_PORTS):
         self.max_bytes = max_bytes
         self.timeout = timeout_seconds
         self.resolver = resolver
         self.allowed = allowed
+        self.ports = frozenset(ports)
 
     def fetch(self, url):
         """The body of a 200 answer at url, following at most MAX_REDIRECTS redirects."""
@@ -92,7 +102,11 @@ class Fetcher:
         if parts.username or parts.password:
             raise UrlNotAllowed(details={"url": ["URLs with credentials are not fetched."]})
         tls = parts.scheme == "https"
-        port = port or (443 if tls else 80)
+        if port is None:
+            port = 443 if tls else 80
+        if port not in self.ports:
+            raise UrlNotAllowed(details={"url": ["Only ports {} may be fetched.".format(
+                ", ".join(str(allowed) for allowed in sorted(self.ports)))]})
         path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         return parts.hostname, port, tls, path
 
@@ -105,7 +119,7 @@ class Fetcher:
             raise UrlNotAllowed(details={"url": ["The host is not a public address."]})
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise UrlFetchFailed(details={"url": ["Timed out."]})
+            raise UrlFetchFailed(details={"url": [UNREACHABLE]})
         connection = _PinnedConnection(host, port, addresses[0], tls, remaining)
         try:
             connection.request("GET", path, headers={"Accept": "text/calendar", "User-Agent": "LifyTP-calendar-import"})
@@ -115,8 +129,8 @@ class Fetcher:
             if response.status != 200:
                 return response.status, None, b""
             return 200, None, self._read(response, deadline)
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            raise UrlFetchFailed(details={"url": [_reason(exc)]}) from None
+        except (OSError, http.client.HTTPException, ssl.SSLError):
+            raise UrlFetchFailed(details={"url": [UNREACHABLE]}) from None
         finally:
             connection.close()
 
@@ -127,7 +141,7 @@ class Fetcher:
         chunks, size = [], 0
         while True:
             if time.monotonic() > deadline:
-                raise UrlFetchFailed(details={"url": ["Timed out."]})
+                raise UrlFetchFailed(details={"url": [UNREACHABLE]})
             chunk = response.read1(64 * 1024) if hasattr(response, "read1") else response.read(64 * 1024)
             if not chunk:
                 return b"".join(chunks)
@@ -135,11 +149,3 @@ class Fetcher:
             if size > self.max_bytes:
                 raise TooLarge(details={"max_bytes": self.max_bytes})
             chunks.append(chunk)
-
-
-def _reason(exc):
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "Timed out."
-    if isinstance(exc, ssl.SSLError):
-        return "TLS failed."
-    return "The connection failed."

@@ -144,6 +144,13 @@ def test_oversized_calendar_is_refused(api, db_engine):
     "http://user:pass@example.com/cal.ics",
     "http://0.0.0.0:4291/",
     "not a url",
+    # Found by a penetration test: Python counts these IPv6 ranges as global.
+    "http://[::127.0.0.1]/cal.ics",
+    "http://[::ffff:0:7f00:1]/cal.ics",
+    "http://[fec0::1]/cal.ics",
+    # Only web ports, refused before the host is even looked up.
+    "http://calendar.example:22/cal.ics",
+    "https://calendar.example:6379/cal.ics",
 ])
 def test_url_import_refuses_private_and_odd_urls(api, db_engine, url):
     ann = api.register()

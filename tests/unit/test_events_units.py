@@ -2,6 +2,7 @@
 service's entrypoints through Nameko's worker_factory (mocks only here)."""
 import http.server
 import io
+import socket
 import struct
 import threading
 import time
@@ -208,7 +209,7 @@ def local_fetcher(**kwargs):
     def resolver(host, port):
         return ["127.0.0.1"] if host == "calendar.test" else [host]
     return Fetcher(kwargs.pop("max_bytes", 1000), kwargs.pop("timeout", 5), resolver=resolver,
-                   allowed=lambda address: address == "127.0.0.1")
+                   allowed=lambda address: address == "127.0.0.1", ports=kwargs.pop("ports", range(1, 65536)))
 
 
 def test_fetch_connects_to_the_checked_address_with_the_host_name(calendar_server):
@@ -229,6 +230,38 @@ def test_fetch_limits_size_and_time(calendar_server):
         local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/big")
     with pytest.raises(UrlFetchFailed):
         local_fetcher(timeout=0.5).fetch(f"http://127.0.0.1:{calendar_server}/slow")
+
+
+@pytest.mark.parametrize("address", [
+    "::127.0.0.1", "::10.0.0.1", "::ffff:0:7f00:1", "::ffff:0:a00:1", "fec0::1", "feff::1", "::ffff:127.0.0.1",
+    "64:ff9b::7f00:1", "2002:7f00:1::", "::1", "::", "127.0.0.1", "169.254.169.254", "100.64.0.1", "fe80::1%eth0",
+])
+def test_addresses_that_can_reach_a_private_network_are_not_public(address):
+    assert not public_address(address)
+
+
+def test_only_web_ports_are_fetched_and_refused_before_any_lookup():
+    def resolver(host, port):
+        raise AssertionError("looked up")
+
+    fetcher = Fetcher(1000, 5, resolver=resolver)
+    for url in ("http://calendar.test:22/cal.ics", "https://calendar.test:8443/cal.ics", "http://calendar.test:0/"):
+        with pytest.raises(UrlNotAllowed):
+            fetcher.fetch(url)
+
+
+def test_a_refused_connection_and_a_timeout_read_the_same(calendar_server):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    answers = []
+    for url, timeout in ((f"http://127.0.0.1:{refused_port}/cal.ics", 5),
+                         (f"http://127.0.0.1:{calendar_server}/slow", 0.5)):
+        with pytest.raises(UrlFetchFailed) as failed:
+            local_fetcher(timeout=timeout).fetch(url)
+        answers.append(failed.value.details)
+    assert answers[0] == answers[1]
 
 
 def test_the_real_policy_refuses_this_machine(calendar_server):
