@@ -140,15 +140,20 @@ class JsonHttpEntrypoint(HttpRequestHandler):
     def response_from_exception(self, exc):
         return error_response(exc)
 
-    @staticmethod
-    def _add_cors_headers(request, response):
+    def _add_cors_headers(self, request, response):
         origin = request.headers.get("Origin")
-        if origin:
-            # Tokens travel in the Authorization header, never in cookies, so
-            # reflecting the origin grants a page nothing it could not already do.
+        response.headers.add("Vary", "Origin")
+        if origin and cors_allows(self.container.config, origin):
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
             response.headers.update(CORS_HEADERS)
+
+
+def cors_allows(config, origin):
+    """Whether browser pages from origin may call the API: the origins listed in
+    CORS_ALLOWED_ORIGINS (comma-separated; "*" for any). The mobile app sends no
+    Origin and needs none."""
+    allowed = {item.strip().rstrip("/") for item in str(config.get("CORS_ALLOWED_ORIGINS") or "").split(",")}
+    return "*" in allowed or origin.rstrip("/") in allowed
 
 
 def _is_schema(declared):

@@ -151,17 +151,27 @@ SWAGGER_INDEX = """<!DOCTYPE html>
 <body>
   <div id="swagger-ui"></div>
   <script src="swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: "../openapi.json",
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      persistAuthorization: true,
-    });
-  </script>
+  <script src="start.js"></script>
 </body>
 </html>
 """
+# A file of its own rather than an inline script, so the page's CSP can
+# forbid inline scripts.
+SWAGGER_START = """window.ui = SwaggerUIBundle({
+  url: "../openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+});
+"""
+# Swagger UI sets style attributes, and shows images as data: URLs.
+DOCS_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                                "frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ApiDocs(DependencyProvider):
@@ -190,8 +200,11 @@ def swagger_ui(environ, start_response):
         response = Response(status=301, headers={"Location": "/docs/"})
     elif path == "/docs/":
         response = Response(SWAGGER_INDEX, mimetype="text/html")
+    elif path == "/docs/start.js":
+        response = Response(SWAGGER_START, mimetype="text/javascript")
     else:
         response = _static_file(path[len("/docs/"):])
+    response.headers.update(DOCS_HEADERS)
     return response(environ, start_response)
 
 

@@ -93,6 +93,9 @@ class SharedListener:
             self._pool.spawn_n(partial(self._wsgi.process_request, [addr, sock, eventlet.wsgi.STATE_IDLE]))
 
     def __call__(self, environ, start_response):
+        return self._route(environ, _with_security_headers(start_response))
+
+    def _route(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         for prefix, app in self.mounts.items():
             if path == prefix or path.startswith(prefix + "/"):
@@ -127,6 +130,16 @@ class SharedListener:
         response.headers[REQUEST_ID_HEADER] = request.request_id
         log_request(request, response, time.monotonic() - started)
         return response(environ, start_response)
+
+
+def _with_security_headers(start_response):
+    """Every answer of the process, mounted apps included: no browser may guess
+    a content type other than the one declared (an upload served as HTML)."""
+    def start(status, headers, exc_info=None):
+        if not any(name.lower() == "x-content-type-options" for name, _ in headers):
+            headers = [*headers, ("X-Content-Type-Options", "nosniff")]
+        return start_response(status, headers, exc_info)
+    return start
 
 
 class WsgiLog:

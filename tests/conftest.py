@@ -45,6 +45,7 @@ TEST_ENV = {
     "BCRYPT_ROUNDS": "4",
     "RPC_TIMEOUT_SECONDS": "3",
     "LOG_LEVEL": "WARNING",
+    "CORS_ALLOWED_ORIGINS": "https://app.example, https://admin.example",
 }
 os.environ.update(TEST_ENV)
 os.environ.setdefault("LIFYTP_CONFIG", os.path.join(ROOT, "config.yaml"))

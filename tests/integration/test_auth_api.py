@@ -260,6 +260,23 @@ def test_health_ready_request_id_and_cors(api):
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    # Only the configured origins (CORS_ALLOWED_ORIGINS), never an echo of any.
+    for origin in ("https://evil.example", "https://app.example.evil.example", "null"):
+        refused = api.request("OPTIONS", "/auth/register", headers={"Origin": origin,
+                                                                    "Access-Control-Request-Method": "POST"})
+        assert "Access-Control-Allow-Origin" not in refused.headers, origin
+    assert "Origin" in api.get("/auth/me", headers={"Origin": "https://evil.example"}).headers["Vary"]
+
+
+def test_no_answer_lets_a_browser_sniff_its_type_and_the_docs_page_cannot_be_framed(api):
+    for path in ("/health", "/auth/me", "/no/such/route", "/metrics", "/openapi.json", "/docs/", "/docs/start.js",
+                 "/socket.io/?EIO=4&transport=polling"):
+        assert api.get(path).headers.get("X-Content-Type-Options") == "nosniff", path
+    docs = api.get("/docs/")
+    policy = docs.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy and "unsafe-inline" not in \
+        policy.split("script-src")[1].split(";")[0]
+    assert docs.headers["X-Frame-Options"] == "DENY"
 
 
 def test_wrong_method_names_the_allowed_ones(api, bob):
