@@ -14,6 +14,7 @@ import eventlet
 from eventlet.greenpool import GreenPool
 from nameko.web.server import HttpOnlyProtocol, WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
@@ -34,6 +35,7 @@ class SharedListener:
         self.servers = []
         self.mounts = {}
         self._url_map = None
+        self._app = self._route
         self._pool = GreenPool(size=10000)
         self._sock = eventlet.listen(bind_addr)
         self._sock.settimeout(None)
@@ -92,8 +94,16 @@ class SharedListener:
             sock.settimeout(self._wsgi.socket_timeout)
             self._pool.spawn_n(partial(self._wsgi.process_request, [addr, sock, eventlet.wsgi.STATE_IDLE]))
 
+    def trust_proxy_hops(self, hops):
+        """Take the client's address from the X-Forwarded-For entry added by the
+        hops-th proxy in front (werkzeug's ProxyFix), not from the connection,
+        which behind an ingress or the compose edge is always the proxy. Set
+        per deployment (TRUSTED_PROXY_HOPS): trusting a hop that is not there
+        lets a client pick its own address."""
+        self._app = ProxyFix(self._route, x_for=hops) if hops > 0 else self._route
+
     def __call__(self, environ, start_response):
-        return self._route(environ, _with_security_headers(start_response))
+        return self._app(environ, _with_security_headers(start_response))
 
     def _route(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -194,6 +204,7 @@ class EdgeWebServer(WebServer):
         if not self._starting:
             self._starting = True
             self.listener = listener_for(self.bind_addr)
+            self.listener.trust_proxy_hops(int(self.container.config.get("TRUSTED_PROXY_HOPS") or 0))
             self.listener.attach(self)
 
     def request_done(self):

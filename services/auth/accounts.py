@@ -66,15 +66,16 @@ def _raise_if_taken(rows, email, username):
 
 
 def login(session, passwords, tokens, throttle, login_name, password, client_address):
-    throttle.check(login_name, client_address)
     normalised = login_name.strip().lower()
     user = session.execute(
         select(User).where(or_(User.email == normalised, User.username == normalised), User.is_active)
     ).scalar_one_or_none()
+    account = throttle.account_key(user.id if user else None, login_name)
+    throttle.reserve(account, client_address)
     if not passwords.verify(password, user.password_hash if user else None):
-        throttle.record_failure(login_name, client_address)
+        throttle.failed(account, client_address)
         raise exceptions.InvalidCredentials()
-    throttle.record_success(login_name, client_address)
+    throttle.succeeded(account, client_address)
     answer = _issue_session(session, tokens, user)
     session.commit()
     return answer

@@ -77,44 +77,85 @@ class TokenIssuer(DependencyProvider):
 
 
 class LoginThrottle:
-    """Counts failed logins per account and per client address in Redis.
+    """Failed logins, counted in Redis, so guessing is slow and nobody else is locked out.
 
-    Once either count reaches its limit within the window, logins for that
-    account (or from that address) get a 429 until the window ends.
+    - A client address that failed `max_per_address` times in the window gets
+      429 for any account.
+    - An account that failed `max_per_account` times from one address gets 429
+      from that address: the guesser is shut out, not the owner.
+    - An account that failed `max_per_account` times in all is slowed, never
+      locked: one attempt every SLOW_SECONDS, from anywhere, so guessers spread
+      over many addresses get few tries and the owner waits seconds at most.
+
+    An attempt is reserved (counted) before the password is hashed, atomically,
+    so concurrent wrong attempts cost at most the limit in bcrypt checks; a
+    successful one gives its reservation back. Accounts are keyed by the
+    resolved account (its email and username are one account), an unknown
+    login by its normalised text.
     """
+
+    SLOW_SECONDS = 2
 
     def __init__(self, redis, max_per_account, max_per_address, window_seconds):
         self.redis = redis
-        self.limits = {"account": max_per_account, "address": max_per_address}
+        self.max_per_account = max_per_account
+        self.max_per_address = max_per_address
         self.window = window_seconds
 
-    def _keys(self, login, address):
-        account = hashlib.sha256(login.strip().lower().encode()).hexdigest()
-        return {"account": "login-failures:account:" + account,
-                "address": "login-failures:address:" + (address or "unknown")}
+    @staticmethod
+    def account_key(user_id, login):
+        return user_id or hashlib.sha256(login.strip().lower().encode()).hexdigest()
 
-    def check(self, login, address):
-        keys = self._keys(login, address)
-        pipe = self.redis.pipeline()
-        for key in keys.values():
-            pipe.get(key)
-            pipe.ttl(key)
-        replies = pipe.execute()
-        for index, scope in enumerate(keys):
-            count, ttl = replies[2 * index], replies[2 * index + 1]
-            if count is not None and int(count) >= self.limits[scope]:
-                raise RateLimited(retry_after=ttl if ttl and ttl > 0 else self.window,
-                                  details={"scope": scope})
+    def _keys(self, account, address):
+        address = address or "unknown"
+        return {"address": "login-failures:address:" + address,
+                "pair": f"login-failures:pair:{account}:{address}",
+                "account": "login-failures:account:" + account,
+                "slow": "login-slow:" + account}
 
-    def record_failure(self, login, address):
+    def reserve(self, account, address):
+        """Count this attempt before the password is checked; 429 if over a limit."""
+        keys = self._keys(account, address)
         pipe = self.redis.pipeline()
-        for key in self._keys(login, address).values():
-            pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)
+        for scope in ("address", "pair"):
+            pipe.incr(keys[scope])
+            pipe.expire(keys[scope], self.window, nx=True)
+        pipe.get(keys["account"])
+        by_address, _, by_pair, _, by_account = pipe.execute()
+        if by_address > self.max_per_address:
+            self._give_back(keys)
+            self._refuse(keys["address"], "address")
+        if by_pair > self.max_per_account:
+            self._give_back(keys)
+            self._refuse(keys["pair"], "account")
+        if by_account is not None and int(by_account) >= self.max_per_account \
+                and not self.redis.set(keys["slow"], 1, nx=True, ex=self.SLOW_SECONDS):
+            self._give_back(keys)
+            self._refuse(keys["slow"], "account")
+
+    def failed(self, account, address):
+        keys = self._keys(account, address)
+        pipe = self.redis.pipeline()
+        pipe.incr(keys["account"])
+        pipe.expire(keys["account"], self.window, nx=True)
         pipe.execute()
 
-    def record_success(self, login, address):
-        self.redis.delete(self._keys(login, address)["account"])
+    def succeeded(self, account, address):
+        keys = self._keys(account, address)
+        pipe = self.redis.pipeline()
+        pipe.decr(keys["address"])
+        pipe.delete(keys["pair"])
+        pipe.execute()
+
+    def _give_back(self, keys):
+        pipe = self.redis.pipeline()
+        pipe.decr(keys["address"])
+        pipe.decr(keys["pair"])
+        pipe.execute()
+
+    def _refuse(self, key, scope):
+        ttl = self.redis.ttl(key)
+        raise RateLimited(retry_after=ttl if ttl and ttl > 0 else self.window, details={"scope": scope})
 
 
 class LoginThrottleProvider(DependencyProvider):

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Api, lone_auth
 
 pytestmark = pytest.mark.integration
 
@@ -283,3 +283,28 @@ def test_wrong_method_names_the_allowed_ones(api, bob):
     response = api.request("PUT", "/users/{}/follow".format(bob["id"]))
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) == {"POST", "DELETE", "OPTIONS"}
+
+
+def test_behind_a_proxy_one_guesser_locks_out_nobody_else_and_concurrent_guesses_cost_five_checks():
+    """Behind the ingress every connection comes from the proxy: the limits
+    must key on the client address it forwards (TRUSTED_PROXY_HOPS=1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with lone_auth("proxied", 103, TRUSTED_PROXY_HOPS="1") as running:
+        api = Api(running.base_url)
+        ann, bob, carol = api.register(), api.register(), api.register()
+
+        def login(user, password, client):
+            return api.post("/auth/login", json={"login": user["user"]["username"], "password": password},
+                            headers={"X-Forwarded-For": client}).status_code
+
+        guesses = [login(user, "wrong password", "203.0.113.7") for user in [ann, bob] * 15]
+        assert guesses.count(401) <= 10 and set(guesses) <= {401, 429}
+        assert login(bob, bob["password"], "198.51.100.9") == 200  # another client of the same proxy
+        assert login(ann, ann["password"], "198.51.100.10") == 200  # the owner, though guessed at
+        assert login(ann, ann["password"], "203.0.113.7") == 429  # the guesser stays shut out
+
+        with ThreadPoolExecutor(max_workers=25) as pool:
+            answers = list(pool.map(lambda _: login(carol, "wrong password", "192.0.2.44"), range(50)))
+        assert answers.count(401) <= 5 and answers.count(429) >= 45, answers  # bcrypt ran at most 5 times
+        assert login(carol, carol["password"], "192.0.2.45") == 200

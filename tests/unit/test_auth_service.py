@@ -146,6 +146,15 @@ class FakeRedis:
     def delete(self, key):
         self.values.pop(key, None)
 
+    def set(self, key, value, nx=False, ex=None):
+        if nx and key in self.values:
+            return None
+        self.values[key], self.ttls[key] = value, ex
+        return True
+
+    def ttl(self, key):
+        return self.ttls.get(key, -2)
+
 
 class FakePipeline:
     def __init__(self, redis):
@@ -154,12 +163,16 @@ class FakePipeline:
     def get(self, key):
         self.replies.append(self.redis.values.get(key))
 
-    def ttl(self, key):
-        self.replies.append(self.redis.ttls.get(key, -2))
-
-    def incr(self, key):
-        self.redis.values[key] = self.redis.values.get(key, 0) + 1
+    def incr(self, key, by=1):
+        self.redis.values[key] = self.redis.values.get(key, 0) + by
         self.replies.append(self.redis.values[key])
+
+    def decr(self, key):
+        self.incr(key, -1)
+
+    def delete(self, key):
+        self.redis.delete(key)
+        self.replies.append(1)
 
     def expire(self, key, seconds, nx=False):
         if not (nx and key in self.redis.ttls):
@@ -171,20 +184,53 @@ class FakePipeline:
         return replies
 
 
-def test_throttle_limits_an_account_and_says_when_to_retry():
+def _guess(throttle, account, address):
+    throttle.reserve(account, address)
+    throttle.failed(account, address)
+
+
+def test_an_address_that_keeps_guessing_one_account_is_shut_out_of_it_and_no_one_else_is():
     throttle = LoginThrottle(FakeRedis(), max_per_account=3, max_per_address=100, window_seconds=600)
     for _ in range(3):
-        throttle.check("Ann", "10.0.0.1")
-        throttle.record_failure("Ann", "10.0.0.1")
+        _guess(throttle, "ann-id", "203.0.113.7")
     with pytest.raises(RateLimited) as limited:
-        throttle.check("ann", "10.0.0.2")  # case and address do not matter for the account
-    assert limited.value.retry_after == 600
-    throttle.check("bob", "10.0.0.1")  # other accounts are unaffected
+        throttle.reserve("ann-id", "203.0.113.7")
+    assert limited.value.retry_after == 600 and limited.value.details == {"scope": "account"}
+    throttle.reserve("ann-id", "198.51.100.9")  # the owner, elsewhere: slowed at most, never locked out
+    throttle.succeeded("ann-id", "198.51.100.9")
+    throttle.reserve("bob-id", "203.0.113.7")  # other accounts are unaffected
+
+
+def test_guesses_spread_over_addresses_are_slowed_not_locked():
+    throttle = LoginThrottle(FakeRedis(), max_per_account=3, max_per_address=100, window_seconds=600)
+    for index in range(3):
+        _guess(throttle, "ann-id", f"203.0.113.{index}")
+    throttle.reserve("ann-id", "203.0.113.50")  # one attempt per SLOW_SECONDS now
+    with pytest.raises(RateLimited) as limited:
+        throttle.reserve("ann-id", "203.0.113.51")
+    assert 0 < limited.value.retry_after <= LoginThrottle.SLOW_SECONDS
+
+
+def test_concurrent_attempts_are_reserved_before_hashing():
+    throttle = LoginThrottle(FakeRedis(), max_per_account=5, max_per_address=100, window_seconds=600)
+    admitted = 0
+    for _ in range(50):  # none has finished hashing yet
+        try:
+            throttle.reserve("ann-id", "203.0.113.7")
+            admitted += 1
+        except RateLimited:
+            pass
+    assert admitted == 5
+
+
+def test_one_account_whatever_login_names_it():
+    assert LoginThrottle.account_key("ann-id", "ann") == LoginThrottle.account_key("ann-id", "ann@example.com")
+    assert LoginThrottle.account_key(None, " Nobody ") == LoginThrottle.account_key(None, "nobody")
 
 
 def test_throttle_limits_an_address_across_accounts():
     throttle = LoginThrottle(FakeRedis(), max_per_account=100, max_per_address=2, window_seconds=60)
-    throttle.record_failure("ann", "10.0.0.9")
-    throttle.record_failure("bob", "10.0.0.9")
+    _guess(throttle, "ann-id", "10.0.0.9")
+    _guess(throttle, "bob-id", "10.0.0.9")
     with pytest.raises(RateLimited):
-        throttle.check("carol", "10.0.0.9")
+        throttle.reserve("carol-id", "10.0.0.9")
