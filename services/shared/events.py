@@ -44,12 +44,23 @@ class DurableEventHandler(EventHandler):
             log.warning("%s.%s: a dependency is unavailable (%s); the event is requeued",
                         self.source_service, self.event_type, type(exc_info[1]).__name__)
             eventlet.sleep(self.pause_seconds)
-            self.queue_consumer.requeue_message(message)
+            self._settle(self.queue_consumer.requeue_message, message)
             return
         if exc_info is not None:
             log.warning("%s.%s: the event is dropped, its handler failed (%s)",
                         self.source_service, self.event_type, type(exc_info[1]).__name__)
-        self.queue_consumer.ack_message(message)
+        self._settle(self.queue_consumer.ack_message, message)
+
+    def _settle(self, settle, message):
+        # An error here would be fatal to the whole container (Nameko runs this
+        # in the worker's result handler). If the broker connection is gone,
+        # so is the delivery: the broker hands the event out again once the
+        # consumer reconnects, and the handlers are idempotent.
+        try:
+            settle(message)
+        except Exception as exc:
+            log.warning("%s.%s: the event could not be settled with the broker (%s); it will be redelivered",
+                        self.source_service, self.event_type, type(exc).__name__)
 
 
 durable_handler = DurableEventHandler.decorator

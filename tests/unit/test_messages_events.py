@@ -44,6 +44,19 @@ def test_a_handled_event_is_acknowledged():
     entrypoint.queue_consumer.ack_message.assert_called_once_with(message)
 
 
+@pytest.mark.parametrize("outcome", [
+    {"result": None}, {"exc_info": (DependencyUnavailable, DependencyUnavailable(), None)}])
+def test_an_ack_or_requeue_the_broker_cannot_take_leaves_the_container_alive(outcome):
+    """Seen in the reliability harness: the broker restarted while a worker
+    finished, basic_ack raised ConnectionResetError, and Nameko killed the
+    whole messages container."""
+    entrypoint, message = handler(), mock.Mock()
+    entrypoint.queue_consumer.ack_message.side_effect = ConnectionResetError(104, "reset")
+    entrypoint.queue_consumer.requeue_message.side_effect = ConnectionResetError(104, "reset")
+    with mock.patch.object(events.eventlet, "sleep"):
+        entrypoint.handle_result(message, mock.Mock(), **outcome)  # does not raise
+
+
 def test_messages_offline_notification_fails_rather_than_dropping_when_presence_is_down():
     from nameko.testing.services import worker_factory
 
