@@ -94,6 +94,11 @@ BROKEN = {
                           b"DTEND:20270101T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
     "component bomb": b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nEND:VEVENT\r\n" * 3000 + b"END:VCALENDAR\r\n",
     "not utf-8": b"BEGIN:VCALENDAR\r\nX:\xff\xfe\r\nEND:VCALENDAR\r\n",
+    # Found by a penetration test (a 500): a 53rd Monday of February.
+    "impossible weekday": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
+                           b"RRULE:FREQ=YEARLY;BYMONTH=2;BYDAY=53MO\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    "two frequencies": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
+                        b"RRULE:FREQ=DAILY;FREQ=MINUTELY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
 }
 
 
