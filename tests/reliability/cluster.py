@@ -126,6 +126,7 @@ class LoadBalancer:
         self.access_log = os.path.join(self.dir, "access.log")
         self.process = None
         self.reloads = 0
+        self.generation = 0
 
     @staticmethod
     def ensure_installed():
@@ -194,10 +195,16 @@ class LoadBalancer:
                 "      proxy_read_timeout 3600s;",
                 "    }",
             ]
+        # Which configuration answers: a reload takes effect a moment after
+        # SIGHUP, and until then the old workers route by the old upstreams.
+        lines.append(f'    location = /__lb/generation {{ access_log off; return 200 "{self.generation}"; }}')
         lines += ["    location / { return 404; }", "  }", "}"]
         return "\n".join(lines) + "\n"
 
     def apply(self, upstreams):
+        """Route to these upstreams; returns once nginx answers with them
+        (a replica counts as routed only then)."""
+        self.generation += 1
         with open(self.conf_path + ".new", "w") as handle:
             handle.write(self.render(upstreams))
         os.replace(self.conf_path + ".new", self.conf_path)
@@ -217,6 +224,21 @@ class LoadBalancer:
             raise RuntimeError("nginx did not listen")
         self.process.send_signal(signal.SIGHUP)
         self.reloads += 1
+        self._wait_generation(self.generation)
+
+    def _wait_generation(self, generation, timeout=10):
+        deadline, seen = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(self.base_url + "/__lb/generation", timeout=1).text
+            except requests.RequestException:
+                answer = None
+            # Old and new workers both accept for a moment: wait for a few in a row.
+            seen = seen + 1 if answer == str(generation) else 0
+            if seen >= 3:
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"nginx did not load configuration {generation} within {timeout}s")
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
