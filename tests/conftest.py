@@ -85,6 +85,33 @@ def _create_database():
     server.dispose()
 
 
+def fresh_database(name):
+    """An empty, migrated database of its own; returns its URL.
+
+    A system started on a vhost of its own must not share the suite's
+    database: every process's outbox relay publishes any unpublished row of
+    its tables, so the other system's relay would send this one's events to
+    the other broker vhost, where nobody of this system hears them."""
+    from sqlalchemy import create_engine, text
+
+    from services.shared.config import load_config
+    from services.shared.migrations import SERVICES, upgrade_all
+
+    database = f"{TEST_NAME}_{name}"
+    server = create_engine(TEST_DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    server.dispose()
+    url = TEST_DB_URL.rsplit("/", 1)[0] + "/" + database
+    upgrade_all(dict(load_config(), DB_URIS={f"{service}:Base": url for service in SERVICES}))
+    return url
+
+
+def database_env(url):
+    return {"AUTH_DATABASE_URL": url, "EVENTS_DATABASE_URL": url, "MESSAGES_DATABASE_URL": url}
+
+
 def reset_vhost(vhost):
     """An empty RabbitMQ vhost; returns the AMQP URI that reaches it."""
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
@@ -232,6 +259,8 @@ def lone_auth(name, port_offset, **env):
     """Auth alone in a process, on an empty vhost of its own (no other service
     answers its RPC calls), ready to serve; stopped afterwards."""
     env.setdefault("AMQP_URI", reset_vhost(TEST_VHOST + "_" + name))
+    for key, value in database_env(fresh_database(name)).items():
+        env.setdefault(key, value)
     running = RunningSystem(TEST_PORT + port_offset, log_name="auth-" + name,
                             modules=["services.auth.service"], env=env)
     try:

@@ -21,7 +21,18 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import JS_DIR, STATE_DIR, TEST_PORT, TEST_VHOST, Api, RunningSystem, reset_vhost, unavailable
+from tests.conftest import (
+    JS_DIR,
+    STATE_DIR,
+    TEST_PORT,
+    TEST_VHOST,
+    Api,
+    RunningSystem,
+    database_env,
+    fresh_database,
+    reset_vhost,
+    unavailable,
+)
 from tests.integration.test_realtime_sockets import RealtimeReplica, _conversation, wait_for
 
 pytestmark = pytest.mark.integration
@@ -209,7 +220,8 @@ def system_on_private_redis(config):
     redis = PrivateRedis(PRIVATE_REDIS_PORT)
     redis.start()
     running = RunningSystem(ISOLATED_PORT, log_name="system-private-redis", env={
-        "REDIS_URL": redis.url, "AMQP_URI": reset_vhost(TEST_VHOST + "_redis_restart")})
+        "REDIS_URL": redis.url, "AMQP_URI": reset_vhost(TEST_VHOST + "_redis_restart"),
+        **database_env(fresh_database("redis_restart"))})
     try:
         running.wait_until_ready()
         yield running, redis
