@@ -153,11 +153,15 @@ class ChannelManager(socketio.RedisManager):
                    "callback": None, "host_id": self.host_id, "push_id": push_id}
         listeners = self._publish(message)  # to the other replicas; raises if Redis is down
         self._handle_emit(message)  # to the sockets held here
-        expected = self.peers.expected() + 1  # this replica's own subscription hears it too
-        if push_id is not None and listeners < expected:
-            raise DependencyUnavailable(
-                f"{listeners} of {expected} replicas heard the push.", code="REPLICA_NOT_LISTENING")
+        if push_id is not None:
+            self._require_every_replica(listeners)
         return None
+
+    def _require_every_replica(self, listeners):
+        """Raise unless PUBLISH reached every replica (this one's own subscription included)."""
+        expected = self.peers.expected() + 1
+        if listeners < expected:
+            raise DependencyUnavailable(f"{listeners} of {expected} replicas heard it.", code="REPLICA_NOT_LISTENING")
 
     def get_participants(self, namespace, room):
         # Checked at every push, not only by the expiry timer.
@@ -169,9 +173,7 @@ class ChannelManager(socketio.RedisManager):
         """Close every socket of user_id, on every replica; raise unless every replica heard it."""
         listeners = self._publish_control({"host_id": self.host_id, "close_user": user_id})
         self.close_local_sockets_of(user_id)
-        expected = self.peers.expected() + 1
-        if listeners < expected:
-            raise DependencyUnavailable(f"{listeners} of {expected} replicas heard it.", code="REPLICA_NOT_LISTENING")
+        self._require_every_replica(listeners)
 
     def _handle_emit(self, message):
         push_id = message.get("push_id")
@@ -246,10 +248,10 @@ class ChannelManager(socketio.RedisManager):
     def _on_announcement(self, data):
         try:
             announcement = self.json.loads(data)
-            host_id = announcement["host_id"]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError):
             return
-        if host_id == self.host_id or not isinstance(announcement, dict):
+        host_id = announcement.get("host_id") if isinstance(announcement, dict) else None
+        if host_id is None or host_id == self.host_id:
             return
         if isinstance(announcement.get("close_user"), str):
             self.close_local_sockets_of(announcement["close_user"])
