@@ -71,6 +71,11 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", DomainError)
         super().__init__(method, url, **kwargs)
 
+    def setup(self):
+        super().setup()
+        # Read once: every answer consults it.
+        self._cors_origins = cors_origins(self.container.config)
+
     def get_url_rule(self):
         # OPTIONS on every route answers CORS preflights before any auth.
         return Rule(self.url, methods=self.method.split(",") + ["OPTIONS"])
@@ -143,17 +148,16 @@ class JsonHttpEntrypoint(HttpRequestHandler):
     def _add_cors_headers(self, request, response):
         origin = request.headers.get("Origin")
         response.headers.add("Vary", "Origin")
-        if origin and cors_allows(self.container.config, origin):
+        if origin and ("*" in self._cors_origins or origin.rstrip("/") in self._cors_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers.update(CORS_HEADERS)
 
 
-def cors_allows(config, origin):
-    """Whether browser pages from origin may call the API: the origins listed in
-    CORS_ALLOWED_ORIGINS (comma-separated; "*" for any). The mobile app sends no
-    Origin and needs none."""
-    allowed = {item.strip().rstrip("/") for item in str(config.get("CORS_ALLOWED_ORIGINS") or "").split(",")}
-    return "*" in allowed or origin.rstrip("/") in allowed
+def cors_origins(config):
+    """The origins whose browser pages may call the API: CORS_ALLOWED_ORIGINS
+    (comma-separated; "*" for any). The mobile app sends no Origin and needs none."""
+    return frozenset(item.strip().rstrip("/") for item in str(config.get("CORS_ALLOWED_ORIGINS") or "").split(",")
+                     if item.strip())
 
 
 def _is_schema(declared):
