@@ -156,18 +156,22 @@ def _capped(rule, starts_at):
         yield moment
 
 
+def expand(rule, starts_at, timezone):
+    """Every occurrence start (UTC) of a series within the cap, in order;
+    InvalidRule if the rule cannot be read or yields nothing."""
+    try:
+        starts = list(_capped(_rule(rule, starts_at, timezone), starts_at))
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:
+        raise InvalidRule(f"Not a valid RRULE: {exc}") from None
+    if not starts:
+        raise InvalidRule("The rule yields no occurrence.")
+    return starts
+
+
 def check_rule(rule, starts_at, timezone):
     """The start (UTC) of the last occurrence within the cap; InvalidRule if the
     rule cannot be read or yields nothing."""
-    last = None
-    try:
-        for moment in _capped(_rule(rule, starts_at, timezone), starts_at):
-            last = moment
-    except (ValueError, TypeError, OverflowError, IndexError) as exc:
-        raise InvalidRule(f"Not a valid RRULE: {exc}") from None
-    if last is None:
-        raise InvalidRule("The rule yields no occurrence.")
-    return last
+    return expand(rule, starts_at, timezone)[-1]
 
 
 def occurrence_starts(rule, starts_at, timezone, window_start, window_end):
