@@ -57,8 +57,11 @@ def bearer_token(request):
 class JsonHttpEntrypoint(HttpRequestHandler):
     server = EdgeWebServer()
 
-    def __init__(self, method, url, public=False, body=None, query=None, responses=None, errors=(), **kwargs):
+    def __init__(self, method, url, public=False, body=None, query=None, responses=None, errors=(), path=None,
+                 **kwargs):
         self.public = public
+        # Fields describing path parameters other than ids, for the document.
+        self.path = path or {}
         self.body = body
         self.query = query
         self.responses = responses or {}

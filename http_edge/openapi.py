@@ -58,8 +58,9 @@ def http_entrypoints(service_cls):
 
 
 def build_document(service_classes, title="LifyTP API", version="1"):
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
-        title=title, version=version, openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
+        title=title, version=version, openapi_version="3.1.0", plugins=[marshmallow],
         info={"description": "The HTTP API of LifyTP. Authenticate with `Authorization: Bearer <access_token>` "
                              "from `POST /auth/login` or `POST /auth/register`."},
     )
@@ -74,7 +75,8 @@ def build_document(service_classes, title="LifyTP API", version="1"):
                 if (path, method) in seen:  # /health and /ready: every service has them
                     continue
                 seen.add((path, method))
-                paths[path][method] = _operation(service_cls.name, name, handler, entrypoint, parameters)
+                paths[path][method] = _operation(
+                    service_cls.name, name, handler, entrypoint, parameters, marshmallow.converter)
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])
     return spec.to_dict()
@@ -85,15 +87,20 @@ def openapi_path(url):
     return _PATH_PARAMETER.sub(r"{\1}", url), _PATH_PARAMETER.findall(url)
 
 
-def _operation(service_name, method_name, handler, entrypoint, path_parameters):
+def _path_schema(name, entrypoint, converter):
+    if name in entrypoint.path:
+        return converter.field2property(entrypoint.path[name])
+    return {"type": "string", "format": "uuid"} if name.endswith("id") else {"type": "string"}
+
+
+def _operation(service_name, method_name, handler, entrypoint, path_parameters, converter):
     doc = (handler.__doc__ or "").strip()
     operation = {
         "operationId": f"{service_name}.{method_name}",
         "tags": [service_name],
         "summary": doc.splitlines()[0] if doc else method_name.replace("_", " "),
         "parameters": [
-            {"in": "path", "name": name, "required": True,
-             "schema": {"type": "string", "format": "uuid"} if name.endswith("id") else {"type": "string"}}
+            {"in": "path", "name": name, "required": True, "schema": _path_schema(name, entrypoint, converter)}
             for name in path_parameters
         ],
         "responses": {},

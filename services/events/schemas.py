@@ -1,5 +1,6 @@
 """Request schemas of the events API, and the views it answers with."""
 from datetime import UTC, datetime, timedelta
+from zoneinfo import available_timezones
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
@@ -39,7 +40,17 @@ class Moment(fields.DateTime):
         return moment
 
 
+def _timezone_names():
+    return sorted(name for name in available_timezones() | {"UTC"} if recurrence.valid_timezone(name))
+
+
 class TimezoneName(fields.String):
+    """An IANA zone name. The document lists them all, so a generated client
+    offers exactly the names accepted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"enum": _timezone_names()}, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         if len(value) > 64 or not recurrence.valid_timezone(value):
@@ -48,6 +59,17 @@ class TimezoneName(fields.String):
 
 
 class Rule(fields.String):
+    """One RRULE line (RFC 5545), checked by services.events.recurrence."""
+
+    def __init__(self, **kwargs):
+        metadata = {"minLength": 1, "maxLength": recurrence.MAX_RULE_LENGTH + len("RRULE:"),
+                    "example": "FREQ=WEEKLY;BYDAY=MO;COUNT=10",
+                    "description": "FREQ is DAILY, WEEKLY, MONTHLY or YEARLY; the other parts allowed are INTERVAL "
+                                   "(1-100), COUNT, UNTIL, BYDAY, BYMONTHDAY, BYMONTH and WKST, each once. A series "
+                                   f"is cut at {recurrence.MAX_OCCURRENCES} occurrences or "
+                                   f"{recurrence.MAX_SERIES_YEARS} years. null for a single event."}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         try:
@@ -130,7 +152,10 @@ class PostListArgs(PageArgs):
 
 
 class CalendarUrl(Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    url = fields.String(required=True, validate=[
+        validate.Length(min=1, max=2000),
+        validate.Regexp(r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$", error="Must be an http or https URL."),
+    ])
 
 
 # Answers (what the API document says each call returns) --------------------------
@@ -221,8 +246,7 @@ def multipart_file(description):
 
 CALENDAR_IMPORT_BODY = {"required": True, "content": {
     "multipart/form-data": multipart_file("An .ics file of at most 1 MiB.")["content"]["multipart/form-data"],
-    "application/json": {"schema": {"type": "object", "required": ["url"], "additionalProperties": False,
-                                    "properties": {"url": {"type": "string", "maxLength": 2000}}}},
+    "application/json": {"schema": CalendarUrl},
 }}
 CALENDAR_FILE_ANSWER = {"description": "My calendar (organized or joined) as iCalendar.",
                         "content": {"text/calendar": {"schema": {"type": "string"}}}}

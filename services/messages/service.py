@@ -104,7 +104,8 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         added = conversations.add_reaction(self.db.session, self.outbox, request.user_id, message_id, data["emoji"])
         return (201 if added else 200), {"message_id": message_id, "user_id": request.user_id, "emoji": data["emoji"]}
 
-    @http("DELETE", "/messages/<string:id>/reactions/<path:emoji>", responses={204: None}, errors=(422,))
+    @http("DELETE", "/messages/<string:id>/reactions/<path:emoji>", responses={204: None}, errors=(422,),
+          path={"emoji": schemas.Emoji()})
     def remove_reaction(self, request, id, emoji):
         """Take my reaction back (idempotent)."""
         message_id = _message(id)
