@@ -7,6 +7,7 @@ import bcrypt
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
+from services.auth.password_policy import normalise
 from services.shared.errors import RateLimited
 from services.shared.redis import redis_from_config
 from services.shared.tokens import signer_from_file
@@ -21,12 +22,21 @@ class Passwords:
 
     def hash(self, password):
         # bcrypt is CPU-bound and releases the GIL: run it on a real thread so
-        # the eventlet hub keeps serving other requests meanwhile.
-        hashed = tpool.execute(bcrypt.hashpw, password.encode(), bcrypt.gensalt(self.rounds))
+        # the eventlet hub keeps serving other requests meanwhile. NFC, so the
+        # same password typed on any keyboard is the same bytes.
+        hashed = tpool.execute(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
         return hashed.decode()
 
     def verify(self, password, password_hash):
-        """True if password matches; as slow for an unknown user (hash None)."""
+        """True if password matches; as slow for an unknown user (hash None).
+
+        Hashes made before passwords were normalised are of the password as
+        typed, so one whose typed form is not NFC is tried that way too: at
+        most two checks for the one attempt the login throttle counted."""
+        return any(self._check(candidate, password_hash)
+                   for candidate in dict.fromkeys([normalise(password), password]))
+
+    def _check(self, password, password_hash):
         candidate = password.encode()
         # Registration caps passwords at 72 bytes, so a longer one cannot match
         # (bcrypt would otherwise compare only its first 72 bytes).
