@@ -29,7 +29,10 @@ def _escape_like(text):
 
 # Accounts and sessions -------------------------------------------------------
 
-def register(session, outbox, passwords, tokens, email, username, password, display_name=None):
+def register(session, outbox, passwords, tokens, throttle, client_address,
+             email, username, password, display_name=None):
+    # Counted before anything else: each registration costs a bcrypt hash.
+    throttle.reserve(client_address)
     taken = session.execute(
         select(User.email, User.username).where(or_(User.email == email, User.username == username))
     ).all()

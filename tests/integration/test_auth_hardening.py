@@ -1,16 +1,75 @@
 """Authentication hardening, each attack against the real system:
 
 - weak passwords (common, the user's own name, blank or invisible) are
-  refused with 422 and nothing is created.
+  refused with 422 and nothing is created;
+- bcrypt is bounded: a registration flood from one address gets 429 while
+  another address registers; correct logins are bounded per address and per
+  account (slowed, never locked).
 """
 import json
+import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from services.shared.redis import redis_from_config
+from tests.conftest import Api, lone_auth
 from tests.integration.test_auth_api import fingerprint
 
 pytestmark = pytest.mark.integration
+
+GOOD_PASSWORD = "correct horse battery"
+LIMITS = {
+    "TRUSTED_PROXY_HOPS": "1",  # so each test client can be a different address
+    "REGISTER_MAX_PER_ADDRESS": "3",
+    "REGISTER_WINDOW_SECONDS": "600",
+    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "6",
+    "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT": "4",
+    # Long, so that "at most one attempt per interval" is an exact count here.
+    "LOGIN_SLOW_SECONDS": "600",
+}
+
+
+def new_address():
+    """A client address of this run alone (the benchmarking range, 198.18.0.0/15)."""
+    return f"198.{random.randint(18, 19)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+class Client(Api):
+    """The API as seen from one client address behind the proxy."""
+
+    def __init__(self, base_url, address=None):
+        super().__init__(base_url)
+        self.address = address or new_address()
+
+    def request(self, method, path, user=None, **kwargs):
+        kwargs.setdefault("headers", {})["X-Forwarded-For"] = self.address
+        return super().request(method, path, user=user, **kwargs)
+
+    def try_register(self, username=None, password=GOOD_PASSWORD):
+        username = username or "h" + uuid.uuid4().hex[:12]
+        return self.post("/auth/register", json={"email": username + "@example.com", "username": username,
+                                                 "password": password})
+
+    def login(self, user, password=None):
+        return self.post("/auth/login", json={"login": user["user"]["username"],
+                                              "password": password or user["password"]})
+
+
+@pytest.fixture(scope="module")
+def limited(config):
+    """Auth alone, with low limits, behind one (pretended) proxy hop."""
+    with lone_auth("limits", 130, **LIMITS) as running:
+        yield running
+
+
+def assert_rate_limited(response, scope, at_most_seconds):
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["code"] == "RATE_LIMITED" and error["details"] == {"scope": scope}
+    assert 0 < int(response.headers["Retry-After"]) <= at_most_seconds
+
 
 # ---- weak passwords --------------------------------------------------------------
 
@@ -76,3 +135,51 @@ def test_the_document_states_the_password_rules_and_the_registration_limit(api):
     assert (password["minLength"], password["maxLength"]) == (8, 72)
     assert "NFC" in password["description"] and "commonly used" in password["description"]
     assert "429" in document["paths"]["/auth/register"]["post"]["responses"]
+
+
+# ---- bcrypt is bounded ---------------------------------------------------------
+
+def test_a_registration_flood_from_one_address_gets_429_while_another_address_registers(limited):
+    flooder = Client(limited.base_url)
+    stem = "fl" + uuid.uuid4().hex[:8]
+    # As the attack: 48 registrations, 16 at a time.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda index: flooder.try_register(f"{stem}_{index}"), range(48)))
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(201) == 3 and statuses.count(429) == 45, statuses  # three bcrypt hashes, no more
+    assert_rate_limited(next(a for a in answers if a.status_code == 429), "address", 600)
+
+    neighbour = Client(limited.base_url)
+    registered = neighbour.try_register()
+    assert registered.status_code == 201, registered.text
+    # Nothing was created for the refused ones.
+    found = neighbour.get("/users", user=registered.json(), params={"q": stem, "limit": 100}).json()["items"]
+    assert len(found) == 3
+
+
+def test_correct_logins_from_one_address_are_bounded_and_other_addresses_are_not(limited):
+    users = [Client(limited.base_url).register() for _ in range(3)]
+    office = Client(limited.base_url)
+    statuses = [office.login(user).status_code for user in users * 3]  # 9 correct logins, 3 per account
+    assert statuses == [200] * 6 + [429] * 3, statuses
+    assert_rate_limited(office.login(users[0]), "address", 900)
+    for user in users:
+        assert Client(limited.base_url).login(user).status_code == 200
+
+
+def test_a_flood_of_correct_logins_on_one_account_is_slowed_not_locked(limited, config):
+    ann = Client(limited.base_url).register()
+    clients = [Client(limited.base_url) for _ in range(30)]  # as many addresses, none over its own limit
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        statuses = [answer.status_code for answer in pool.map(lambda client: client.login(ann), clients)]
+    # Four attempts in the window, then one per LOGIN_SLOW_SECONDS: five bcrypt checks in all.
+    assert statuses.count(200) == 5 and statuses.count(429) == 25, statuses
+
+    owner = Client(limited.base_url)
+    slowed = owner.login(ann)
+    assert_rate_limited(slowed, "account", 600)  # a wait of one interval, not a lockout
+    # When the interval has passed (its Redis key expires), the owner gets in.
+    redis_from_config(config).delete("login-slow:" + ann["id"])
+    assert owner.login(ann).status_code == 200
+    # Another account is untouched by the flood on this one.
+    assert clients[0].login(Client(limited.base_url).register()).status_code == 200
