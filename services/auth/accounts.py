@@ -106,7 +106,9 @@ def refresh(session, tokens, raw_token):
     current = session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)).with_for_update()
     ).scalar_one_or_none()
-    if current is None or current.revoked_at is not None or current.expires_at <= _now():
+    now = _now()
+    if current is None or current.revoked_at is not None or current.expires_at <= now \
+            or tokens.refresh_token_too_old(current.created_at, now):
         session.rollback()
         raise exceptions.InvalidRefreshToken()
     if current.used_at is not None:

@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from services.auth.password_policy import normalise
 from services.shared.errors import RateLimited
 from services.shared.redis import redis_from_config
-from services.shared.tokens import signer_from_file
+from services.shared.tokens import max_token_age, signer_from_file
 
 
 class Passwords:
@@ -75,11 +75,18 @@ class Tokens:
         expires_at = datetime.now(UTC) + self.refresh_ttl
         return raw, hash_refresh_token(raw), expires_at
 
+    def refresh_token_too_old(self, created_at, now):
+        """Whether a refresh token has outlived the lifetime in force now,
+        whatever its stored expiry says: lowering REFRESH_TOKEN_TTL_SECONDS
+        shortens the tokens already issued too."""
+        return created_at is None or now - created_at >= self.refresh_ttl
+
 
 class TokenIssuer(DependencyProvider):
     def setup(self):
         config = self.container.config
-        signer = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], int(config["ACCESS_TOKEN_TTL_SECONDS"]))
+        signer = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], int(config["ACCESS_TOKEN_TTL_SECONDS"]),
+                                  max_token_age(config))
         self.tokens = Tokens(signer, int(config["REFRESH_TOKEN_TTL_SECONDS"]))
 
     def get_dependency(self, worker_ctx):

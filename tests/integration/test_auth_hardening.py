@@ -4,15 +4,24 @@
   refused with 422 and nothing is created;
 - bcrypt is bounded: a registration flood from one address gets 429 while
   another address registers; correct logins are bounded per address and per
-  account (slowed, never locked).
+  account (slowed, never locked);
+- access tokens have a maximum accepted age, whatever their `exp` says, in
+  every process that verifies them; refresh tokens cannot outlive the
+  lifetime in force.
 """
 import json
 import random
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import pytest
+import socketio
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
 
+from services.auth.dependencies import hash_refresh_token
 from services.shared.redis import redis_from_config
 from tests.conftest import Api, lone_auth
 from tests.integration.test_auth_api import fingerprint
@@ -183,3 +192,50 @@ def test_a_flood_of_correct_logins_on_one_account_is_slowed_not_locked(limited, 
     assert owner.login(ann).status_code == 200
     # Another account is untouched by the flood on this one.
     assert clients[0].login(Client(limited.base_url).register()).status_code == 200
+
+
+# ---- tokens ----------------------------------------------------------------------
+
+def minted(config, **claims):
+    """A token signed with the real private key, as by someone who leaked it."""
+    with open(config["JWT_PRIVATE_KEY_PATH"], "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), None)
+    return jwt.encode({"iss": "lifytp-auth", "aud": "lifytp", **claims}, key, algorithm="EdDSA")
+
+
+def test_a_century_token_minted_with_the_leaked_key_is_refused_by_every_verifier(api, system, config, someone):
+    now = int(time.time())
+    century = 100 * 365 * 24 * 3600
+    forged = {
+        "a century long": minted(config, sub=someone["id"], iat=now, exp=now + century),
+        "minted long ago": minted(config, sub=someone["id"], iat=now - century, exp=now + century),
+        "older than an hour": minted(config, sub=someone["id"], iat=now - 7200, exp=now + 60),
+        "without iat": minted(config, sub=someone["id"], exp=now + 600),
+        "issued in the future": minted(config, sub=someone["id"], iat=now + 3600, exp=now + 3900),
+    }
+    for name, token in forged.items():
+        answer = api.get("/auth/me", headers={"Authorization": "Bearer " + token})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (401, "TOKEN_INVALID"), name
+        client = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(system.base_url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+    # The same key, a sane token: accepted by both.
+    sane = minted(config, sub=someone["id"], iat=now, exp=now + 600)
+    assert api.get("/auth/me", headers={"Authorization": "Bearer " + sane}).status_code == 200
+    client = socketio.Client(reconnection=False)
+    client.connect(system.base_url, auth={"token": sane}, transports=["websocket"], wait_timeout=10)
+    client.disconnect()
+
+
+def test_a_refresh_token_older_than_the_refresh_lifetime_is_refused_whatever_its_expiry(api, db_engine, config):
+    user = api.register()
+    token_hash = hash_refresh_token(user["refresh_token"])
+    lifetime = int(config["REFRESH_TOKEN_TTL_SECONDS"])
+    with db_engine.begin() as connection:
+        # Issued under a longer lifetime than the one in force: still "valid" by its stored expiry.
+        connection.execute(text(
+            "UPDATE auth.refresh_tokens SET created_at = now() - make_interval(secs => :age), "
+            "expires_at = now() + interval '1 day' WHERE token_hash = :hash"),
+            {"age": lifetime + 60, "hash": token_hash})
+    refused = api.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "INVALID_REFRESH_TOKEN")

@@ -70,6 +70,7 @@ class Harness:
             BCRYPT_ROUNDS="4",
             RPC_TIMEOUT_SECONDS="3",
             ACCESS_TOKEN_TTL_SECONDS="7200",
+            ACCESS_TOKEN_MAX_AGE_SECONDS="7200",
             # The load registers, and logs in again and again, from one address.
             LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
             LOGIN_MAX_ATTEMPTS_PER_ADDRESS="100000",
