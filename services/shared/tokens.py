@@ -122,27 +122,38 @@ def new_key_pair():
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    public_pem = key.public_key().public_bytes(
+    return private_pem, public_pem_of(private_pem)
+
+
+def public_pem_of(private_pem):
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private_pem, public_pem
 
 
 def ensure_dev_keys(private_key_path, public_key_path):
-    """Create a key pair for local development if there is none yet.
+    """Create a key pair for local development (and compose) if there is none
+    yet; True if it wrote anything.
 
-    Deployments mount real keys from a secret; this never overwrites a key.
+    Never overwrites a private key: with the public one missing (compose keeps
+    the two in separate volumes, as only auth may see the private one), the
+    public key is derived from the private key again. Deployments on
+    Kubernetes mount real keys from Secrets instead.
     """
     if os.path.exists(private_key_path) and os.path.exists(public_key_path):
         return False
     os.makedirs(os.path.dirname(os.path.abspath(private_key_path)), exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(public_key_path)), exist_ok=True)
-    private_pem, public_pem = new_key_pair()
-    fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_pem)
+    if os.path.exists(private_key_path):
+        private_pem = _read(private_key_path)
+    else:
+        private_pem = new_key_pair()[0]
+        fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private_pem)
     with open(public_key_path, "wb") as handle:
-        handle.write(public_pem)
+        handle.write(public_pem_of(private_pem))
     return True
 
 
@@ -152,7 +163,8 @@ def main():
 
     config = load_config()
     if ensure_dev_keys(config["JWT_PRIVATE_KEY_PATH"], config["JWT_PUBLIC_KEY_PATH"]):
-        print("generated a development key pair at", config["JWT_PRIVATE_KEY_PATH"])
+        print("wrote the key pair: private", config["JWT_PRIVATE_KEY_PATH"],
+              "public", config["JWT_PUBLIC_KEY_PATH"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""Access tokens have a maximum accepted age whatever their `exp` says."""
+"""Access tokens have a maximum accepted age whatever their `exp` says; the
+key pair for compose is made, or completed, without replacing a private key."""
+import os
 import time
+import uuid
 
 import jwt
 import pytest
@@ -12,6 +15,7 @@ from services.shared.tokens import (
     InvalidToken,
     TokenSigner,
     TokenVerifier,
+    ensure_dev_keys,
     max_token_age,
     new_key_pair,
 )
@@ -78,3 +82,18 @@ def test_auth_will_not_issue_tokens_every_verifier_would_refuse(pair):
     private, _ = pair
     with pytest.raises(ValueError, match="ACCESS_TOKEN_MAX_AGE_SECONDS"):
         TokenSigner(private, 2 * HOUR, HOUR)
+
+
+def test_dev_keys_are_made_once_and_a_lost_public_key_is_derived_not_replaced(tmp_path):
+    private_path = tmp_path / "signing" / "jwt-private.pem"
+    public_path = tmp_path / "public" / "jwt-public.pem"
+    assert ensure_dev_keys(str(private_path), str(public_path)) is True
+    private, public = private_path.read_bytes(), public_path.read_bytes()
+    assert oct(os.stat(private_path).st_mode & 0o777) == "0o600"
+    assert ensure_dev_keys(str(private_path), str(public_path)) is False
+
+    public_path.unlink()  # e.g. the public volume was removed
+    assert ensure_dev_keys(str(private_path), str(public_path)) is True
+    assert private_path.read_bytes() == private and public_path.read_bytes() == public
+    token = TokenSigner(private, 900).sign(str(uuid.uuid4()))
+    TokenVerifier(public_path.read_bytes()).verify(token)
