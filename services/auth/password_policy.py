@@ -106,6 +106,11 @@ def _is_common(password, bare):
     return any(is_bad_password(candidate) for candidate in folded if len(candidate) >= _LONG_LIST_MIN)
 
 
+def load_lists():
+    """Load the common-password list now rather than at the first check."""
+    _ranked_list()
+
+
 @functools.cache
 def _ranked_list():
     """zxcvbn's 30,000 most common passwords (lower-cased, from breach data),
