@@ -67,8 +67,13 @@ class LoginRequest(Schema):
     password = Password(required=True, validate=validate.Length(min=1, max=1024))
 
 
+# What secrets.token_urlsafe makes. Anything else was never issued, and a lone
+# surrogate could not even be hashed to be looked up.
+REFRESH_TOKEN = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="Not a refresh token.")
+
+
 class RefreshRequest(Schema):
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    refresh_token = fields.String(required=True, validate=[validate.Length(min=1, max=512), REFRESH_TOKEN])
 
 
 class ProfileUpdate(Schema):
