@@ -300,7 +300,7 @@ def test_behind_a_proxy_one_guesser_locks_out_nobody_else_and_concurrent_guesses
     must key on the client address it forwards (TRUSTED_PROXY_HOPS=1)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with lone_auth("proxied", 103, TRUSTED_PROXY_HOPS="1") as running:
+    with lone_auth("proxied", 103, TRUSTED_PROXY_HOPS="1", LOGIN_MAX_FAILURES_PER_ADDRESS="30") as running:
         api = Api(running.base_url)
         ann, bob, carol = api.register(), api.register(), api.register()
 
