@@ -36,7 +36,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 lifytp \
  && useradd --system --uid 10001 --gid lifytp --home-dir /app --shell /usr/sbin/nologin lifytp \
- && install -d -o lifytp -g lifytp -m 0750 /var/lib/lifytp/keys
+ && install -d -o lifytp -g lifytp -m 0700 /var/lib/lifytp/signing \
+ && install -d -o lifytp -g lifytp -m 0755 /var/lib/lifytp/public
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config.yaml ./
@@ -46,6 +47,8 @@ COPY realtime/ realtime/
 COPY deploy/docker/healthcheck.py /usr/local/bin/lifytp-healthcheck
 RUN python3 -m compileall -q /app
 # Keys and media come from mounts; nothing is written under /app at run time.
+# (Compose mounts its key volumes at /var/lib/lifytp/{signing,public}: made
+# here so that a fresh volume belongs to the unprivileged user.)
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

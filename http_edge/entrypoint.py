@@ -30,7 +30,7 @@ from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
 from http_edge.server import EdgeWebServer
 from http_edge.validation import json_body, query_args
 from services.shared.errors import DependencyUnavailable, DomainError, Unauthenticated
-from services.shared.tokens import InvalidToken, verifier_from_file
+from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 __all__ = ["JsonHttpEntrypoint", "http", "bearer_token", "request_id_from", "REQUEST_ID_HEADER"]
 
@@ -131,7 +131,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         request.query = query_args(request, self._query_schema) if self._query_schema is not None else None
 
     def _verify(self, token):
-        verifier = verifier_from_file(self.container.config["JWT_PUBLIC_KEY_PATH"])
+        config = self.container.config
+        verifier = verifier_from_file(config["JWT_PUBLIC_KEY_PATH"], max_token_age(config))
         try:
             return verifier.verify(token)
         except InvalidToken:

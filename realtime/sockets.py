@@ -36,7 +36,7 @@ from services.shared.failures import as_domain_error
 from services.shared.observability import set_connected_sockets
 from services.shared.presence import REFRESH_SECONDS, Presence
 from services.shared.redis import redis_from_config
-from services.shared.tokens import InvalidToken, verifier_from_file
+from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         config = self.container.config
         self.bind_addr = parse_address(config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000"))
         self.public_key_path = config["JWT_PUBLIC_KEY_PATH"]
+        self.token_max_age = max_token_age(config)
         # A closed account's tokens live on for at most this long.
         self.closed_seconds = int(config.get("ACCESS_TOKEN_TTL_SECONDS", 900))
         self.redis = redis_from_config(config)
@@ -347,7 +348,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise refusal("TOKEN_MISSING", "Connect with auth: {token: <access token>}.")
         try:
-            user_id = verifier_from_file(self.public_key_path).verify(token)
+            user_id = verifier_from_file(self.public_key_path, self.token_max_age).verify(token)
         except InvalidToken:
             raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
         self._admit(user_id)

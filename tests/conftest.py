@@ -46,6 +46,14 @@ TEST_ENV = {
     "RPC_TIMEOUT_SECONDS": "3",
     "LOG_LEVEL": "WARNING",
     "CORS_ALLOWED_ORIGINS": "https://app.example, https://admin.example",
+    # The suite registers and logs in hundreds of times from one address, and
+    # every system it starts shares one Redis database: schemathesis alone
+    # fails dozens of logins. The tests of these limits start a system of their
+    # own with low ones.
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+    "REGISTER_MAX_PER_ADDRESS": "100000",
+    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
+    "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT": "100000",
 }
 os.environ.update(TEST_ENV)
 os.environ.setdefault("LIFYTP_CONFIG", os.path.join(ROOT, "config.yaml"))

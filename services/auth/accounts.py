@@ -29,7 +29,10 @@ def _escape_like(text):
 
 # Accounts and sessions -------------------------------------------------------
 
-def register(session, outbox, passwords, tokens, email, username, password, display_name=None):
+def register(session, outbox, passwords, tokens, throttle, client_address,
+             email, username, password, display_name=None):
+    # Counted before anything else: each registration costs a bcrypt hash.
+    throttle.reserve(client_address)
     taken = session.execute(
         select(User.email, User.username).where(or_(User.email == email, User.username == username))
     ).all()
@@ -103,7 +106,9 @@ def refresh(session, tokens, raw_token):
     current = session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)).with_for_update()
     ).scalar_one_or_none()
-    if current is None or current.revoked_at is not None or current.expires_at <= _now():
+    now = _now()
+    if current is None or current.revoked_at is not None or current.expires_at <= now \
+            or tokens.refresh_token_too_old(current.created_at, now):
         session.rollback()
         raise exceptions.InvalidRefreshToken()
     if current.used_at is not None:

@@ -1,4 +1,4 @@
-"""Auth's collaborators: password hashing, token issuing, login throttling."""
+"""Auth's collaborators: password hashing, token issuing, login and registration throttling."""
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -7,9 +7,11 @@ import bcrypt
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
+from services.auth import password_policy
+from services.auth.password_policy import normalise
 from services.shared.errors import RateLimited
 from services.shared.redis import redis_from_config
-from services.shared.tokens import signer_from_file
+from services.shared.tokens import max_token_age, signer_from_file
 
 
 class Passwords:
@@ -21,12 +23,21 @@ class Passwords:
 
     def hash(self, password):
         # bcrypt is CPU-bound and releases the GIL: run it on a real thread so
-        # the eventlet hub keeps serving other requests meanwhile.
-        hashed = tpool.execute(bcrypt.hashpw, password.encode(), bcrypt.gensalt(self.rounds))
+        # the eventlet hub keeps serving other requests meanwhile. NFC, so the
+        # same password typed on any keyboard is the same bytes.
+        hashed = tpool.execute(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
         return hashed.decode()
 
     def verify(self, password, password_hash):
-        """True if password matches; as slow for an unknown user (hash None)."""
+        """True if password matches; as slow for an unknown user (hash None).
+
+        Hashes made before passwords were normalised are of the password as
+        typed, so one whose typed form is not NFC is tried that way too: at
+        most two checks for the one attempt the login throttle counted."""
+        return any(self._check(candidate, password_hash)
+                   for candidate in dict.fromkeys([normalise(password), password]))
+
+    def _check(self, password, password_hash):
         candidate = password.encode()
         # Registration caps passwords at 72 bytes, so a longer one cannot match
         # (bcrypt would otherwise compare only its first 72 bytes).
@@ -39,6 +50,9 @@ class Passwords:
 class PasswordHasher(DependencyProvider):
     def setup(self):
         self.passwords = Passwords(int(self.container.config.get("BCRYPT_ROUNDS", 12)))
+        # Loading the common-password list takes a fraction of a second of
+        # CPU: at startup, not on the hub during the first registration.
+        password_policy.load_lists()
 
     def get_dependency(self, worker_ctx):
         return self.passwords
@@ -65,11 +79,18 @@ class Tokens:
         expires_at = datetime.now(UTC) + self.refresh_ttl
         return raw, hash_refresh_token(raw), expires_at
 
+    def refresh_token_too_old(self, created_at, now):
+        """Whether a refresh token has outlived the lifetime in force now,
+        whatever its stored expiry says: lowering REFRESH_TOKEN_TTL_SECONDS
+        shortens the tokens already issued too."""
+        return created_at is None or now - created_at >= self.refresh_ttl
+
 
 class TokenIssuer(DependencyProvider):
     def setup(self):
         config = self.container.config
-        signer = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], int(config["ACCESS_TOKEN_TTL_SECONDS"]))
+        signer = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], int(config["ACCESS_TOKEN_TTL_SECONDS"]),
+                                  max_token_age(config))
         self.tokens = Tokens(signer, int(config["REFRESH_TOKEN_TTL_SECONDS"]))
 
     def get_dependency(self, worker_ctx):
@@ -77,30 +98,43 @@ class TokenIssuer(DependencyProvider):
 
 
 class LoginThrottle:
-    """Failed logins, counted in Redis, so guessing is slow and nobody else is locked out.
+    """Login attempts, counted in Redis, so guessing is slow, password checks
+    (bcrypt) are bounded, and nobody is locked out by somebody else.
 
+    Wrong passwords:
     - A client address that failed `max_per_address` times in the window gets
       429 for any account.
     - An account that failed `max_per_account` times from one address gets 429
       from that address: the guesser is shut out, not the owner.
     - An account that failed `max_per_account` times in all is slowed, never
-      locked: one attempt every SLOW_SECONDS, from anywhere, so guessers spread
-      over many addresses get few tries and the owner waits seconds at most.
+      locked: one attempt every `slow_seconds`, from anywhere, so guessers
+      spread over many addresses get few tries and the owner waits seconds.
+
+    Every attempt, right or wrong, costs a password check, so:
+    - A client address that made `max_attempts_per_address` attempts in the
+      window gets 429 for any account until the window ends.
+    - An account tried `max_attempts_per_account` times in the window is
+      slowed as above (one attempt every `slow_seconds`): a flood of correct
+      logins costs one check every few seconds, and the owner still gets in.
 
     An attempt is reserved (counted) before the password is hashed, atomically,
-    so concurrent wrong attempts cost at most the limit in bcrypt checks; a
-    successful one gives its reservation back. Accounts are keyed by the
-    resolved account (its email and username are one account), an unknown
+    so concurrent attempts cost at most the limit in bcrypt checks; a
+    successful one gives its failure reservation back. Accounts are keyed by
+    the resolved account (its email and username are one account), an unknown
     login by its normalised text.
     """
 
     SLOW_SECONDS = 2
 
-    def __init__(self, redis, max_per_account, max_per_address, window_seconds):
+    def __init__(self, redis, max_per_account, max_per_address, window_seconds, *,
+                 max_attempts_per_account, max_attempts_per_address, slow_seconds=SLOW_SECONDS):
         self.redis = redis
         self.max_per_account = max_per_account
         self.max_per_address = max_per_address
+        self.max_attempts_per_account = max_attempts_per_account
+        self.max_attempts_per_address = max_attempts_per_address
         self.window = window_seconds
+        self.slow_seconds = slow_seconds
 
     @staticmethod
     def account_key(user_id, login):
@@ -111,27 +145,32 @@ class LoginThrottle:
         return {"address": "login-failures:address:" + address,
                 "pair": f"login-failures:pair:{account}:{address}",
                 "account": "login-failures:account:" + account,
+                "attempts-address": "login-attempts:address:" + address,
+                "attempts-account": "login-attempts:account:" + account,
                 "slow": "login-slow:" + account}
+
+    # What reserve() counts up, and gives back when it refuses the attempt.
+    _RESERVED = ("address", "pair", "attempts-address", "attempts-account")
 
     def reserve(self, account, address):
         """Count this attempt before the password is checked; 429 if over a limit."""
         keys = self._keys(account, address)
         pipe = self.redis.pipeline()
-        for scope in ("address", "pair"):
+        for scope in self._RESERVED:
             pipe.incr(keys[scope])
             pipe.expire(keys[scope], self.window, nx=True)
         pipe.get(keys["account"])
-        by_address, _, by_pair, _, by_account = pipe.execute()
+        by_address, _, by_pair, _, attempts_by_address, _, attempts_on_account, _, failed_on_account = pipe.execute()
         if by_address > self.max_per_address:
-            self._give_back(keys)
-            self._refuse(keys["address"], "address")
+            self._refuse(keys, "address", "address")
+        if attempts_by_address > self.max_attempts_per_address:
+            self._refuse(keys, "attempts-address", "address")
         if by_pair > self.max_per_account:
-            self._give_back(keys)
-            self._refuse(keys["pair"], "account")
-        if by_account is not None and int(by_account) >= self.max_per_account \
-                and not self.redis.set(keys["slow"], 1, nx=True, ex=self.SLOW_SECONDS):
-            self._give_back(keys)
-            self._refuse(keys["slow"], "account")
+            self._refuse(keys, "pair", "account")
+        busy = attempts_on_account > self.max_attempts_per_account or (
+            failed_on_account is not None and int(failed_on_account) >= self.max_per_account)
+        if busy and not self.redis.set(keys["slow"], 1, nx=True, ex=self.slow_seconds):
+            self._refuse(keys, "slow", "account")
 
     def failed(self, account, address):
         keys = self._keys(account, address)
@@ -141,21 +180,54 @@ class LoginThrottle:
         pipe.execute()
 
     def succeeded(self, account, address):
+        # Not a failure after all; the attempt itself stays counted.
         keys = self._keys(account, address)
         pipe = self.redis.pipeline()
         pipe.decr(keys["address"])
         pipe.delete(keys["pair"])
         pipe.execute()
 
-    def _give_back(self, keys):
+    def _refuse(self, keys, limiting, scope):
         pipe = self.redis.pipeline()
-        pipe.decr(keys["address"])
-        pipe.decr(keys["pair"])
+        for reserved in self._RESERVED:
+            pipe.decr(keys[reserved])
         pipe.execute()
+        raise_rate_limited(self.redis, keys[limiting], scope, self.window)
 
-    def _refuse(self, key, scope):
-        ttl = self.redis.ttl(key)
-        raise RateLimited(retry_after=ttl if ttl and ttl > 0 else self.window, details={"scope": scope})
+
+class RegistrationThrottle:
+    """Registrations per client address, counted in Redis: each costs a bcrypt
+    hash (and makes an account), so one address gets `max_per_address` in the
+    window and 429 after that, while every other address registers as usual.
+
+    An attempt is counted before anything is checked, so attempts at taken
+    names (409) count too: the limit also bounds probing who is registered.
+    """
+
+    def __init__(self, redis, max_per_address, window_seconds):
+        self.redis = redis
+        self.max_per_address = max_per_address
+        self.window = window_seconds
+
+    def reserve(self, address):
+        key = "registrations:address:" + (address or "unknown")
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.window, nx=True)
+        count, _ = pipe.execute()
+        if count > self.max_per_address:
+            pipe = self.redis.pipeline()
+            pipe.decr(key)
+            pipe.execute()
+            raise_rate_limited(self.redis, key, "address", self.window,
+                               message="Too many registrations from this address; try again later.")
+
+
+def raise_rate_limited(redis, key, scope, fallback_seconds, message=None):
+    """429 with Retry-After: until `key` expires (the limit it counts resets)."""
+    ttl = redis.ttl(key)
+    raise RateLimited(retry_after=ttl if ttl and ttl > 0 else fallback_seconds, message=message,
+                      details={"scope": scope})
 
 
 class LoginThrottleProvider(DependencyProvider):
@@ -166,6 +238,25 @@ class LoginThrottleProvider(DependencyProvider):
             int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
             int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
             int(config["LOGIN_FAILURE_WINDOW_SECONDS"]),
+            max_attempts_per_account=int(config["LOGIN_MAX_ATTEMPTS_PER_ACCOUNT"]),
+            max_attempts_per_address=int(config["LOGIN_MAX_ATTEMPTS_PER_ADDRESS"]),
+            slow_seconds=int(config["LOGIN_SLOW_SECONDS"]),
+        )
+
+    def stop(self):
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.throttle
+
+
+class RegistrationThrottleProvider(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        self.throttle = RegistrationThrottle(
+            redis_from_config(config),
+            int(config["REGISTER_MAX_PER_ADDRESS"]),
+            int(config["REGISTER_WINDOW_SECONDS"]),
         )
 
     def stop(self):

@@ -1,31 +1,50 @@
 """Request schemas of the auth API, and the views of a user it answers with."""
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from http_edge.fields import Text, UUIDString
 from http_edge.pagination import PageArgs
+from services.auth import password_policy
 
 USERNAME = validate.Regexp(r"^[a-z0-9_]{3,30}$", error="3 to 30 characters: a-z, 0-9 and _.")
 
 
-def _password_bytes(value):
-    # bcrypt only reads 72 bytes; longer passwords would be silently cut.
-    if not 8 <= len(value.encode("utf-8")) <= 72:
-        raise ValidationError("Must be 8 to 72 bytes long.")
-
-
 class Password(fields.String):
+    """A password as typed, for checking against a stored one."""
+
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError("Not a string.")
         if "\x00" in value:
             raise ValidationError("Contains control characters.")
+        if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+            # It has no UTF-8 form, so it could be neither hashed nor compared.
+            raise ValidationError(password_policy.UNPAIRED)
         return value
+
+
+class NewPassword(fields.String):
+    """A password being set: the rules of services.auth.password_policy, stated
+    in the API document too (lengths in characters, the rest in words). The
+    domain receives it NFC-normalised, the form it is hashed in."""
+
+    def __init__(self, **kwargs):
+        metadata = {"minLength": password_policy.MIN_CHARACTERS, "maxLength": password_policy.MAX_CHARACTERS,
+                    "description": password_policy.DESCRIPTION}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Not a string.")
+        found = password_policy.problems(value)
+        if found:
+            raise ValidationError(found)
+        return password_policy.normalise(value)
 
 
 class RegisterRequest(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     username = fields.String(required=True, validate=USERNAME)
-    password = Password(required=True, validate=_password_bytes)
+    password = NewPassword(required=True)
     display_name = Text(min=1, max=80, load_default=None)
 
     @pre_load
@@ -36,14 +55,25 @@ class RegisterRequest(Schema):
                 data[key] = data[key].strip().lower()
         return data
 
+    @validates_schema
+    def password_is_not_the_users_name(self, data, **kwargs):
+        # Runs only once every field is valid (marshmallow skips it otherwise).
+        if password_policy.names_the_user(data["password"], data["username"], data["email"]):
+            raise ValidationError(password_policy.PERSONAL, field_name="password")
+
 
 class LoginRequest(Schema):
     login = Text(required=True, min=1, max=254)
     password = Password(required=True, validate=validate.Length(min=1, max=1024))
 
 
+# What secrets.token_urlsafe makes. Anything else was never issued, and a lone
+# surrogate could not even be hashed to be looked up.
+REFRESH_TOKEN = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="Not a refresh token.")
+
+
 class RefreshRequest(Schema):
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    refresh_token = fields.String(required=True, validate=[validate.Length(min=1, max=512), REFRESH_TOKEN])
 
 
 class ProfileUpdate(Schema):

@@ -7,7 +7,12 @@ from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page
 from http_edge.validation import path_id
 from services.api import api_document
 from services.auth import accounts, schemas
-from services.auth.dependencies import LoginThrottleProvider, PasswordHasher, TokenIssuer
+from services.auth.dependencies import (
+    LoginThrottleProvider,
+    PasswordHasher,
+    RegistrationThrottleProvider,
+    TokenIssuer,
+)
 from services.auth.exceptions import UserNotFound
 from services.auth.models import Base
 from services.auth.models import Outbox as OutboxTable
@@ -30,6 +35,7 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     passwords = PasswordHasher()
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
+    registrations = RegistrationThrottleProvider()
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
@@ -43,10 +49,13 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     # Accounts and sessions ------------------------------------------------------
 
     @http("POST", "/auth/register", public=True, body=schemas.RegisterRequest,
-          responses={201: schemas.Session}, errors=(409,))
+          responses={201: schemas.Session}, errors=(409, 429))
     def register(self, request):
         """Create an account and sign in."""
-        return 201, accounts.register(self.db.session, self.outbox, self.passwords, self.tokens, **request.body)
+        return 201, accounts.register(
+            self.db.session, self.outbox, self.passwords, self.tokens, self.registrations, request.remote_addr,
+            **request.body,
+        )
 
     @http("POST", "/auth/login", public=True, body=schemas.LoginRequest,
           responses={200: schemas.Session}, errors=(401, 429))

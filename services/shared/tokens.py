@@ -2,8 +2,14 @@
 
 Only auth holds the private key. Every other process needs just the public key,
 so a leaked replica of events, messages or realtime cannot mint tokens.
+
+Whatever a token's `exp` says, no verifier accepts one older than the maximum
+age (ACCESS_TOKEN_MAX_AGE_SECONDS, `iat` to now) or one whose lifetime (`iat`
+to `exp`) is longer than it: a token minted with a leaked key to last a
+century is refused, and so is one without `iat` or issued in the future.
 """
 import functools
+import math
 import os
 import time
 import uuid
@@ -15,14 +21,29 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ALGORITHM = "EdDSA"
 ISSUER = "lifytp-auth"
 AUDIENCE = "lifytp"
+# Four times the default access token lifetime (15 minutes): room to raise
+# ACCESS_TOKEN_TTL_SECONDS without touching it.
+DEFAULT_MAX_AGE_SECONDS = 3600
+# How far ahead of a verifier's clock the signer's may run (`iat` in the
+# future). `exp` gets no leeway.
+IAT_LEEWAY_SECONDS = 30
 
 
 class InvalidToken(Exception):
     pass
 
 
+def max_token_age(config):
+    """The oldest access token any process accepts, in seconds (the shared config)."""
+    return int(config.get("ACCESS_TOKEN_MAX_AGE_SECONDS") or DEFAULT_MAX_AGE_SECONDS)
+
+
 class TokenSigner:
-    def __init__(self, private_key_pem, ttl_seconds):
+    def __init__(self, private_key_pem, ttl_seconds, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+        if not 0 < ttl_seconds <= max_age_seconds:
+            # Every verifier would refuse such tokens: better not to start.
+            raise ValueError(f"ACCESS_TOKEN_TTL_SECONDS ({ttl_seconds}) must be between 1 and "
+                             f"ACCESS_TOKEN_MAX_AGE_SECONDS ({max_age_seconds})")
         self._key = serialization.load_pem_private_key(private_key_pem, password=None)
         self.ttl_seconds = ttl_seconds
 
@@ -40,11 +61,13 @@ class TokenSigner:
 
 
 class TokenVerifier:
-    def __init__(self, public_key_pem):
+    def __init__(self, public_key_pem, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
         self._key = serialization.load_pem_public_key(public_key_pem)
+        self.max_age_seconds = max_age_seconds
 
-    def verify(self, token):
+    def verify(self, token, now=None):
         """Return the user id the token was issued to, or raise InvalidToken."""
+        now = time.time() if now is None else now
         try:
             claims = jwt.decode(
                 token,
@@ -54,11 +77,27 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["sub", "exp", "iat", "iss", "aud"]},
+                # `iat` is checked below, with its own leeway; PyJWT's check
+                # would share `exp`'s (none).
+                options={"require": ["sub", "exp", "iat", "iss", "aud"], "verify_iat": False},
             )
+            self._check_age(claims, now)
             return str(uuid.UUID(claims["sub"]))
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidToken(str(exc)) from exc
+
+    def _check_age(self, claims, now):
+        issued_at, expires_at = claims["iat"], claims["exp"]
+        # PyJWT has checked that `exp` is a number; `iat` must be a finite one
+        # (JSON as Python reads it allows NaN, which every comparison lets by).
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
+            raise InvalidToken("iat is not a number")
+        if issued_at > now + IAT_LEEWAY_SECONDS:
+            raise InvalidToken("issued in the future (iat)")
+        if now - issued_at > self.max_age_seconds:
+            raise InvalidToken("older than the maximum age (iat)")
+        if expires_at - issued_at > self.max_age_seconds:
+            raise InvalidToken("lives longer than the maximum age (exp - iat)")
 
 
 def _read(path):
@@ -67,12 +106,12 @@ def _read(path):
 
 
 @functools.cache
-def verifier_from_file(public_key_path):
-    return TokenVerifier(_read(public_key_path))
+def verifier_from_file(public_key_path, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+    return TokenVerifier(_read(public_key_path), max_age_seconds)
 
 
-def signer_from_file(private_key_path, ttl_seconds):
-    return TokenSigner(_read(private_key_path), ttl_seconds)
+def signer_from_file(private_key_path, ttl_seconds, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+    return TokenSigner(_read(private_key_path), ttl_seconds, max_age_seconds)
 
 
 def new_key_pair():
@@ -83,27 +122,38 @@ def new_key_pair():
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    public_pem = key.public_key().public_bytes(
+    return private_pem, public_pem_of(private_pem)
+
+
+def public_pem_of(private_pem):
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return private_pem, public_pem
 
 
 def ensure_dev_keys(private_key_path, public_key_path):
-    """Create a key pair for local development if there is none yet.
+    """Create a key pair for local development (and compose) if there is none
+    yet; True if it wrote anything.
 
-    Deployments mount real keys from a secret; this never overwrites a key.
+    Never overwrites a private key: with the public one missing (compose keeps
+    the two in separate volumes, as only auth may see the private one), the
+    public key is derived from the private key again. Deployments on
+    Kubernetes mount real keys from Secrets instead.
     """
     if os.path.exists(private_key_path) and os.path.exists(public_key_path):
         return False
     os.makedirs(os.path.dirname(os.path.abspath(private_key_path)), exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(public_key_path)), exist_ok=True)
-    private_pem, public_pem = new_key_pair()
-    fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_pem)
+    if os.path.exists(private_key_path):
+        private_pem = _read(private_key_path)
+    else:
+        private_pem = new_key_pair()[0]
+        fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private_pem)
     with open(public_key_path, "wb") as handle:
-        handle.write(public_pem)
+        handle.write(public_pem_of(private_pem))
     return True
 
 
@@ -113,7 +163,8 @@ def main():
 
     config = load_config()
     if ensure_dev_keys(config["JWT_PRIVATE_KEY_PATH"], config["JWT_PUBLIC_KEY_PATH"]):
-        print("generated a development key pair at", config["JWT_PRIVATE_KEY_PATH"])
+        print("wrote the key pair: private", config["JWT_PRIVATE_KEY_PATH"],
+              "public", config["JWT_PUBLIC_KEY_PATH"])
 
 
 if __name__ == "__main__":

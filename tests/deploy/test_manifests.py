@@ -159,6 +159,35 @@ def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
             assert "PASSWORD" not in key and "://" not in value.split("@")[0] or "@" not in value, key
 
 
+def _secret_holds_private_key(secret):
+    return any(key.endswith("private.pem") or b"PRIVATE KEY" in base64.b64decode(value)
+               for key, value in secret.get("data", {}).items())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_workload_but_auth_can_read_the_signing_key(overlay):
+    """Every Deployment, StatefulSet and Job, by volume, projected volume, env
+    or envFrom: only auth's pods reach a Secret with the private key."""
+    secrets = objects(overlay, "Secret")
+    signing = {name for name, secret in secrets.items() if _secret_holds_private_key(secret)}
+    assert signing, "the private key is in no Secret"
+    reached = {}
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for name, workload in objects(overlay, kind).items():
+            pod = workload["spec"]["template"]["spec"]
+            names = set()
+            for volume in pod.get("volumes", []):
+                names.add(volume.get("secret", {}).get("secretName"))
+                for source in volume.get("projected", {}).get("sources", []):
+                    names.add(source.get("secret", {}).get("name"))
+            for container in pod["containers"] + pod.get("initContainers", []):
+                names.update(item.get("secretRef", {}).get("name") for item in container.get("envFrom", []))
+                names.update(item.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+                             for item in container.get("env", []))
+            reached[f"{kind}/{name}"] = names & signing
+    assert {workload for workload, names in reached.items() if names} == {"Deployment/auth"}, reached
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_stateful_backing_services_keep_their_data(overlay):
     statefulsets = objects(overlay, "StatefulSet")
@@ -381,6 +410,43 @@ def test_docker_compose_config_is_valid_and_health_gated():
     assert set(config["volumes"]) >= {"postgres-data", "rabbitmq-data", "minio-data"}
     mounts = {v["target"]: v for v in services["rabbitmq"]["volumes"]}
     assert "/etc/rabbitmq/definitions/definitions.json" in mounts
+
+
+def _mount_of(service, path):
+    """The volume mount of a compose service that holds `path`, or None."""
+    for volume in service.get("volumes", []):
+        if path.startswith(volume["target"].rstrip("/") + "/"):
+            return volume
+    return None
+
+
+def test_in_compose_only_auth_mounts_the_private_key():
+    services = compose_config()["services"]
+    keys = services["keys"]["environment"]
+    signing = _mount_of(services["keys"], keys["JWT_PRIVATE_KEY_PATH"])
+    public = _mount_of(services["keys"], keys["JWT_PUBLIC_KEY_PATH"])
+    # `keys` writes the pair into two named volumes, never one.
+    assert signing["type"] == public["type"] == "volume" and signing["source"] != public["source"]
+    for name, service in services.items():
+        mounts_signing = any(volume.get("source") == signing["source"] for volume in service.get("volumes", []))
+        names_private = "JWT_PRIVATE_KEY_PATH" in (service.get("environment") or {})
+        assert mounts_signing == names_private == (name in ("keys", "auth")), name
+        # Nor may a key reach a process from the working tree.
+        assert not any(str(volume.get("source", "")).endswith(".pem") for volume in service.get("volumes", [])), name
+    for name in PROCESSES:
+        env = services[name]["environment"]
+        mount = _mount_of(services[name], env["JWT_PUBLIC_KEY_PATH"])
+        assert mount and mount["source"] == public["source"] and mount["read_only"] is True, name
+    auth = services["auth"]
+    mount = _mount_of(auth, auth["environment"]["JWT_PRIVATE_KEY_PATH"])
+    assert mount["source"] == signing["source"] and mount["read_only"] is True
+    # A fresh named volume takes the owner of its mount point in the image:
+    # both must exist there, owned by the unprivileged user `keys` runs as.
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        dockerfile = handle.read()
+    for volume in (signing, public):
+        assert re.search(r"install -d -o lifytp -g lifytp -m 0[0-7]{3} " + re.escape(volume["target"]) + r"\b",
+                         dockerfile), volume["target"]
 
 
 def test_docker_compose_file_holds_no_secret():

@@ -64,6 +64,16 @@ BAD_INPUTS = [
     ("POST", "/auth/login", {"login": ["a"], "password": {"$ne": None}}, 422, "VALIDATION_FAILED"),
     ("POST", "/auth/refresh", {"refresh_token": "forged"}, 401, "INVALID_REFRESH_TOKEN"),
     ("POST", "/auth/refresh", {"refresh_token": 12}, 422, "VALIDATION_FAILED"),
+    # Lone surrogates have no UTF-8 form: they were 500s where they reached hashing.
+    ("POST", "/auth/refresh", {"refresh_token": "\ud800"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/logout", {"refresh_token": "abc\udfff"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/login", {"login": "ann", "password": "\ud800" * 9}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/register", {"email": "a@example.com", "username": "ok_name", "password": "\ud83d" * 9},
+     422, "VALIDATION_FAILED"),
+    ("POST", "/auth/register", {"email": "a@example.com", "username": "ok_name", "password": "password123"},
+     422, "VALIDATION_FAILED"),
+    ("POST", "/auth/register", {"email": "a@example.com", "username": "ok_name", "password": "\u200b" * 9},
+     422, "VALIDATION_FAILED"),
     ("POST", "/auth/logout", {}, 422, "VALIDATION_FAILED"),
     ("PATCH", "/users/me", {"display_name": ""}, 422, "VALIDATION_FAILED"),
     ("PATCH", "/users/me", {"bio": LONG}, 422, "VALIDATION_FAILED"),
@@ -290,7 +300,7 @@ def test_behind_a_proxy_one_guesser_locks_out_nobody_else_and_concurrent_guesses
     must key on the client address it forwards (TRUSTED_PROXY_HOPS=1)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with lone_auth("proxied", 103, TRUSTED_PROXY_HOPS="1") as running:
+    with lone_auth("proxied", 103, TRUSTED_PROXY_HOPS="1", LOGIN_MAX_FAILURES_PER_ADDRESS="30") as running:
         api = Api(running.base_url)
         ann, bob, carol = api.register(), api.register(), api.register()
 

@@ -70,8 +70,12 @@ class Harness:
             BCRYPT_ROUNDS="4",
             RPC_TIMEOUT_SECONDS="3",
             ACCESS_TOKEN_TTL_SECONDS="7200",
-            # The load logs in again and again from one address.
+            ACCESS_TOKEN_MAX_AGE_SECONDS="7200",
+            # The load registers, and logs in again and again, from one address.
             LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
+            LOGIN_MAX_ATTEMPTS_PER_ADDRESS="100000",
+            LOGIN_MAX_ATTEMPTS_PER_ACCOUNT="100000",
+            REGISTER_MAX_PER_ADDRESS="100000",
             AMQP_HEARTBEAT="10",
             LOG_LEVEL="WARNING",
             ACCESS_LOG_LEVEL="WARNING",

@@ -184,13 +184,18 @@ class FakePipeline:
         return replies
 
 
+def _throttle(**limits):
+    """A throttle of wrong passwords alone (attempts in all unbounded)."""
+    return LoginThrottle(FakeRedis(), max_attempts_per_account=10**6, max_attempts_per_address=10**6, **limits)
+
+
 def _guess(throttle, account, address):
     throttle.reserve(account, address)
     throttle.failed(account, address)
 
 
 def test_an_address_that_keeps_guessing_one_account_is_shut_out_of_it_and_no_one_else_is():
-    throttle = LoginThrottle(FakeRedis(), max_per_account=3, max_per_address=100, window_seconds=600)
+    throttle = _throttle(max_per_account=3, max_per_address=100, window_seconds=600)
     for _ in range(3):
         _guess(throttle, "ann-id", "203.0.113.7")
     with pytest.raises(RateLimited) as limited:
@@ -202,7 +207,7 @@ def test_an_address_that_keeps_guessing_one_account_is_shut_out_of_it_and_no_one
 
 
 def test_guesses_spread_over_addresses_are_slowed_not_locked():
-    throttle = LoginThrottle(FakeRedis(), max_per_account=3, max_per_address=100, window_seconds=600)
+    throttle = _throttle(max_per_account=3, max_per_address=100, window_seconds=600)
     for index in range(3):
         _guess(throttle, "ann-id", f"203.0.113.{index}")
     throttle.reserve("ann-id", "203.0.113.50")  # one attempt per SLOW_SECONDS now
@@ -212,7 +217,7 @@ def test_guesses_spread_over_addresses_are_slowed_not_locked():
 
 
 def test_concurrent_attempts_are_reserved_before_hashing():
-    throttle = LoginThrottle(FakeRedis(), max_per_account=5, max_per_address=100, window_seconds=600)
+    throttle = _throttle(max_per_account=5, max_per_address=100, window_seconds=600)
     admitted = 0
     for _ in range(50):  # none has finished hashing yet
         try:
@@ -229,7 +234,7 @@ def test_one_account_whatever_login_names_it():
 
 
 def test_throttle_limits_an_address_across_accounts():
-    throttle = LoginThrottle(FakeRedis(), max_per_account=100, max_per_address=2, window_seconds=60)
+    throttle = _throttle(max_per_account=100, max_per_address=2, window_seconds=60)
     _guess(throttle, "ann-id", "10.0.0.9")
     _guess(throttle, "bob-id", "10.0.0.9")
     with pytest.raises(RateLimited):

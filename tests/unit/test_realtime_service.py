@@ -104,6 +104,7 @@ def _server():
     server.redis = mock.Mock()
     server.redis.exists.return_value = 0
     server.public_key_path = "/nonexistent"
+    server.token_max_age = 3600
     return server
 
 
