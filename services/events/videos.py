@@ -65,7 +65,7 @@ def seconds(data, content_type):
         raise
     except Exception:  # noqa: BLE001 - whatever the parser trips on in foreign bytes, they are malformed
         raise UnreadableVideo(_MALFORMED) from None
-    if found <= 0:
+    if not found > 0:  # zero, or NaN
         raise UnreadableVideo("The container declares no duration.")
     if found > MAX_PLAUSIBLE_SECONDS:
         raise UnreadableVideo("The container declares an implausible duration.")
