@@ -1,35 +1,33 @@
 """Field types for request schemas, strict about what reaches the database."""
-import re
-import unicodedata
-
 from marshmallow import ValidationError, fields, validate
 
-# PostgreSQL cannot store NUL, and other control characters in names and titles
-# only serve spoofing. Bodies may keep newlines and tabs.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
+from services.shared import text
 
 
 class Text(fields.String):
-    """A string of `min`..`max` characters, NFC-normalised, without control characters."""
+    """A string of `min`..`max` characters under the text policy
+    (services.shared.text): NFC-normalised, trimmed, without control, bidi or
+    invisible-only spoofing. The OpenAPI document states the policy from
+    here, so every text field of every service says it the same way."""
 
     def __init__(self, min=0, max=255, multiline=False, strip=True, **kwargs):
         self.multiline = multiline
         self.strip = strip
-        super().__init__(validate=validate.Length(min=min, max=max), **kwargs)
+        self.max = max
+        metadata = {**text.schema(multiline=multiline, required=min >= 1), **kwargs.pop("metadata", {})}
+        super().__init__(validate=validate.Length(min=min, max=max), metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError("Not a string.")
-        value = unicodedata.normalize("NFC", value)
-        if self.strip:
-            value = value.strip()
-        forbidden = _CONTROL if self.multiline else _CONTROL_OR_NEWLINE
-        if forbidden.search(value):
-            raise ValidationError("Contains control characters.")
-        if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
-            raise ValidationError("Contains unpaired surrogates.")
-        return value
+        # As sent, as the document's maxLength counts; after normalising too
+        # (the Length validator), as the column counts.
+        if len(value) > self.max:
+            raise ValidationError(f"Longer than maximum length {self.max}.")
+        try:
+            return text.check(value, multiline=self.multiline, strip=self.strip)
+        except text.Refused as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class StrictInteger(fields.Integer):

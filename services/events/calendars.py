@@ -131,8 +131,19 @@ class _Unusable(ValueError):
 
 
 def _text(vevent, name, limit):
+    """A property's text under the policy every stored string follows: what
+    the API would refuse (controls, bidi overrides, Zalgo marks, invisible-only
+    values) is removed from foreign data rather than refusing the import."""
+    from services.shared import text
+
     value = vevent.get(name)
-    return str(value).replace("\x00", "").strip()[:limit] if value is not None else ""
+    if value is None:
+        return ""
+    multiline = name == "DESCRIPTION"
+    cleaned = text.clean(str(value), multiline=multiline)
+    # Cut to the column's length, then cleaned again: a cut can leave
+    # trailing spaces, or only invisible characters.
+    return text.clean(cleaned[:limit], multiline=multiline)
 
 
 def _event_values(vevent):

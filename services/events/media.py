@@ -1,22 +1,20 @@
 """Media: uploads whose type is decided from their bytes, kept in a storage.
 
-Videos must be short: their duration is read from the container header (MP4
-`mvhd`, WebM `Duration`), and one that cannot be read is refused. Pictures
-are published without their metadata (services.events.images).
+Videos must be short: their duration is read by a container parser
+(services.events.videos), and one that is malformed or does not say how long
+it lasts is refused. Pictures are published without their metadata
+(services.events.images).
 """
-import struct
-
 import filetype
 from sqlalchemy import delete, select
 
-from services.events import exceptions, images
+from services.events import exceptions, images, videos
 from services.events.models import Media
 from services.events.schemas import MEDIA_TYPES, media_view
 from services.shared.errors import InvalidInput, UnsupportedType
 
 ALLOWED_TYPES = frozenset(MEDIA_TYPES)
 MAX_VIDEO_SECONDS = 60
-_WEBM_DEFAULT_TIMECODE_SCALE = 1_000_000  # nanoseconds per tick
 
 
 def detect_type(data):
@@ -31,49 +29,18 @@ def detect_type(data):
     return mime
 
 
-def mp4_seconds(data):
-    """Duration from the movie header (`mvhd`) of an MP4, or None."""
-    at = data.find(b"mvhd")
-    if at < 4:
-        return None
-    body = data[at + 4:]
-    try:
-        if body[0] == 1:
-            timescale, duration = struct.unpack(">IQ", body[20:32])
-        else:
-            timescale, duration = struct.unpack(">II", body[12:20])
-    except (struct.error, IndexError):
-        return None
-    return duration / timescale if timescale else None
-
-
-def webm_seconds(data):
-    """Duration from the Segment Info of a WebM (Matroska), or None."""
-    at = data.find(b"\x44\x89")  # Duration: a float of 4 or 8 bytes, in timecode ticks
-    if at < 0 or at + 3 > len(data) or data[at + 2] not in (0x84, 0x88):
-        return None
-    size = data[at + 2] & 0x0F
-    raw = data[at + 3:at + 3 + size]
-    if len(raw) != size:
-        return None
-    ticks = struct.unpack(">f" if size == 4 else ">d", raw)[0]
-    scale = _WEBM_DEFAULT_TIMECODE_SCALE
-    scale_at = data.find(b"\x2a\xd7\xb1")  # TimecodeScale, an unsigned integer
-    if 0 <= scale_at and scale_at + 4 <= len(data) and data[scale_at + 3] & 0x80:
-        length = data[scale_at + 3] & 0x7F
-        if 1 <= length <= 8 and scale_at + 4 + length <= len(data):
-            scale = int.from_bytes(data[scale_at + 4:scale_at + 4 + length], "big") or scale
-    return ticks * scale / 1e9
-
-
 def check_video_length(data, content_type):
+    """Refuse a video whose container is malformed, whose duration cannot be
+    read, or that lasts over MAX_VIDEO_SECONDS (as rounded to the second)."""
     if not content_type.startswith("video/"):
         return
-    seconds = mp4_seconds(data) if content_type == "video/mp4" else webm_seconds(data)
-    if seconds is None or seconds != seconds:  # unreadable, or NaN
-        raise InvalidInput("The video's duration could not be read.", code="INVALID_VIDEO",
-                           details={"file": ["Unreadable duration."]})
-    if seconds > MAX_VIDEO_SECONDS:
+    try:
+        seconds = videos.seconds(data, content_type)
+    except videos.UnreadableVideo as exc:
+        raise InvalidInput("The video could not be read.", code="INVALID_VIDEO",
+                           details={"file": [str(exc)]}) from None
+    # Encoders pad the last frame: a 60 s recording reads 60.008 s in WebM.
+    if round(seconds) > MAX_VIDEO_SECONDS:
         raise InvalidInput(
             f"Videos last at most {MAX_VIDEO_SECONDS} seconds.", code="VIDEO_TOO_LONG",
             details={"file": [f"{seconds:.0f} s; at most {MAX_VIDEO_SECONDS} s."]},

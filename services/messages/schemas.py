@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from http_edge.fields import Text, UUIDString
 from http_edge.pagination import PageArgs
+from services.shared import text
 from services.shared.errors import InvalidInput
 
 MAX_MEMBERS = 100
@@ -41,7 +42,10 @@ def check_emoji(value):
         raise ValidationError(f"Must be 1 to {MAX_EMOJI_CODEPOINTS} code points.")
     if not _EMOJI.fullmatch(value):
         raise ValidationError("Must be an emoji.")
-    return value
+    try:  # the policy of all text too: a thumbs-up under 30 combining marks is Zalgo
+        return text.check(value)
+    except text.Refused as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Emoji(fields.String):

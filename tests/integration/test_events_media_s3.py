@@ -17,7 +17,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import ROOT, Api, RunningSystem
-from tests.fixtures.events.media_samples import decoded, png_bytes
+from tests.fixtures.events.media_samples import decoded, phone_photo, png_bytes, video_file
 
 pytestmark = pytest.mark.integration
 
@@ -88,5 +88,20 @@ def test_events_service_with_s3_storage(system, s3_endpoint):
         redirect = api.get(uploaded.json()["url"], allow_redirects=False)
         assert redirect.status_code == 302 and redirect.headers["Location"].startswith(s3_endpoint)
         assert decoded(requests.get(redirect.headers["Location"], timeout=5).content) == decoded(picture)
+        # What phones send: a 2-5 MB photo (published without its GPS) and 60 s videos.
+        photo = phone_photo(2000, 1500)
+        assert 2_000_000 <= len(photo) <= 5_500_000
+        for name, data in (("IMG_1.jpg", photo), ("clip.mp4", video_file("clip-60s.mp4")),
+                           ("clip.webm", video_file("clip-60s.webm"))):
+            uploaded = api.post("/media", user=ann, files={"file": (name, data)})
+            assert uploaded.status_code == 201, (name, uploaded.text)
+            redirect = api.get(uploaded.json()["url"], allow_redirects=False)
+            assert redirect.status_code == 302, name
+            published = requests.get(redirect.headers["Location"], timeout=10).content
+            assert len(published) == uploaded.json()["size"]
+            if name.startswith("IMG"):
+                assert decoded(published) == ("JPEG", (1500, 2000), {}, {})
+            else:
+                assert published == data
     finally:
         running.stop()
