@@ -9,6 +9,7 @@ TARGETS = {
     "realtime": "p99 < 100 ms",
     "storm": "storm p99 < 2 x calm p99",
     "feed": "p99 < 50 ms at 1,000 followed, growing slower than the number followed",
+    "search": "walking a week's pages yields every occurrence once, in order",
 }
 
 
@@ -137,6 +138,16 @@ def verdicts(results):
         ratio = round(one / split, 2) if one and split else None
         rows.append(("6. one process vs split", "a ratio (no target)",
                      f"held {_fmt(one)} vs {_fmt(split)} req/s (x{_fmt(ratio)})", None))
+    if "search" in s:
+        walk = s["search"]["systems"]["after"]["week, every page"]
+        expected = s["search"]["expected_week_occurrences"]
+        measured = f"{walk['distinct']} of {expected} occurrences in {walk['pages']} pages"
+        before = s["search"]["systems"].get("before", {}).get("week, every page")
+        if before:
+            measured += f" (before: {before['distinct']}); p50 after/before " + ", ".join(
+                f"{name} x{_fmt(ratio)}" for name, ratio in s["search"]["ratios"].items())
+        rows.append(("7. range queries", TARGETS["search"], measured,
+                     walk["distinct"] == walk["items"] == expected and walk["in_order"]))
     lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         verdict = met if isinstance(met, str) else ("–" if met is None else ("yes" if met else "**no**"))
@@ -160,6 +171,46 @@ def _profile_tables(profiles):
     return "\n".join(out)
 
 
+def _search_section(search):
+    systems = search["systems"]
+    population = search["population"]
+    names = list(systems["after"])
+    before = systems.get("before")
+    out = ["## 7. Range queries", "",
+           f"Run started {search['started_at']}"
+           + (f"; before = commit {search['baseline']}, after = commit {search.get('after')}, on the same database"
+              if before else "")
+           + f". A database of its own: {population['users']:,} users, {population['single_events']:,} single "
+             f"events, {population['series']:,} recurring series (weekly, daily, twice a week, monthly; UTC, Paris, "
+             f"New York) and one user's {population['flood_series']} daily public series, all starting before the "
+             f"others in the window; the reader of `/calendar` joined {population['joined_by_reader']} events. "
+             f"Written at the schema before the occurrences table; the upgrade filled "
+             f"{search['occurrence_rows']:,} occurrence rows in {_fmt(search['backfill_s'])} s (with the other "
+             "services' migration check). One request at a time (service time, no queueing), every service in "
+             "one process.", ""]
+    columns = ["query", *(["before p50 ms", "before p99 ms"] if before else []), "after p50 ms", "after p99 ms",
+               *(["after/before p50"] if before else [])]
+    out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name in names:
+        after = systems["after"][name]
+        row = f"| {name} | "
+        if before:
+            row += f"{_fmt(before[name]['p50_ms'])} | {_fmt(before[name].get('p99_ms'))} | "
+        row += f"{_fmt(after['p50_ms'])} | {_fmt(after.get('p99_ms'))} |"
+        if before:
+            row += f" **x{_fmt(search['ratios'].get(name))}** |"
+        out.append(row)
+    out += ["", "`week, every page` is one walk of all pages (limit 100) of a 7-day window, in total; what it found:",
+            "", "| system | pages | ms per page | items | distinct | in order | expected |", "|" + "---|" * 7]
+    for label, found in (("before", before), ("after", systems["after"])):
+        if found:
+            walk = found["week, every page"]
+            out.append(f"| {label} | {walk['pages']} | {_fmt(walk['ms_per_page'])} | {walk['items']:,} "
+                       f"| {walk['distinct']:,} "
+                       f"| {'yes' if walk['in_order'] else 'no'} | {search['expected_week_occurrences']:,} |")
+    return out + [""]
+
+
 def render(results):
     s = results["scenarios"]
     m = results["machine"]
@@ -178,10 +229,10 @@ def render(results):
         f"Code: commit {results.get('code', {}).get('commit', 'unknown')}"
         + (" with uncommitted changes" if results.get("code", {}).get("uncommitted_changes") else "") + ".",
         "",
-        f"Population: {results['seed']['size']} ("
-        + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").",
-        "",
     ]
+    if results.get("seed"):
+        out += [f"Population: {results['seed']['size']} ("
+                + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").", ""]
     out += ["## Targets", "", verdicts(results)]
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     if not results["quick"] and os.path.exists(analysis):
@@ -239,6 +290,8 @@ def render(results):
         out += ["## 6. Every service in one process", "", _mix_table(s["mix_one"]), "", _cpu_table(s["mix_one"]),
                 f"Highest rate held: {_fmt(s['mix_one']['max_held_rate'])} req/s "
                 f"(one process per service: {_fmt(s.get('mix_split', {}).get('max_held_rate'))}).", ""]
+    if "search" in s:
+        out += _search_section(s["search"])
     profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")
                 if key in s and "profile" in s[key]]
     if "storm" in s and "profile" in s["storm"]:

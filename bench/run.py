@@ -2,9 +2,10 @@
 `python -m bench --render [DIR]` writes RESULTS.md again from results.json.
 
 Seeds (or reuses) the benchmark database, starts the system in its two shapes
-on private ports, runs the six scenarios and writes RESULTS.md and
-results.json (bench/ for a full run, bench/.state/quick/ for --quick unless
---out says otherwise).
+on private ports, runs the scenarios and writes RESULTS.md and results.json
+(bench/ for a full run, bench/.state/quick/ for --quick unless --out says
+otherwise). Scenario 7 (range queries) seeds a database of its own and, with
+`--baseline REF`, measures that older commit's system on the same data first.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, report, seed
+from bench import env, report, search, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -48,7 +49,7 @@ QUICK = {
     "rpc_calls": 100,
     "profile_s": 0,
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search")
 
 
 def log(*args):
@@ -515,6 +516,7 @@ def run(argv=None):
     parser.add_argument("--out", help="directory for RESULTS.md and results.json")
     parser.add_argument("--reseed", action="store_true", help="seed again even if the database holds this size")
     parser.add_argument("--profile-seconds", type=int, help="py-spy time per profiled step (0: none)")
+    parser.add_argument("--baseline", help="scenario 7: also measure this commit (one before the occurrences table)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     quick = args.quick
@@ -539,16 +541,17 @@ def run(argv=None):
         with open(os.path.join(out, "RESULTS.md"), "w") as handle:
             handle.write(report.render(results))
 
-    log("seeding")
-    results["seed"] = seed.seed(quick, force=args.reseed, log=log)
-    population = seed.population(quick, size["load_users"], size["sockets"])
-    data = {
-        "load_users": tokens_for(population["load_users"]),
-        "authors": population["authors"], "public_events": population["public_events"],
-        "login_users": population["load_users"], "password": seed.PASSWORD,
-    }
-    readers = tokens_for(population["readers"])
-    realtime_users = tokens_for(population["realtime_users"])
+    if only - {"search"}:  # scenario 7 seeds a population of its own
+        log("seeding")
+        results["seed"] = seed.seed(quick, force=args.reseed, log=log)
+        population = seed.population(quick, size["load_users"], size["sockets"])
+        data = {
+            "load_users": tokens_for(population["load_users"]),
+            "authors": population["authors"], "public_events": population["public_events"],
+            "login_users": population["load_users"], "password": seed.PASSWORD,
+        }
+        readers = tokens_for(population["readers"])
+        realtime_users = tokens_for(population["realtime_users"])
 
     if "rpc" in only:
         log("scenario 2: RPC cost")
@@ -590,6 +593,11 @@ def run(argv=None):
             results["scenarios"]["mix_one"] = mixed_workload(system, data, size, profile_dir)
         finally:
             system.stop()
+        save()
+    if "search" in only:
+        log("scenario 7: range queries")
+        results["scenarios"]["search"] = dict(search.range_queries(quick, log_dir, tokens_for, args.baseline, log),
+                                              after=results["code"]["commit"])
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results
