@@ -28,7 +28,7 @@ BEFORE_OCCURRENCES = "7c1d2e5f9a40"
 WINDOW_START = datetime(2031, 3, 3, tzinfo=UTC)  # a Monday, inside every series below
 RULES = ("FREQ=WEEKLY;COUNT=26", "FREQ=DAILY;COUNT=30", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=40", "FREQ=MONTHLY;COUNT=12")
 TIMEZONES = ("UTC", "Europe/Paris", "America/New_York")
-FULL = {"users": 2000, "singles": 20_000, "series": 2000, "flood": 300, "joined": 40, "requests": 40, "walks": 3}
+FULL = {"users": 2000, "singles": 20_000, "series": 2000, "flood": 300, "joined": 40, "requests": 100, "walks": 5}
 QUICK = {"users": 200, "singles": 1000, "series": 100, "flood": 250, "joined": 10, "requests": 5, "walks": 1}
 
 
