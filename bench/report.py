@@ -139,13 +139,14 @@ def verdicts(results):
         rows.append(("6. one process vs split", "a ratio (no target)",
                      f"held {_fmt(one)} vs {_fmt(split)} req/s (x{_fmt(ratio)})", None))
     if "search" in s:
-        walk = s["search"]["systems"]["after"]["week, every page"]
+        walk = s["search"]["systems"]["after"]["walk"]
         expected = s["search"]["expected_week_occurrences"]
-        measured = f"{walk['distinct']} of {expected} occurrences in {walk['pages']} pages"
-        before = s["search"]["systems"].get("before", {}).get("week, every page")
-        if before:
-            measured += f" (before: {before['distinct']}); p50 after/before " + ", ".join(
-                f"{name} x{_fmt(ratio)}" for name, ratio in s["search"]["ratios"].items())
+        measured = f"{walk['distinct']:,} of {expected:,} occurrences in {walk['pages']} pages"
+        if "before" in s["search"]["systems"]:
+            ratios = s["search"]["ratios"]
+            measured += (f" (before: {s['search']['systems']['before']['walk']['distinct']:,}); CPU per request "
+                         "after/before " + ", ".join(f"{name} x{_fmt(value.get('cpu_ms'))}"
+                                                     for name, value in ratios["queries"].items()))
         rows.append(("7. range queries", TARGETS["search"], measured,
                      walk["distinct"] == walk["items"] == expected and walk["in_order"]))
     lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
@@ -174,7 +175,6 @@ def _profile_tables(profiles):
 def _search_section(search):
     systems = search["systems"]
     population = search["population"]
-    names = list(systems["after"])
     before = systems.get("before")
     out = ["## 7. Range queries", "",
            f"Run started {search['started_at']}"
@@ -188,26 +188,33 @@ def _search_section(search):
              f"{search['occurrence_rows']:,} occurrence rows in {_fmt(search['backfill_s'])} s (with the other "
              "services' migration check). One request at a time (service time, no queueing), every service in "
              "one process.", ""]
-    columns = ["query", *(["before p50 ms", "before p99 ms"] if before else []), "after p50 ms", "after p99 ms",
-               *(["after/before p50"] if before else [])]
+    ratios = search.get("ratios")
+    measured = ("p50 ms", "p99 ms", "CPU ms")
+    columns = ["query", *([f"before {label}" for label in measured] if before else []),
+               *[f"after {label}" for label in measured], *(["after/before p50", "after/before CPU"] if before else [])]
     out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for name in names:
-        after = systems["after"][name]
-        row = f"| {name} | "
+    for name in systems["after"]["queries"]:
+        cells = [name]
+        for found in ((before, systems["after"]) if before else (systems["after"],)):
+            figures = found["queries"][name]
+            cells += [_fmt(figures["p50_ms"]), _fmt(figures["p99_ms"]), _fmt(figures["cpu_ms"])]
         if before:
-            row += f"{_fmt(before[name]['p50_ms'])} | {_fmt(before[name].get('p99_ms'))} | "
-        row += f"{_fmt(after['p50_ms'])} | {_fmt(after.get('p99_ms'))} |"
-        if before:
-            row += f" **x{_fmt(search['ratios'].get(name))}** |"
-        out.append(row)
-    out += ["", "`week, every page` is one walk of all pages (limit 100) of a 7-day window, in total; what it found:",
-            "", "| system | pages | ms per page | items | distinct | in order | expected |", "|" + "---|" * 7]
+            cells += [f"**x{_fmt(ratios['queries'][name].get(key))}**" for key in ("p50_ms", "cpu_ms")]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "CPU ms: the system process's CPU time per request, the steadier figure on a shared machine "
+            "(PostgreSQL's is not counted).", "",
+            f"Every page (limit 100) of the 7-day window, walked {systems['after']['walk']['walks']} times:", "",
+            "| system | pages | items | distinct | in order | expected | ms per page | CPU ms per page |",
+            "|" + "---|" * 8]
     for label, found in (("before", before), ("after", systems["after"])):
         if found:
-            walk = found["week, every page"]
-            out.append(f"| {label} | {walk['pages']} | {_fmt(walk['ms_per_page'])} | {walk['items']:,} "
-                       f"| {walk['distinct']:,} "
-                       f"| {'yes' if walk['in_order'] else 'no'} | {search['expected_week_occurrences']:,} |")
+            walk = found["walk"]
+            out.append(f"| {label} | {walk['pages']} | {walk['items']:,} | {walk['distinct']:,} "
+                       f"| {'yes' if walk['in_order'] else 'no'} | {search['expected_week_occurrences']:,} "
+                       f"| {_fmt(walk['ms_per_page'])} | {_fmt(walk['cpu_ms_per_page'])} |")
+    if before:
+        out += ["", f"Per page, after/before: time **x{_fmt(ratios['walk'].get('ms_per_page'))}**, "
+                f"CPU **x{_fmt(ratios['walk'].get('cpu_ms_per_page'))}**."]
     return out + [""]
 
 

@@ -130,23 +130,13 @@ def collect_profiles(started):
     return found
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SHARED_SERVERS = {"postgres": "postgres", "beam.smp": "rabbitmq", "redis-server": "redis"}
-
-
-def _cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def cpu_snapshot(pids):
     """CPU seconds used so far by each of our processes and, summed, by the
     shared servers (PostgreSQL, RabbitMQ, Redis: other users' work counts too)."""
-    found = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    found = {name: env.cpu_seconds(pid) for name, pid in pids.items()}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -156,7 +146,7 @@ def cpu_snapshot(pids):
         except OSError:
             continue
         if comm in SHARED_SERVERS:
-            found[(SHARED_SERVERS[comm], entry)] = _cpu_seconds(entry)
+            found[(SHARED_SERVERS[comm], entry)] = env.cpu_seconds(entry)
     found["_total"] = _total_cpu_seconds()
     return found
 
@@ -165,7 +155,7 @@ def _total_cpu_seconds():
     with open("/proc/stat") as handle:
         fields = [int(value) for value in handle.readline().split()[1:]]
     idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+    return (sum(fields[:8]) - idle) / env.CLOCK_TICKS
 
 
 def cpu_per_request(before, after, requests):

@@ -193,9 +193,10 @@ def _percentile(values, q):
     return round(ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.999999) - 1))], 2)
 
 
-def measure(base_url, tokens, people, week, month, size):
-    """Closed loop, one request at a time: p50/p99 of each query, and whole
-    walks of the week (every page, limit 100) with what they found."""
+def measure(base_url, pid, tokens, people, week, month, size):
+    """Closed loop, one request at a time: p50/p99 and the system process's
+    CPU per request of each query (the steadier figure on a shared machine),
+    and whole walks of the week (every page, limit 100) with what they found."""
     sessions = {}
     for role in ("viewer", "reader"):
         sessions[role] = requests.Session()
@@ -205,35 +206,39 @@ def measure(base_url, tokens, people, week, month, size):
         for _ in range(3):
             sessions[role].get(base_url + path, params=params, timeout=120)
         latencies, errors = [], 0
+        cpu_before = env.cpu_seconds(pid)
         for _ in range(size["requests"]):
             started = time.perf_counter()
             answer = sessions[role].get(base_url + path, params=params, timeout=120)
             latencies.append((time.perf_counter() - started) * 1000)
             errors += answer.status_code != 200
         found[name] = {"requests": len(latencies), "errors": errors, "p50_ms": _percentile(latencies, 0.5),
-                       "p99_ms": _percentile(latencies, 0.99)}
-    walks = []
-    for _ in range(size["walks"]):
-        keys, pages, cursor = [], 0, None
+                       "p99_ms": _percentile(latencies, 0.99),
+                       "cpu_ms": round(1000 * (env.cpu_seconds(pid) - cpu_before) / len(latencies), 2)}
+    return {"queries": found, "walk": _walks(base_url, pid, sessions["viewer"], week, size["walks"])}
+
+
+def _walks(base_url, pid, session, week, count):
+    """Every page of the week, `count` times: time and CPU per page, and what
+    the last walk found."""
+    cpu_before, seconds, pages, keys = env.cpu_seconds(pid), 0.0, 0, []
+    for _ in range(count):
+        keys, cursor = [], None
         started = time.perf_counter()
         while True:
             params = {"from": _iso(week[0]), "to": _iso(week[1]), "limit": 100}
             if cursor:
                 params["cursor"] = cursor
-            page = sessions["viewer"].get(base_url + "/events", params=params, timeout=120).json()
+            page = session.get(base_url + "/events", params=params, timeout=120).json()
             keys += [(item["starts_at"], item["id"]) for item in page["items"]]
             pages += 1
             cursor = page["next_cursor"]
             if not cursor:
                 break
-        walks.append({"ms": (time.perf_counter() - started) * 1000, "pages": pages, "items": len(keys),
-                      "distinct": len(set(keys)), "in_order": keys == sorted(keys)})
-    found["week, every page"] = {
-        "walks": len(walks), "p50_ms": _percentile([walk["ms"] for walk in walks], 0.5),
-        "pages": walks[-1]["pages"], "items": walks[-1]["items"], "distinct": walks[-1]["distinct"],
-        "in_order": all(walk["in_order"] for walk in walks),
-        "ms_per_page": round(_percentile([walk["ms"] for walk in walks], 0.5) / walks[-1]["pages"], 2)}
-    return found
+        seconds += time.perf_counter() - started
+    return {"walks": count, "pages": pages // count, "items": len(keys), "distinct": len(set(keys)),
+            "in_order": keys == sorted(keys), "ms_per_page": round(1000 * seconds / pages, 2),
+            "cpu_ms_per_page": round(1000 * (env.cpu_seconds(pid) - cpu_before) / pages, 2)}
 
 
 def _measure_system(label, root, quick, log_dir, tokens, people, week, month, size, log):
@@ -243,13 +248,25 @@ def _measure_system(label, root, quick, log_dir, tokens, people, week, month, si
                         AMQP_URI=env.amqp_uri(env.vhost_name(quick, "_search")),
                         LIFYTP_CONFIG=os.path.join(root, "config.yaml"))
     try:
-        found = measure(system.routes["events"], tokens, people, week, month, size)
+        found = measure(system.routes["events"], system.processes[0].pid, tokens, people, week, month, size)
     finally:
         system.stop()
         env.delete_vhost(env.vhost_name(quick, "_search"))
-    for name, value in found.items():
-        log(f"  {label} {name}: p50 {value['p50_ms']} ms" + (f", {value['items']} items" if "items" in value else ""))
+    for name, value in found["queries"].items():
+        log(f"  {label} {name}: p50 {value['p50_ms']} ms, CPU {value['cpu_ms']} ms")
+    walk = found["walk"]
+    log(f"  {label} week, every page: {walk['items']} items in {walk['pages']} pages, {walk['ms_per_page']} ms "
+        f"and CPU {walk['cpu_ms_per_page']} ms per page")
     return found
+
+
+def _ratios(before, after):
+    """after/before of each figure the two share."""
+    return {"queries": {name: {key: round(after["queries"][name][key] / value, 3)
+                               for key, value in figures.items() if key in ("p50_ms", "cpu_ms") and value}
+                        for name, figures in before["queries"].items()},
+            "walk": {key: round(after["walk"][key] / before["walk"][key], 3)
+                     for key in ("ms_per_page", "cpu_ms_per_page") if before["walk"][key]}}
 
 
 def range_queries(quick, log_dir, sign, baseline=None, log=print):
@@ -276,6 +293,5 @@ def range_queries(quick, log_dir, sign, baseline=None, log=print):
     result = {"started_at": started_at, "baseline": commit, "population": population, "backfill_s": backfill_s,
               "occurrence_rows": occurrence_rows, "expected_week_occurrences": expected, "systems": systems}
     if "before" in systems:
-        result["ratios"] = {name: round(systems["after"][name]["p50_ms"] / systems["before"][name]["p50_ms"], 3)
-                            for name in systems["after"] if systems["before"][name]["p50_ms"]}
+        result["ratios"] = _ratios(systems["before"], systems["after"])
     return result
