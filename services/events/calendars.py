@@ -235,12 +235,13 @@ def import_events(session, outbox, owner_id, parsed, skipped):
             else:
                 _create(session, outbox, owner_id, values)
                 counts["imported"] += 1
+        session.commit()
     except exceptions.InvalidCalendar:
         session.rollback()  # nothing of the file is kept, and the row locks go now
         raise
-    try:
-        session.commit()
     except IntegrityError:
+        # A concurrent import inserted one of these UIDs first: the insert
+        # (at a flush inside the loop, or at the commit) meets its row.
         session.rollback()
         raise Conflict("Another import of the same events ran at once; try again.", code="IMPORT_CONFLICT") from None
     return counts

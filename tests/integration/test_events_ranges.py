@@ -201,3 +201,24 @@ def test_a_deleted_users_recurring_events_leave_the_ranges(api):
         assert rpc.auth.deactivate_user(ann["id"]) is True
     assert eventually(lambda: walk(api, viewer, "/events", **window)[0] == []), \
         "the deleted user's series is still listed"
+
+
+def test_concurrent_imports_of_one_series_leave_it_whole(api):
+    """Both imports insert the same new UID: the second meets the first's row
+    when it flushes (a 409, never a 500) and the series is stored once, with
+    its occurrences once."""
+    ann = api.register()
+    content = CALENDAR.format(uid=f"race-{uuid.uuid4()}@example.com", start="21670105T093000",
+                              rule="FREQ=DAILY;COUNT=50", status="CONFIRMED").encode()
+
+    def send(_):
+        return api.post("/calendars/import", user=ann, files={"file": ("cal.ics", content, "text/calendar")})
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) <= {200, 409} and 200 in statuses, [answer.text for answer in answers]
+    assert all(answer.json()["error"]["code"] == "IMPORT_CONFLICT" for answer in answers if answer.status_code == 409)
+    items, _ = walk(api, ann, "/calendar", **{"from": "2167-01-01T00:00:00Z", "to": "2167-03-01T00:00:00Z",
+                                               "limit": 100})
+    assert len(items) == 50 and len({item["id"] for item in items}) == 1
