@@ -113,7 +113,8 @@ def seed(quick, root, log=print):
                    CASE WHEN r < 0.7 THEN 'public' WHEN r < 0.9 THEN 'followers' ELSE 'private' END,
                    'active', 'UTC', s, s + interval '2 hours', s + interval '2 hours', 0
             FROM (SELECT g, random() AS r,
-                         CAST(:start AS timestamptz) - interval '30 days' + random() * interval '120 days' AS s
+                         date_trunc('minute', CAST(:start AS timestamptz) - interval '30 days'
+                                              + random() * interval '120 days') AS s
                   FROM generate_series(1, :singles) AS g) AS x"""),
             {"users": users, "count": len(users), "start": WINDOW_START, "singles": size["singles"]})
         flooder, organizer, reader, viewer = users[0], users[1], users[2], users[3]
