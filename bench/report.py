@@ -176,8 +176,11 @@ def _search_section(search):
     systems = search["systems"]
     population = search["population"]
     before = systems.get("before")
+    run = search.get("run")
     out = ["## 7. Range queries", "",
            f"Run started {search['started_at']}"
+           + (f" (`{run['command']}`, load average {run['loadavg_before']} before, {run['loadavg_after']} after)"
+              if run else "")
            + (f"; before = commit {search['baseline']}, after = commit {search.get('after')}, on the same database"
               if before else "")
            + f". A database of its own: {population['users']:,} users, {population['single_events']:,} single "

@@ -126,9 +126,10 @@ def seed(quick, root, log=print):
                            "timezone": TIMEZONES[number % len(TIMEZONES)], "starts_at": starts_at,
                            "visibility": "public" if rng.random() < 0.7 else rng.choice(("followers", "private"))})
         for number in range(size["flood"]):
-            # One user's series all start before everyone else's in the window.
-            series.append({"organizer": flooder, "title": f"Flood {number}", "rule": "FREQ=DAILY;COUNT=60",
-                           "timezone": "UTC", "starts_at": WINDOW_START - timedelta(days=30, minutes=-number),
+            # One user's series start before everyone else's and last through
+            # every window: the old query's 200 series were all theirs.
+            series.append({"organizer": flooder, "title": f"Flood {number}", "rule": "FREQ=DAILY;COUNT=100",
+                           "timezone": "UTC", "starts_at": WINDOW_START - timedelta(days=61, minutes=-number),
                            "visibility": "public"})
         for values in series:
             last = recurrence.check_rule(values["rule"], values["starts_at"], values["timezone"])
