@@ -122,17 +122,18 @@ def service_env(quick, **extra):
 
 
 class Process:
-    """One `nameko run` of the given modules (deploy/local/serve.sh), on a port."""
+    """One `nameko run` of the given modules (deploy/local/serve.sh), on a port,
+    from this checkout or from another one (`root`, an export of an older commit)."""
 
-    def __init__(self, name, port, modules, env, log_dir):
+    def __init__(self, name, port, modules, env, log_dir, root=ROOT):
         self.name = name
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = os.path.join(log_dir, name + ".log")
         process_env = dict(os.environ, **env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
         self.process = subprocess.Popen(
-            [os.path.join(ROOT, "deploy", "local", "serve.sh"), *modules],
-            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+            [os.path.join(root, "deploy", "local", "serve.sh"), *modules],
+            cwd=root, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
         )
 
     @property
@@ -170,29 +171,29 @@ class System:
     """The system under test in one of two shapes: every service in one
     process (as `make run`), or one process per service (as Kubernetes)."""
 
-    def __init__(self, shape, quick, log_dir, extra_realtime=False, **env):
+    def __init__(self, shape, quick, log_dir, extra_realtime=False, root=ROOT, **env):
         self.shape = shape
         self.processes = []
         service_names = [name for name in MODULES if os.path.exists(
-            os.path.join(ROOT, MODULES[name].replace(".", "/") + ".py"))]
+            os.path.join(root, MODULES[name].replace(".", "/") + ".py"))]
         environment = service_env(quick, **env)
         base = port_base(quick)
         try:
             if shape == "one":
                 one = Process("one-process", base + ONE_PROCESS_PORT, [MODULES[n] for n in service_names],
-                              environment, log_dir)
+                              environment, log_dir, root)
                 self.processes.append(one)
                 self.routes = {name: one.base_url for name in service_names}
             else:
                 self.routes = {}
                 for name in service_names:
-                    process = Process(name, base + SPLIT_PORTS[name], [MODULES[name]], environment, log_dir)
+                    process = Process(name, base + SPLIT_PORTS[name], [MODULES[name]], environment, log_dir, root)
                     self.processes.append(process)
                     self.routes[name] = process.base_url
             self.realtime_urls = [self.routes["realtime"]] if "realtime" in self.routes else []
             if extra_realtime and "realtime" in self.routes:
                 replica = Process("realtime-2", base + EXTRA_REALTIME_PORT, [MODULES["realtime"]], environment,
-                                  log_dir)
+                                  log_dir, root)
                 self.processes.append(replica)
                 self.realtime_urls.append(replica.base_url)
             for process in self.processes:
@@ -215,6 +216,19 @@ class System:
                 process.process.send_signal(signal.SIGTERM)
         for process in self.processes:
             process.stop()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) a process has used so far; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def fresh_log_dir(name):

@@ -9,6 +9,7 @@ TARGETS = {
     "realtime": "p99 < 100 ms",
     "storm": "storm p99 < 2 x calm p99",
     "feed": "p99 < 50 ms at 1,000 followed, growing slower than the number followed",
+    "search": "walking a week's pages yields every occurrence once, in order",
 }
 
 
@@ -137,6 +138,17 @@ def verdicts(results):
         ratio = round(one / split, 2) if one and split else None
         rows.append(("6. one process vs split", "a ratio (no target)",
                      f"held {_fmt(one)} vs {_fmt(split)} req/s (x{_fmt(ratio)})", None))
+    if "search" in s:
+        walk = s["search"]["systems"]["after"]["walk"]
+        expected = s["search"]["expected_week_occurrences"]
+        measured = f"{walk['distinct']:,} of {expected:,} occurrences in {walk['pages']} pages"
+        if "before" in s["search"]["systems"]:
+            ratios = s["search"]["ratios"]
+            measured += (f" (before: {s['search']['systems']['before']['walk']['distinct']:,}); CPU per request "
+                         "after/before " + ", ".join(f"{name} x{_fmt(value.get('cpu_ms'))}"
+                                                     for name, value in ratios["queries"].items()))
+        rows.append(("7. range queries", TARGETS["search"], measured,
+                     walk["distinct"] == walk["items"] == expected and walk["in_order"]))
     lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         verdict = met if isinstance(met, str) else ("–" if met is None else ("yes" if met else "**no**"))
@@ -160,6 +172,55 @@ def _profile_tables(profiles):
     return "\n".join(out)
 
 
+def _search_section(search):
+    systems = search["systems"]
+    population = search["population"]
+    before = systems.get("before")
+    run = search.get("run")
+    out = ["## 7. Range queries", "",
+           f"Run started {search['started_at']}"
+           + (f" (`{run['command']}`, load average {run['loadavg_before']} before, {run['loadavg_after']} after)"
+              if run else "")
+           + (f"; before = commit {search['baseline']}, after = commit {search.get('after')}, on the same database"
+              if before else "")
+           + f". A database of its own: {population['users']:,} users, {population['single_events']:,} single "
+             f"events, {population['series']:,} recurring series (weekly, daily, twice a week, monthly; UTC, Paris, "
+             f"New York) and one user's {population['flood_series']} daily public series, all starting before the "
+             f"others in the window; the reader of `/calendar` joined {population['joined_by_reader']} events. "
+             f"Written at the schema before the occurrences table; the upgrade filled "
+             f"{search['occurrence_rows']:,} occurrence rows in {_fmt(search['backfill_s'])} s (with the other "
+             "services' migration check). One request at a time (service time, no queueing), every service in "
+             "one process.", ""]
+    ratios = search.get("ratios")
+    measured = ("p50 ms", "p99 ms", "CPU ms")
+    columns = ["query", *([f"before {label}" for label in measured] if before else []),
+               *[f"after {label}" for label in measured], *(["after/before p50", "after/before CPU"] if before else [])]
+    out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name in systems["after"]["queries"]:
+        cells = [name]
+        for found in ((before, systems["after"]) if before else (systems["after"],)):
+            figures = found["queries"][name]
+            cells += [_fmt(figures["p50_ms"]), _fmt(figures["p99_ms"]), _fmt(figures["cpu_ms"])]
+        if before:
+            cells += [f"**x{_fmt(ratios['queries'][name].get(key))}**" for key in ("p50_ms", "cpu_ms")]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "CPU ms: the system process's CPU time per request, the steadier figure on a shared machine "
+            "(PostgreSQL's is not counted).", "",
+            f"Every page (limit 100) of the 7-day window, walked {systems['after']['walk']['walks']} times:", "",
+            "| system | pages | items | distinct | in order | expected | ms per page | CPU ms per page |",
+            "|" + "---|" * 8]
+    for label, found in (("before", before), ("after", systems["after"])):
+        if found:
+            walk = found["walk"]
+            out.append(f"| {label} | {walk['pages']} | {walk['items']:,} | {walk['distinct']:,} "
+                       f"| {'yes' if walk['in_order'] else 'no'} | {search['expected_week_occurrences']:,} "
+                       f"| {_fmt(walk['ms_per_page'])} | {_fmt(walk['cpu_ms_per_page'])} |")
+    if before:
+        out += ["", f"Per page, after/before: time **x{_fmt(ratios['walk'].get('ms_per_page'))}**, "
+                f"CPU **x{_fmt(ratios['walk'].get('cpu_ms_per_page'))}**."]
+    return out + [""]
+
+
 def render(results):
     s = results["scenarios"]
     m = results["machine"]
@@ -178,10 +239,10 @@ def render(results):
         f"Code: commit {results.get('code', {}).get('commit', 'unknown')}"
         + (" with uncommitted changes" if results.get("code", {}).get("uncommitted_changes") else "") + ".",
         "",
-        f"Population: {results['seed']['size']} ("
-        + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").",
-        "",
     ]
+    if results.get("seed"):
+        out += [f"Population: {results['seed']['size']} ("
+                + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").", ""]
     out += ["## Targets", "", verdicts(results)]
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     if not results["quick"] and os.path.exists(analysis):
@@ -239,6 +300,8 @@ def render(results):
         out += ["## 6. Every service in one process", "", _mix_table(s["mix_one"]), "", _cpu_table(s["mix_one"]),
                 f"Highest rate held: {_fmt(s['mix_one']['max_held_rate'])} req/s "
                 f"(one process per service: {_fmt(s.get('mix_split', {}).get('max_held_rate'))}).", ""]
+    if "search" in s:
+        out += _search_section(s["search"])
     profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")
                 if key in s and "profile" in s[key]]
     if "storm" in s and "profile" in s["storm"]:

@@ -2,9 +2,10 @@
 `python -m bench --render [DIR]` writes RESULTS.md again from results.json.
 
 Seeds (or reuses) the benchmark database, starts the system in its two shapes
-on private ports, runs the six scenarios and writes RESULTS.md and
-results.json (bench/ for a full run, bench/.state/quick/ for --quick unless
---out says otherwise).
+on private ports, runs the scenarios and writes RESULTS.md and results.json
+(bench/ for a full run, bench/.state/quick/ for --quick unless --out says
+otherwise). Scenario 7 (range queries) seeds a database of its own and, with
+`--baseline REF`, measures that older commit's system on the same data first.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, report, seed
+from bench import env, report, search, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -48,7 +49,7 @@ QUICK = {
     "rpc_calls": 100,
     "profile_s": 0,
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search")
 
 
 def log(*args):
@@ -130,23 +131,13 @@ def collect_profiles(started):
     return found
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SHARED_SERVERS = {"postgres": "postgres", "beam.smp": "rabbitmq", "redis-server": "redis"}
-
-
-def _cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def cpu_snapshot(pids):
     """CPU seconds used so far by each of our processes and, summed, by the
     shared servers (PostgreSQL, RabbitMQ, Redis: other users' work counts too)."""
-    found = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    found = {name: env.cpu_seconds(pid) for name, pid in pids.items()}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -156,7 +147,7 @@ def cpu_snapshot(pids):
         except OSError:
             continue
         if comm in SHARED_SERVERS:
-            found[(SHARED_SERVERS[comm], entry)] = _cpu_seconds(entry)
+            found[(SHARED_SERVERS[comm], entry)] = env.cpu_seconds(entry)
     found["_total"] = _total_cpu_seconds()
     return found
 
@@ -165,7 +156,7 @@ def _total_cpu_seconds():
     with open("/proc/stat") as handle:
         fields = [int(value) for value in handle.readline().split()[1:]]
     idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+    return (sum(fields[:8]) - idle) / env.CLOCK_TICKS
 
 
 def cpu_per_request(before, after, requests):
@@ -516,6 +507,7 @@ def run(argv=None):
     parser.add_argument("--out", help="directory for RESULTS.md and results.json")
     parser.add_argument("--reseed", action="store_true", help="seed again even if the database holds this size")
     parser.add_argument("--profile-seconds", type=int, help="py-spy time per profiled step (0: none)")
+    parser.add_argument("--baseline", help="scenario 7: also measure this commit (one before the occurrences table)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     quick = args.quick
@@ -540,16 +532,17 @@ def run(argv=None):
         with open(os.path.join(out, "RESULTS.md"), "w") as handle:
             handle.write(report.render(results))
 
-    log("seeding")
-    results["seed"] = seed.seed(quick, force=args.reseed, log=log)
-    population = seed.population(quick, size["load_users"], size["sockets"])
-    data = {
-        "load_users": tokens_for(population["load_users"]),
-        "authors": population["authors"], "public_events": population["public_events"],
-        "login_users": population["load_users"], "password": seed.PASSWORD,
-    }
-    readers = tokens_for(population["readers"])
-    realtime_users = tokens_for(population["realtime_users"])
+    if only - {"search"}:  # scenario 7 seeds a population of its own
+        log("seeding")
+        results["seed"] = seed.seed(quick, force=args.reseed, log=log)
+        population = seed.population(quick, size["load_users"], size["sockets"])
+        data = {
+            "load_users": tokens_for(population["load_users"]),
+            "authors": population["authors"], "public_events": population["public_events"],
+            "login_users": population["load_users"], "password": seed.PASSWORD,
+        }
+        readers = tokens_for(population["readers"])
+        realtime_users = tokens_for(population["realtime_users"])
 
     if "rpc" in only:
         log("scenario 2: RPC cost")
@@ -591,6 +584,11 @@ def run(argv=None):
             results["scenarios"]["mix_one"] = mixed_workload(system, data, size, profile_dir)
         finally:
             system.stop()
+        save()
+    if "search" in only:
+        log("scenario 7: range queries")
+        results["scenarios"]["search"] = dict(search.range_queries(quick, log_dir, tokens_for, args.baseline, log),
+                                              after=results["code"]["commit"])
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results

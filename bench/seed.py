@@ -84,7 +84,7 @@ def seed(quick, force=False, log=print):
         connection.execute(text("INSERT INTO bench.meta VALUES ('size', :v)"), {"v": json.dumps(size)})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for table in ("auth.users", "auth.follows", "events.follows", "events.posts", "events.events",
-                      "events.media", "events.follow_syncs"):
+                      "events.occurrences", "events.media", "events.follow_syncs"):
             connection.execute(text(f"VACUUM ANALYZE {table}"))
     engine.dispose()
     return {"size": size, "seconds": round(time.monotonic() - started, 1), "reused": False}
@@ -185,6 +185,10 @@ def _seed_sql(connection, size, password_hash, log):
               FROM generate_series(1, :events) AS g) AS x
         JOIN bench.uid u ON u.n = x.author
     """, users=users, events=events)
+    # Every seeded event is a single one: one occurrence each, as the service writes them.
+    _timed(connection, log, "events.occurrences", """
+        INSERT INTO events.occurrences (event_id, starts_at) SELECT id, starts_at FROM events.events
+    """)
     _timed(connection, log, "events.media (one per user)", """
         INSERT INTO events.media (id, owner_id, content_type, size, created_at)
         SELECT gen_random_uuid(), id, 'image/png', 2048, now() - interval '30 days' FROM bench.uid

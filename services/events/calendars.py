@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.events import exceptions, recurrence, schemas
 from services.events.models import Event, Participant
-from services.events.schedule import event_message
+from services.events.schedule import event_message, record_occurrences, series_starts, timing_changed
 from services.shared.errors import Conflict
 from services.shared.ids import parse_uuid
 
@@ -237,26 +237,33 @@ def import_events(session, outbox, owner_id, parsed, skipped):
             select(Event).where(Event.organizer_id == owner_id, Event.ical_uid.in_(uids)).with_for_update()
         ).scalars()
     } if uids else {}
-    for values in parsed:
-        if own_exports.get(values["ical_uid"]) in known_exports:
-            counts["skipped"] += 1  # an event of ours, exported and brought back
-        elif values["ical_uid"] in existing:
-            counts[_update(session, outbox, existing[values["ical_uid"]], values)] += 1
-        else:
-            _create(session, outbox, owner_id, values)
-            counts["imported"] += 1
     try:
+        for values in parsed:
+            if own_exports.get(values["ical_uid"]) in known_exports:
+                counts["skipped"] += 1  # an event of ours, exported and brought back
+            elif values["ical_uid"] in existing:
+                counts[_update(session, outbox, existing[values["ical_uid"]], values)] += 1
+            else:
+                _create(session, outbox, owner_id, values)
+                counts["imported"] += 1
         session.commit()
+    except exceptions.InvalidCalendar:
+        session.rollback()  # nothing of the file is kept, and the row locks go now
+        raise
     except IntegrityError:
+        # A concurrent import inserted one of these UIDs first: the insert
+        # (at a flush inside the loop, or at the commit) meets its row.
         session.rollback()
         raise Conflict("Another import of the same events ran at once; try again.", code="IMPORT_CONFLICT") from None
     return counts
 
 
 def _create(session, outbox, owner_id, values):
+    starts = _occurrence_starts(values)
     event = Event(organizer_id=owner_id, visibility="private", participants_count=0, is_online=False, **values)
     session.add(event)
     session.flush()
+    record_occurrences(session, event.id, starts)
     outbox.add(session, "event_created", event_message(event))
 
 
@@ -264,13 +271,29 @@ def _update(session, outbox, event, values):
     changed = sorted(field for field in IMPORTED_FIELDS if getattr(event, field) != values[field])
     if not changed:
         return "skipped"
+    starts = _occurrence_starts(values) if timing_changed(event, values) else None
     was_cancelled = event.status == "cancelled"
     for field, value in values.items():
         setattr(event, field, value)
     event.updated_at = datetime.now(UTC)
     session.flush()
+    if starts is not None:
+        record_occurrences(session, event.id, starts)
     if event.status == "cancelled" and not was_cancelled:
         outbox.add(session, "event_cancelled", event_message(event))
     else:
         outbox.add(session, "event_updated", dict(event_message(event), changed=changed))
     return "updated"
+
+
+def _occurrence_starts(values):
+    """The series of a parsed event (its rule was checked by parse); a rule
+    that fails now still refuses the import rather than storing a series
+    without its occurrences."""
+    try:
+        return series_starts(values["starts_at"], values["rrule"], values["timezone"])
+    except recurrence.InvalidRule as exc:
+        raise exceptions.InvalidCalendar(
+            "1 of the calendar's events could not be imported; nothing was.",
+            details={"events": [{"uid": values["ical_uid"], "error": f"RRULE: {exc}"}], "invalid_count": 1},
+        ) from None

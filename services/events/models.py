@@ -3,6 +3,7 @@ import uuid
 from sqlalchemy import (
     Boolean,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -10,7 +11,6 @@ from sqlalchemy import (
     String,
     Text,
     func,
-    literal,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,8 +43,8 @@ class Event(Base):
     starts_at = mapped_column(DateTime(timezone=True), nullable=False)
     ends_at = mapped_column(DateTime(timezone=True), nullable=False)
     # RRULE of a recurring event (None for a single one), and the end of its
-    # last occurrence within the expansion cap: [starts_at, series_ends_at] is
-    # the span a range query tests against the index.
+    # last occurrence within the expansion cap. Range queries read the
+    # occurrences table, never the rule.
     rrule: Mapped[str | None] = mapped_column(String(500))
     series_ends_at = mapped_column(DateTime(timezone=True), nullable=False)
     capacity: Mapped[int | None] = mapped_column(Integer)
@@ -58,18 +58,31 @@ class Event(Base):
     updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
 
     __table_args__ = (
-        # Range queries: which events have an occurrence overlapping [from, to).
-        Index(
-            "ix_events_span",
-            func.tstzrange(starts_at, series_ends_at, literal("[]")).label("span"),
-            postgresql_using="gist",
-        ),
-        # Single events of a range, in starts_at order (keyset pages).
         Index("ix_events_starts_at", "starts_at", "id"),
         Index("ix_events_organizer_starts_at", "organizer_id", "starts_at"),
         # The feed reads an organizer's newest events.
         Index("ix_events_organizer_created", "organizer_id", "created_at", "id"),
         Index("ix_events_organizer_ical_uid", "organizer_id", "ical_uid", unique=True),
+    )
+
+
+class Occurrence(Base):
+    """When each occurrence of an event starts: one row for a single event, one
+    per occurrence within the recurrence cap for a recurring one, whatever its
+    status. Written in the same transaction as every change of an event's
+    timing, so a range query is one keyset scan of this table joined to the
+    events it may show, with nothing expanded and nothing left out."""
+
+    __tablename__ = "occurrences"
+
+    # Removing an event removes its occurrences, whichever path removes it.
+    event_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey(f"{SCHEMA}.events.id", ondelete="CASCADE"))
+    starts_at = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("event_id", "starts_at"),
+        # Range pages: WHERE (starts_at, event_id) > cursor ORDER BY starts_at, event_id.
+        Index("ix_occurrences_starts_at", "starts_at", "event_id"),
     )
 
 

@@ -1,5 +1,5 @@
 """Events: creating and changing them, who may see them, joining and leaving,
-and range queries that expand recurring events into their occurrences.
+and range queries over their occurrences.
 
 Functions take a SQLAlchemy session and the collaborators they need; they know
 nothing of HTTP or AMQP. Each commits its own unit of work, with the domain
@@ -7,16 +7,17 @@ events it records in the outbox.
 """
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, union
 from sqlalchemy.dialects.postgresql import insert
 
 from services.events import exceptions, recurrence, schemas
-from services.events.models import Event, Follow, Media, Participant, Post
+from services.events.models import Event, Follow, Media, Occurrence, Participant, Post
 from services.events.people import ensure_follows, users_by_id
 from services.shared.errors import DomainError, InvalidInput
 
-# A range query expands at most this many recurring events per page.
-MAX_RECURRING_PER_QUERY = 200
+# What decides when an event's occurrences start: changing any of them
+# rewrites its rows in the occurrences table.
+TIMING_FIELDS = ("starts_at", "rrule", "timezone")
 
 
 def _now():
@@ -95,23 +96,45 @@ def event_message(event):
     }
 
 
+# Occurrences ---------------------------------------------------------------------
+
+def series_starts(starts_at, rrule, timezone):
+    """Every occurrence start (UTC) of an event, in order: its own start, or
+    its rule's within the recurrence cap; InvalidRule if the rule yields none."""
+    if not rrule:
+        return [starts_at]
+    return recurrence.expand(rrule, starts_at, timezone)
+
+
+def timing_changed(event, values):
+    return any(getattr(event, field) != values[field] for field in TIMING_FIELDS)
+
+
+def record_occurrences(session, event_id, starts):
+    """Make `starts` the event's occurrences, in the caller's transaction."""
+    session.execute(delete(Occurrence).where(Occurrence.event_id == event_id))
+    # Two wall times can name one instant (a time the clock skips is read as
+    # the hour after it): the key holds each instant once.
+    rows = [{"event_id": event_id, "starts_at": start} for start in dict.fromkeys(starts)]
+    session.execute(insert(Occurrence), rows)
+
+
 # Creating and changing -------------------------------------------------------------
 
 def _settle(session, values, organizer_id, participants_count=0):
-    """Apply defaults and cross-field rules to an event's full set of values."""
+    """Apply defaults and cross-field rules to an event's full set of values;
+    returns them with the event's occurrence starts."""
     if values.get("ends_at") is None:
         values["ends_at"] = values["starts_at"] + schemas.DEFAULT_EVENT_DURATION
     errors = schemas.check_times(values["starts_at"], values["ends_at"])
-    if values.get("rrule"):
-        try:
-            last_start = recurrence.check_rule(values["rrule"], values["starts_at"], values["timezone"])
-        except recurrence.InvalidRule as exc:
-            errors["rrule"] = [str(exc)]
-        else:
-            values["series_ends_at"] = last_start + (values["ends_at"] - values["starts_at"])
+    values["rrule"] = values.get("rrule") or None
+    starts = None
+    try:
+        starts = series_starts(values["starts_at"], values["rrule"], values["timezone"])
+    except recurrence.InvalidRule as exc:
+        errors["rrule"] = [str(exc)]
     else:
-        values["rrule"] = None
-        values["series_ends_at"] = values["ends_at"]
+        values["series_ends_at"] = starts[-1] + (values["ends_at"] - values["starts_at"])
     if errors:
         raise InvalidInput(details=errors)
     cover = values.get("cover_media_id")
@@ -120,7 +143,7 @@ def _settle(session, values, organizer_id, participants_count=0):
     capacity = values.get("capacity")
     if capacity is not None and capacity < participants_count:
         raise exceptions.CapacityBelowParticipants(details={"capacity": ["Below participants_count."]})
-    return values
+    return values, starts
 
 
 def _is_image_of(session, media_id, owner_id):
@@ -135,10 +158,11 @@ EVENT_DEFAULTS = {
 
 
 def create_event(session, outbox, auth, organizer_id, data):
-    values = _settle(session, dict(EVENT_DEFAULTS, **data), organizer_id)
+    values, starts = _settle(session, dict(EVENT_DEFAULTS, **data), organizer_id)
     event = Event(organizer_id=organizer_id, status="active", participants_count=0, **values)
     session.add(event)
     session.flush()
+    record_occurrences(session, event.id, starts)
     outbox.add(session, "event_created", event_message(event))
     session.commit()
     return views(session, auth, organizer_id, [(event, None)])[0]
@@ -174,14 +198,17 @@ def update_event(session, outbox, auth, user_id, event_id, changes):
         session.commit()
         return views(session, auth, user_id, [(event, None)])[0]
     try:
-        values = _settle(session, dict(current, **changes), user_id, event.participants_count)
+        values, starts = _settle(session, dict(current, **changes), user_id, event.participants_count)
     except DomainError:
         session.rollback()  # releases the row lock now rather than at teardown
         raise
+    retimed = timing_changed(event, values)
     for field, value in values.items():
         setattr(event, field, value)
     event.updated_at = _now()
     session.flush()
+    if retimed:
+        record_occurrences(session, event.id, starts)
     outbox.add(session, "event_updated", dict(event_message(event), changed=sorted(changes)))
     session.commit()
     return views(session, auth, user_id, [(event, None)])[0]
@@ -263,45 +290,29 @@ def search_filters(viewer_id, q=None, organizer_id=None):
 
 
 def calendar_filters(user_id):
-    mine = or_(
-        Event.organizer_id == user_id,
-        Event.id.in_(select(Participant.event_id).where(Participant.user_id == user_id)),
+    # One set of ids, from two indexes, that the planner can join from.
+    mine = union(
+        select(Event.id).where(Event.organizer_id == user_id),
+        select(Participant.event_id).where(Participant.user_id == user_id),
     )
-    return [mine]
+    return [Event.id.in_(mine)]
 
 
 def occurrences(session, filters, window_from, window_to, after, limit):
-    """Up to limit + 1 (start, event) pairs whose start is in [from, to), in
-    (start, event id) order, strictly after the `after` key.
-
-    Single events come from the starts_at index in keyset order. Recurring
-    events whose span overlaps the window come from the span index and are
-    expanded here; both streams are merged.
-    """
-    lower = window_from if after is None else max(window_from, after[0])
-    singles = (
-        select(Event)
-        .where(*filters, Event.rrule.is_(None), Event.starts_at >= window_from, Event.starts_at < window_to)
-        .order_by(Event.starts_at, Event.id)
+    """Up to limit + 1 (start, event) pairs of the events matching `filters`
+    whose start is in [from, to), in (start, event id) order, strictly after
+    the `after` key: one keyset query over the occurrences table, however
+    many events anyone has."""
+    query = (
+        select(Occurrence.starts_at, Event)
+        .join(Event, Event.id == Occurrence.event_id)
+        .where(*filters, Occurrence.starts_at >= window_from, Occurrence.starts_at < window_to)
+        .order_by(Occurrence.starts_at, Occurrence.event_id)
         .limit(limit + 1)
     )
     if after:
-        singles = singles.where(tuple_(Event.starts_at, Event.id) > tuple_(*after))
-    window = func.tstzrange(lower, window_to, literal("[)"))
-    span = func.tstzrange(Event.starts_at, Event.series_ends_at, literal("[]"))
-    recurring = (
-        select(Event)
-        .where(*filters, Event.rrule.is_not(None), span.op("&&")(window))
-        .order_by(Event.starts_at, Event.id)
-        .limit(MAX_RECURRING_PER_QUERY)
-    )
-    found = [(event.starts_at, event) for event in session.execute(singles).scalars()]
-    for event in session.execute(recurring).scalars():
-        for start in recurrence.occurrence_starts(event.rrule, event.starts_at, event.timezone, lower, window_to):
-            if after is None or (start, event.id) > after:
-                found.append((start, event))
-    found.sort(key=lambda pair: (pair[0], pair[1].id))
-    return found[: limit + 1]
+        query = query.where(tuple_(Occurrence.starts_at, Occurrence.event_id) > tuple_(*after))
+    return [(start, event) for start, event in session.execute(query)]
 
 
 def range_page(session, auth, viewer_id, filters, args, after, needs_follows=True):

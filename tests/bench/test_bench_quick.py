@@ -47,6 +47,14 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
 
     assert [entry["p99_ms"] is not None for entry in scenarios["feed"]] == [True] * 4
 
+    search = scenarios["search"]
+    walk = search["systems"]["after"]["walk"]
+    # More series than a query used to expand, and still every occurrence, once.
+    assert search["population"]["flood_series"] > 200
+    assert walk["items"] == walk["distinct"] == search["expected_week_occurrences"] > 0 and walk["in_order"]
+    assert all(value["p50_ms"] is not None and value["errors"] == 0
+               for value in search["systems"]["after"]["queries"].values())
+
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
         assert heading in report
