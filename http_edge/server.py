@@ -14,6 +14,7 @@ bounded time, so slow clients cannot fill the pool every service shares.
 """
 import errno
 import logging
+import math
 import time
 
 import eventlet
@@ -40,10 +41,10 @@ _listeners = {}
 # phone on a poor network may connect directly in development. Keep-alive
 # outlasts the proxies' own idle upstream connections (nginx: 60 s), so a
 # proxy never reuses a connection this side is closing.
-TIMEOUT_DEFAULTS = {
-    "HTTP_HEADER_TIMEOUT_SECONDS": 10,
-    "HTTP_BODY_TIMEOUT_SECONDS": 30,
-    "HTTP_KEEPALIVE_TIMEOUT_SECONDS": 75,
+TIMEOUT_SETTINGS = {  # kind: (config key, default)
+    "header": ("HTTP_HEADER_TIMEOUT_SECONDS", 10),
+    "body": ("HTTP_BODY_TIMEOUT_SECONDS", 30),
+    "keepalive": ("HTTP_KEEPALIVE_TIMEOUT_SECONDS", 75),
 }
 MAX_CONNECTIONS_DEFAULT = 10000
 # accept() errors that say "not now" (out of descriptors or memory), not "never".
@@ -66,7 +67,7 @@ class SharedListener:
             self._sock, self._sock.getsockname(), self, protocol=EdgeProtocol,
             log=WsgiLog(wsgi_log), debug=False, environ={"wsgi.errors": WsgiErrors(wsgi_log)},
         )
-        self.set_timeouts(**{name.lower(): seconds for name, seconds in TIMEOUT_DEFAULTS.items()})
+        self.set_timeouts(**{kind: default for kind, (_, default) in TIMEOUT_SETTINGS.items()})
         # Every process, whatever services it runs, answers Prometheus here.
         self.mount("/metrics", metrics_app())
         self._accepting = True
@@ -109,19 +110,21 @@ class SharedListener:
 
     def configure(self, config):
         """Apply the HTTP settings of the config (every service of a process has the same)."""
-        self.set_timeouts(**{name.lower(): _positive(config, name, default)
-                             for name, default in TIMEOUT_DEFAULTS.items()})
+        self.set_timeouts(**{kind: _positive(config, name, default)
+                             for kind, (name, default) in TIMEOUT_SETTINGS.items()})
         self._pool.resize(int(_positive(config, "HTTP_MAX_CONNECTIONS", MAX_CONNECTIONS_DEFAULT)))
         self.trust_proxy_hops(int(config.get("TRUSTED_PROXY_HOPS") or 0))
 
-    def set_timeouts(self, http_header_timeout_seconds, http_body_timeout_seconds, http_keepalive_timeout_seconds):
-        self._wsgi.header_timeout = http_header_timeout_seconds
+    def set_timeouts(self, header, body, keepalive):
+        """Seconds; EdgeProtocol reads them from the eventlet.wsgi Server."""
+        self._wsgi.header_timeout = header
         # eventlet.wsgi's socket_timeout bounds each read and write of a body.
-        self._wsgi.socket_timeout = http_body_timeout_seconds
+        self._wsgi.socket_timeout = body
         # A number, so that eventlet also states it in Keep-Alive headers.
-        self._wsgi.keepalive = self._wsgi.keepalive_timeout = http_keepalive_timeout_seconds
+        self._wsgi.keepalive = self._wsgi.keepalive_timeout = keepalive
 
     def _accept_forever(self):
+        failing = False
         while self._accepting:
             try:
                 sock, addr = self._sock.accept()
@@ -130,10 +133,13 @@ class SharedListener:
                     return
                 # Out of file descriptors (say, under a flood of connections):
                 # pause and accept again once some close, never stop accepting.
-                level = logging.WARNING if exc.errno in _ACCEPT_LATER else logging.ERROR
-                log.log(level, "accept failed (%s); accepting again shortly", exc)
+                if not failing:  # once per episode, not ten lines a second
+                    level = logging.WARNING if exc.errno in _ACCEPT_LATER else logging.ERROR
+                    log.log(level, "accept failed (%s); accepting again shortly", exc)
+                failing = True
                 eventlet.sleep(ACCEPT_PAUSE_SECONDS)
                 continue
+            failing = False
             sock.settimeout(self._wsgi.socket_timeout)
             # Waits for a free slot when HTTP_MAX_CONNECTIONS are open.
             self._pool.spawn_n(self._serve, sock, addr)
@@ -263,7 +269,7 @@ def _positive(config, name, default):
         number = float(value)
     except (TypeError, ValueError):
         number = 0
-    if not number > 0:
+    if not (number > 0 and math.isfinite(number)):
         raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
     return number
 

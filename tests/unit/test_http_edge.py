@@ -230,3 +230,15 @@ def test_a_multi_megabyte_upload_full_of_line_breaks_is_read_whole(seed):
 def test_an_upload_over_its_limit_is_refused_with_413():
     with pytest.raises(errors.TooLarge):
         read_upload(_multipart_request(b"x" * 200_000), "file", 100_000)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
+def test_listener_settings_must_be_positive_numbers(value):
+    from nameko.exceptions import ConfigurationError
+
+    from http_edge.server import _positive
+
+    with pytest.raises(ConfigurationError):
+        _positive({"HTTP_BODY_TIMEOUT_SECONDS": value}, "HTTP_BODY_TIMEOUT_SECONDS", 30)
+    assert _positive({}, "HTTP_BODY_TIMEOUT_SECONDS", 30) == 30
+    assert _positive({"HTTP_BODY_TIMEOUT_SECONDS": 2.5}, "HTTP_BODY_TIMEOUT_SECONDS", 30) == 2.5
