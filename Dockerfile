@@ -49,11 +49,14 @@ RUN python3 -m compileall -q /app
 # Keys and media come from mounts; nothing is written under /app at run time.
 # (Compose mounts its key volumes at /var/lib/lifytp/{signing,public}: made
 # here so that a fresh volume belongs to the unprivileged user.)
+# stderr holds JSON log lines only, and eventlet's import-time notice comes
+# before logging is set up (nameko's `import eventlet`): it is not printed.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LIFYTP_CONFIG=/app/config.yaml \
-    MEDIA_LOCAL_DIR=/tmp/media
+    MEDIA_LOCAL_DIR=/tmp/media \
+    PYTHONWARNINGS=ignore::Warning:nameko.cli.commands
 # Paths where the key Secret is mounted, not keys.
 # hadolint ignore=DL3064
 ENV JWT_PRIVATE_KEY_PATH=/var/run/secrets/lifytp/jwt/jwt-private.pem \

@@ -6,7 +6,7 @@ put tokens there.
 """
 import logging
 
-from services.shared.observability.metrics import NO_SERVICE, UNMATCHED_ROUTE, never_raises, observe_http
+from services.shared.observability.metrics import NO_SERVICE, UNMATCHED_ROUTE, method_label, never_raises, observe_http
 
 log = logging.getLogger("http_edge.access")
 
@@ -35,5 +35,26 @@ def log_request(request, response, seconds, service=NO_SERVICE, route=UNMATCHED_
             "duration_ms": round(seconds * 1000, 1),
             "request_id": getattr(request, "request_id", None),
             "user_id": getattr(request, "user_id", None),
+        },
+    )
+
+
+@never_raises
+def log_refused(method, status, code, request_id):
+    """A request the listener answered itself (its head or framing is unusable):
+    no route saw it. The request line is not logged: it may be 8 KiB of anything."""
+    method = method_label(method)
+    observe_http(NO_SERVICE, UNMATCHED_ROUTE, method, status, 0.0)
+    log.info(
+        "%s refused %s %s", method, status, code,
+        extra={
+            "service": NO_SERVICE,
+            "kind": "http",
+            "route": UNMATCHED_ROUTE,
+            "method": method,
+            "status": status,
+            "code": code,
+            "outcome": outcome_of(status),
+            "request_id": request_id,
         },
     )

@@ -9,8 +9,18 @@ from services.shared.failures import as_domain_error
 
 log = logging.getLogger(__name__)
 
+
+class RequestTimeout(errors.DomainError):
+    """The client stopped sending its request body (HTTP_BODY_TIMEOUT_SECONDS):
+    a failure of the connection, not of the domain, hence defined here."""
+
+    code = "REQUEST_TIMEOUT"
+    message = "The request body did not arrive in time."
+
+
 STATUS_BY_CATEGORY = {
     errors.MalformedRequest: 400,
+    RequestTimeout: 408,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
     errors.NotFound: 404,
@@ -49,5 +59,8 @@ def error_response(exc):
         headers["Retry-After"] = str(domain_error.retry_after)
     if status == 503:
         headers["Retry-After"] = "1"
+    if status == 408:
+        # The rest of the body may still come: the connection cannot carry another request.
+        headers["Connection"] = "close"
     body = error_body(domain_error.code, domain_error.message, domain_error.details)
     return json_response(body, status, headers)

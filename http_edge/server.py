@@ -5,14 +5,22 @@ Nameko's WebServer binds a socket per service container, so two services in one
 listener per bind address: in development all services (and the Socket.IO app)
 answer on one base URL; in Kubernetes each process runs one service and nothing
 changes. Unmatched paths get the JSON error format instead of werkzeug's HTML.
+
+Each connection is served by `http_edge.protocol.EdgeProtocol`, with the
+timeouts of the config (`HTTP_HEADER_TIMEOUT_SECONDS`, `HTTP_BODY_TIMEOUT_SECONDS`,
+`HTTP_KEEPALIVE_TIMEOUT_SECONDS`) and at most `HTTP_MAX_CONNECTIONS` at once:
+a client that connects and sends nothing, or sends slowly, holds a slot for a
+bounded time, so slow clients cannot fill the pool every service shares.
 """
+import errno
 import logging
+import math
 import time
-from functools import partial
 
 import eventlet
 from eventlet.greenpool import GreenPool
-from nameko.web.server import HttpOnlyProtocol, WebServer
+from nameko.exceptions import ConfigurationError
+from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
@@ -20,13 +28,28 @@ from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
 
 from http_edge.access import log_request
-from http_edge.errors import error_body, json_response
+from http_edge.errors import error_body, error_response, json_response
+from http_edge.protocol import EdgeProtocol
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
 from services.shared.observability.metrics import metrics_app
 
 log = logging.getLogger(__name__)
 
 _listeners = {}
+
+# Seconds. Behind nginx or an ingress the head and body arrive at once; a
+# phone on a poor network may connect directly in development. Keep-alive
+# outlasts the proxies' own idle upstream connections (nginx: 60 s), so a
+# proxy never reuses a connection this side is closing.
+TIMEOUT_SETTINGS = {  # kind: (config key, default)
+    "header": ("HTTP_HEADER_TIMEOUT_SECONDS", 10),
+    "body": ("HTTP_BODY_TIMEOUT_SECONDS", 30),
+    "keepalive": ("HTTP_KEEPALIVE_TIMEOUT_SECONDS", 75),
+}
+MAX_CONNECTIONS_DEFAULT = 10000
+# accept() errors that say "not now" (out of descriptors or memory), not "never".
+_ACCEPT_LATER = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_PAUSE_SECONDS = 0.1
 
 
 class SharedListener:
@@ -36,13 +59,15 @@ class SharedListener:
         self.mounts = {}
         self._url_map = None
         self._app = self._route
-        self._pool = GreenPool(size=10000)
+        self._pool = GreenPool(size=MAX_CONNECTIONS_DEFAULT)
         self._sock = eventlet.listen(bind_addr)
         self._sock.settimeout(None)
+        wsgi_log = logging.getLogger("http_edge.wsgi")
         self._wsgi = eventlet.wsgi.Server(
-            self._sock, self._sock.getsockname(), self, protocol=HttpOnlyProtocol,
-            log=WsgiLog(logging.getLogger("http_edge.wsgi")), debug=False,
+            self._sock, self._sock.getsockname(), self, protocol=EdgeProtocol,
+            log=WsgiLog(wsgi_log), debug=False, environ={"wsgi.errors": WsgiErrors(wsgi_log)},
         )
+        self.set_timeouts(**{kind: default for kind, (_, default) in TIMEOUT_SETTINGS.items()})
         # Every process, whatever services it runs, answers Prometheus here.
         self.mount("/metrics", metrics_app())
         self._accepting = True
@@ -83,16 +108,51 @@ class SharedListener:
             self._url_map = url_map
         return self._url_map
 
+    def configure(self, config):
+        """Apply the HTTP settings of the config (every service of a process has the same)."""
+        self.set_timeouts(**{kind: _positive(config, name, default)
+                             for kind, (name, default) in TIMEOUT_SETTINGS.items()})
+        self._pool.resize(int(_positive(config, "HTTP_MAX_CONNECTIONS", MAX_CONNECTIONS_DEFAULT)))
+        self.trust_proxy_hops(int(config.get("TRUSTED_PROXY_HOPS") or 0))
+
+    def set_timeouts(self, header, body, keepalive):
+        """Seconds; EdgeProtocol reads them from the eventlet.wsgi Server."""
+        self._wsgi.header_timeout = header
+        # eventlet.wsgi's socket_timeout bounds each read and write of a body.
+        self._wsgi.socket_timeout = body
+        # A number, so that eventlet also states it in Keep-Alive headers.
+        self._wsgi.keepalive = self._wsgi.keepalive_timeout = keepalive
+
     def _accept_forever(self):
+        failing = False
         while self._accepting:
             try:
                 sock, addr = self._sock.accept()
-            except OSError:
+            except OSError as exc:
                 if not self._accepting:
                     return
-                raise
+                # Out of file descriptors (say, under a flood of connections):
+                # pause and accept again once some close, never stop accepting.
+                if not failing:  # once per episode, not ten lines a second
+                    level = logging.WARNING if exc.errno in _ACCEPT_LATER else logging.ERROR
+                    log.log(level, "accept failed (%s); accepting again shortly", exc)
+                failing = True
+                eventlet.sleep(ACCEPT_PAUSE_SECONDS)
+                continue
+            failing = False
             sock.settimeout(self._wsgi.socket_timeout)
-            self._pool.spawn_n(partial(self._wsgi.process_request, [addr, sock, eventlet.wsgi.STATE_IDLE]))
+            # Waits for a free slot when HTTP_MAX_CONNECTIONS are open.
+            self._pool.spawn_n(self._serve, sock, addr)
+
+    def _serve(self, sock, addr):
+        try:
+            self._wsgi.process_request([addr, sock, eventlet.wsgi.STATE_IDLE])
+        except OSError as exc:  # reset, or timed out while the answer was written
+            log.debug("connection from %s ended: %s", addr[0] if addr else "?", exc)
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            sock.close()
 
     def trust_proxy_hops(self, hops):
         """Take the client's address from the X-Forwarded-For entry added by the
@@ -103,7 +163,13 @@ class SharedListener:
         self._app = ProxyFix(self._route, x_for=hops) if hops > 0 else self._route
 
     def __call__(self, environ, start_response):
-        return self._app(environ, _with_security_headers(start_response))
+        start_response = _with_security_headers(start_response)
+        try:
+            return self._app(environ, start_response)
+        except Exception as exc:
+            # A mounted app that raised (routes answer their own errors): the
+            # error format still, never eventlet's empty text/plain 500.
+            return error_response(exc)(environ, start_response)
 
     def _route(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -176,6 +242,38 @@ class WsgiLog:
         self.logger.debug(msg.rstrip("\n"), *args)
 
 
+class WsgiErrors:
+    """`wsgi.errors`, which is stderr by default: eventlet's websocket writes
+    its shutdown errors there. Each write is one log record instead."""
+
+    def __init__(self, logger):
+        self.logger = logger
+
+    def write(self, text):
+        if text.strip():
+            self.logger.warning("%s", text.rstrip("\n"))
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+
+def _positive(config, name, default):
+    value = config.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not (number > 0 and math.isfinite(number)):
+        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
+    return number
+
+
 def listener_for(bind_addr):
     listener = _listeners.get(bind_addr)
     if listener is None:
@@ -204,7 +302,7 @@ class EdgeWebServer(WebServer):
         if not self._starting:
             self._starting = True
             self.listener = listener_for(self.bind_addr)
-            self.listener.trust_proxy_hops(int(self.container.config.get("TRUSTED_PROXY_HOPS") or 0))
+            self.listener.configure(self.container.config)
             self.listener.attach(self)
 
     def request_done(self):

@@ -5,6 +5,7 @@ rejected, and a failure names each field in `details` (422). A body that is not
 JSON at all is a 400, the wrong content type a 415, an oversized one a 413.
 """
 import json
+import re
 
 from marshmallow import EXCLUDE, RAISE, ValidationError
 
@@ -12,6 +13,11 @@ from services.shared.errors import InvalidInput, MalformedRequest, NotFound, Too
 from services.shared.ids import parse_uuid
 
 MAX_JSON_BYTES = 64 * 1024
+# Longer than any query value the API takes (a cursor is at most 512).
+MAX_QUERY_VALUE_CHARS = 1024
+# Control characters (NUL among them, which PostgreSQL cannot store) have no
+# place in any query parameter, whatever its field would say.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def read_json(request, max_bytes=MAX_JSON_BYTES):
@@ -43,8 +49,23 @@ def json_body(request, schema):
 
 def query_args(request, schema):
     """Validate the query string. Unknown parameters are ignored, as clients
-    and proxies add their own (cache busters and the like)."""
-    return load(schema, request.args.to_dict(), unknown=EXCLUDE)
+    and proxies add their own (cache busters and the like). Every parameter the
+    schema declares is first checked for length and control characters, so no
+    field, however lax, hands such a value on."""
+    args = request.args.to_dict()
+    declared = {field.data_key or name for name, field in schema.fields.items()}
+    refused = {name: [_refusal(value)] for name, value in args.items() if name in declared and _refusal(value)}
+    if refused:
+        raise InvalidInput(details=refused)
+    return load(schema, args, unknown=EXCLUDE)
+
+
+def _refusal(value):
+    if len(value) > MAX_QUERY_VALUE_CHARS:
+        return f"Longer than {MAX_QUERY_VALUE_CHARS} characters."
+    if _CONTROL.search(value):
+        return "Contains control characters."
+    return None
 
 
 def _flatten(messages):

@@ -287,8 +287,10 @@ class SocketServer(ProviderCollector, SharedExtension):
             # Tokens travel in the connect payload, never in cookies, so any
             # origin may connect without gaining anything.
             cors_allowed_origins="*",
-            logger=False,
-            engineio_logger=False,
+            # Loggers, not False: given False, python-socketio and Engine.IO add
+            # a handler of their own that prints raw tracebacks on stderr.
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)

@@ -201,14 +201,17 @@ class Api:
 class RunningSystem:
     """`deploy/local/serve.sh` in a subprocess: every service in one process."""
 
-    def __init__(self, port, env=None, log_name="system", modules=()):
+    def __init__(self, port, env=None, log_name="system", modules=(), separate_stderr=False):
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = os.path.join(STATE_DIR, log_name + ".log")
+        # With separate_stderr, stdout goes to log_path and stderr to stderr_path.
+        self.stderr_path = os.path.join(STATE_DIR, log_name + ".stderr.log") if separate_stderr else None
         process_env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", **(env or {}))
         self.process = subprocess.Popen(
             [os.path.join(ROOT, "deploy", "local", "serve.sh"), *modules],
-            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"),
+            stderr=open(self.stderr_path, "w") if separate_stderr else subprocess.STDOUT,
         )
 
     def wait_until_ready(self, probe_paths=("/auth/me", "/events", "/messages/conversations"), timeout=60):
@@ -244,7 +247,7 @@ class RunningSystem:
         return self.process.returncode
 
     def log(self):
-        with open(self.log_path) as handle:
+        with open(self.stderr_path or self.log_path) as handle:
             return handle.read()[-5000:]
 
 

@@ -10,4 +10,7 @@ if [ ${#modules[@]} -eq 0 ]; then
     [ -f "$module/service.py" ] && modules+=("${module//\//.}.service")
   done
 fi
+# stderr holds JSON log lines only; eventlet's deprecation notice at nameko's
+# `import eventlet` comes before logging is set up, so it is not printed.
+export PYTHONWARNINGS="ignore::Warning:nameko.cli.commands${PYTHONWARNINGS:+,$PYTHONWARNINGS}"
 exec .venv/bin/nameko run --config "${LIFYTP_CONFIG:-config.yaml}" "${modules[@]}"

@@ -15,6 +15,10 @@ pytestmark = pytest.mark.integration
 AUTH_TABLES = ("users", "refresh_tokens", "follows", "outbox")
 
 
+def cursor_of(key):
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
 def fingerprint(db_engine):
     """A digest of every auth table: equal before and after means nothing changed."""
     with db_engine.connect() as connection:
@@ -90,6 +94,20 @@ BAD_INPUTS = [
     ("GET", "/users?q=a&cursor=%%%", None, 422, "INVALID_CURSOR"),
     ("GET", "/users/{other}/followers?cursor=" + base64.urlsafe_b64encode(b'["x","y"]').decode(), None,
      422, "INVALID_CURSOR"),
+    # Cursors decoded into text that PostgreSQL cannot take (a NUL was a 500) or that no page of ours holds.
+    ("GET", "/users?q=a&cursor=" + cursor_of(["\u0000"]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=" + cursor_of(["ann\u0000"]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=" + cursor_of(["\ud800"]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=" + cursor_of(["\x1b[2J"]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=" + cursor_of(["a" * 300]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=" + cursor_of([2**70]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a&cursor=%00" + cursor_of(["ann"]), None, 422, "VALIDATION_FAILED"),
+    ("GET", "/users?q=a&cursor=!" + cursor_of(["ann"]), None, 422, "INVALID_CURSOR"),
+    ("GET", "/users/{other}/followers?cursor=" + cursor_of(["2026-01-01T00:00:00+00:00\u0000", str(uuid.uuid4())]),
+     None, 422, "INVALID_CURSOR"),
+    ("GET", "/users?q=a%00b", None, 422, "VALIDATION_FAILED"),
+    ("GET", "/users?q=" + "a" * 2000, None, 422, "VALIDATION_FAILED"),
+    ("GET", "/users?q=a&limit=%001", None, 422, "VALIDATION_FAILED"),
     ("POST", "/users/{me}/follow", None, 422, "CANNOT_FOLLOW_YOURSELF"),
     ("POST", "/users/" + str(uuid.uuid4()) + "/follow", None, 404, "USER_NOT_FOUND"),
     ("DELETE", "/users/{other}", None, 405, "METHOD_NOT_ALLOWED"),  # with Allow: GET, OPTIONS

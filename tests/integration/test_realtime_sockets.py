@@ -19,11 +19,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from services.shared.tokens import signer_from_file
-from tests.conftest import JS_DIR, ROOT, STATE_DIR
+from tests.conftest import JS_DIR, ROOT, STATE_DIR, TEST_PORT
 
 pytestmark = pytest.mark.integration
 
-REPLICA_PORTS = (4392, 4393)
+# From LIFYTP_TEST_PORT, like every port of the suite: suites running at once
+# on one machine would otherwise reach each other's replicas.
+REPLICA_PORTS = (TEST_PORT + 140, TEST_PORT + 141)
 SETTLE_SECONDS = 0.6
 
 

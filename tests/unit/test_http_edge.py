@@ -5,7 +5,9 @@ import hmac
 import io
 import json
 import random
+import re
 import time
+from datetime import datetime
 
 import jwt
 import pytest
@@ -15,6 +17,7 @@ from nameko.exceptions import RemoteError, UnknownService
 from sqlalchemy.exc import OperationalError
 
 from http_edge import fields
+from http_edge.entrypoint import http
 from http_edge.errors import error_response
 from http_edge.pagination import as_time, as_uuid, decode_cursor, encode_cursor, page
 from http_edge.uploads import read_upload
@@ -60,6 +63,77 @@ def test_cursor_round_trip_and_tamper_rejection():
     for bad in ["!!!", encode_cursor(("x",)), encode_cursor(("not a time", "x")), encode_cursor((True, "x"))]:
         with pytest.raises(errors.InvalidInput):
             decode_cursor(bad, as_time, as_uuid)
+
+
+def raw_cursor(key):
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("key, parsers", [
+    (["\u0000"], (str,)),
+    (["ann\u0000"], (str,)),
+    (["\ud800"], (str,)),
+    (["\u009b"], (str,)),  # a C1 control
+    (["a" * 256], (str,)),
+    ([2**63], (int,)),
+    ([-(2**63) - 1], (int,)),
+    ([10**400], (int,)),
+    ([1.5], (int,)),
+    (["2026-01-01T00:00:00+00:00\u0000", "6f1e2d3c-4b5a-4968-8776-655443322110"], (as_time, as_uuid)),
+    ([[1], "x"], (str, str)),
+])
+def test_cursor_parts_are_checked_before_any_parser_sees_them(key, parsers):
+    with pytest.raises(errors.InvalidInput) as refused:
+        decode_cursor(raw_cursor(key), *parsers)
+    assert refused.value.code == "INVALID_CURSOR"
+
+
+@pytest.mark.parametrize("cursor", ["\x00" + raw_cursor(["ann"]), raw_cursor(["ann"]) + "!", "a b", "", "===="])
+def test_a_cursor_is_base64url_or_nothing(cursor):
+    with pytest.raises(errors.InvalidInput):
+        decode_cursor(cursor, str)
+
+
+def test_every_cursor_this_api_issues_decodes_and_matches_its_documented_pattern():
+    from http_edge.pagination import CURSOR_PATTERN
+
+    for key in [("ann",), (2**63 - 1,), (as_time("2026-11-23T18:00:00+00:00"), "6f1e2d3c-4b5a-4968-8776-655443322110")]:
+        cursor = encode_cursor(key)
+        assert re.fullmatch(CURSOR_PATTERN, cursor)
+        assert decode_cursor(cursor, *(type(part) if not isinstance(part, datetime) else as_time for part in key))
+
+
+def test_query_parameters_with_control_characters_or_too_long_are_refused_before_the_schema():
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from http_edge.pagination import PageArgs
+    from http_edge.validation import query_args
+
+    for query in ({"limit": "1\x00"}, {"cursor": "A" * 2000}, {"cursor": "abc\x1f"}):
+        request = Request(EnvironBuilder(query_string=query).get_environ())
+        with pytest.raises(errors.InvalidInput) as refused:
+            query_args(request, PageArgs())
+        assert set(refused.value.details) == set(query)
+    ignored = Request(EnvironBuilder(query_string={"_": "\x00", "limit": "5"}).get_environ())
+    assert query_args(ignored, PageArgs())["limit"] == 5  # parameters nobody reads are not checked
+
+
+def test_the_api_document_states_the_cursor_format():
+    from http_edge.openapi import build_document
+    from http_edge.pagination import CURSOR_PATTERN, PageArgs
+
+    class Lists:
+        name = "lists"
+
+        @http("GET", "/things", query=PageArgs)
+        def things(self, request):
+            """Things."""
+
+    document = build_document([Lists])
+    parameters = {parameter["name"]: parameter for parameter in document["paths"]["/things"]["get"]["parameters"]}
+    assert parameters["cursor"]["schema"]["pattern"] == CURSOR_PATTERN
+    assert parameters["cursor"]["schema"]["maxLength"] == 512
 
 
 def test_page_has_a_next_cursor_only_when_more_rows_exist():
@@ -156,3 +230,15 @@ def test_a_multi_megabyte_upload_full_of_line_breaks_is_read_whole(seed):
 def test_an_upload_over_its_limit_is_refused_with_413():
     with pytest.raises(errors.TooLarge):
         read_upload(_multipart_request(b"x" * 200_000), "file", 100_000)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
+def test_listener_settings_must_be_positive_numbers(value):
+    from nameko.exceptions import ConfigurationError
+
+    from http_edge.server import _positive
+
+    with pytest.raises(ConfigurationError):
+        _positive({"HTTP_BODY_TIMEOUT_SECONDS": value}, "HTTP_BODY_TIMEOUT_SECONDS", 30)
+    assert _positive({}, "HTTP_BODY_TIMEOUT_SECONDS", 30) == 30
+    assert _positive({"HTTP_BODY_TIMEOUT_SECONDS": 2.5}, "HTTP_BODY_TIMEOUT_SECONDS", 30) == 2.5

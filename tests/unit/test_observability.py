@@ -1,6 +1,9 @@
 """Metrics, structured logs and request-id tracing, without a broker or database."""
+import contextlib
+import io
 import json
 import logging
+import traceback
 from unittest import mock
 
 import eventlet
@@ -21,6 +24,7 @@ from http_edge.server import WsgiLog
 from services.shared import observability
 from services.shared.errors import NotFound
 from services.shared.observability import Observability
+from services.shared.observability.console import StderrToLog
 from services.shared.observability.dependency import entrypoint_kind
 from services.shared.observability.logs import (
     REDACTED,
@@ -363,3 +367,76 @@ def test_made_up_http_methods_share_one_series():
     methods = {sample.labels["method"] for metric in HTTP_REQUESTS.collect() for sample in metric.samples
                if sample.labels.get("route") == "unmatched-test"}
     assert methods == {"other", "GET"}
+
+
+# stderr: records only ---------------------------------------------------------------
+
+
+@pytest.fixture
+def stderr_records():
+    """A StderrToLog whose records are captured, and the raw text it lets through."""
+    records = []
+    logger = logging.getLogger("stderr-probe-" + str(id(records)))
+    logger.propagate = False
+    handler = logging.Handler()
+    handler.emit = lambda made: records.append((made.levelname, JsonFormatter().format(made)))
+    logger.addHandler(handler)
+    raw = io.StringIO()
+    return StderrToLog(logger, raw), records, raw
+
+
+def test_a_printed_traceback_becomes_one_redacted_error_record(stderr_records):
+    stream, records, raw = stderr_records
+    try:
+        raise ValueError("login failed for password=hunter2 with " + A_JWT)
+    except ValueError:
+        traceback.print_exc(file=stream)
+    assert len(records) == 1 and records[0][0] == "ERROR"
+    message = json.loads(records[0][1])["message"]
+    assert message.startswith("Traceback (most recent call last):") and "ValueError: login failed" in message
+    assert "hunter2" not in records[0][1] and A_JWT not in records[0][1]
+    assert raw.getvalue() == ""
+
+
+def test_other_lines_become_warnings_and_a_partial_line_waits_for_its_end(stderr_records):
+    stream, records, _ = stderr_records
+    stream.write("127.0.0.1 - - code 400, mes")
+    assert records == []
+    stream.write("sage Bad request\n\nsecond line\n")
+    assert [level for level, _ in records] == ["WARNING", "WARNING"]
+    assert json.loads(records[0][1])["message"] == "127.0.0.1 - - code 400, message Bad request"
+    stream.write("no newline at all")
+    stream.flush()
+    assert json.loads(records[-1][1])["message"] == "no newline at all"
+
+
+def test_a_greenthread_that_dies_is_logged_not_printed(stderr_records):
+    """eventlet's green pools print such tracebacks to sys.stderr."""
+    stream, records, raw = stderr_records
+
+    def dies():
+        raise RuntimeError("token=abc123 lost")
+
+    with contextlib.redirect_stderr(stream):
+        pool = eventlet.GreenPool()
+        pool.spawn_n(dies)
+        pool.waitall()
+    assert [level for level, _ in records] == ["ERROR"]
+    assert "RuntimeError" in records[0][1] and "abc123" not in records[0][1]
+    assert raw.getvalue() == ""
+
+
+def test_what_logging_writes_to_stderr_while_stderr_is_logging_goes_out_raw():
+    """No loop: a handler that fails while writing a stderr record writes its own complaint raw."""
+    raw = io.StringIO()
+    logger = logging.getLogger("stderr-loop-probe")
+    logger.propagate = False
+    stream = StderrToLog(logger, raw)
+
+    class Complaining(logging.Handler):
+        def emit(self, made):
+            stream.write("--- Logging error ---\n")
+
+    logger.addHandler(Complaining())
+    stream.write("a line\n")
+    assert raw.getvalue() == "--- Logging error ---\n"
