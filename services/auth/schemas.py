@@ -2,10 +2,13 @@
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from http_edge.fields import Text, UUIDString
-from http_edge.pagination import PageArgs
+from http_edge.pagination import Keyset, name_part, page_args
 from services.auth import password_policy
 
-USERNAME = validate.Regexp(r"^[a-z0-9_]{3,30}$", error="3 to 30 characters: a-z, 0-9 and _.")
+USERNAME_PATTERN = r"[a-z0-9_]{3,30}"
+USERNAME = validate.Regexp(f"^{USERNAME_PATTERN}$", error="3 to 30 characters: a-z, 0-9 and _.")
+# User search lists users by username.
+BY_USERNAME = Keyset(name_part(USERNAME_PATTERN))
 
 
 class Password(fields.String):
@@ -87,7 +90,7 @@ class ProfileUpdate(Schema):
             raise ValidationError("Must not be blank.")
 
 
-class UserSearchArgs(PageArgs):
+class UserSearchArgs(page_args(BY_USERNAME)):
     q = Text(required=True, min=1, max=80)
 
 

@@ -3,7 +3,7 @@
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.openapi import ApiDocs
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
+from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.validation import path_id
 from services.api import api_document
 from services.auth import accounts, schemas
@@ -98,9 +98,10 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def search_users(self, request):
         """Users whose username or display name starts with q (case-insensitive)."""
         args = request.query
-        after = decode_cursor(args["cursor"], str)
+        after = schemas.BY_USERNAME.decode(args["cursor"])
         users, views = accounts.search(self.db.session, request.user_id, args["q"], args["limit"], after)
-        return page(users, args["limit"], lambda user: (user.username,), lambda user: views[user.id])
+        return page(users, args["limit"], lambda user: (user.username,), lambda user: views[user.id],
+                    schemas.BY_USERNAME)
 
     # Follow graph ---------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
 
     def _follow_page(self, request, id, direction):
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         rows, views = accounts.follow_page(
             self.db.session, request.user_id, _user_id(id), direction, args["limit"], after,
         )

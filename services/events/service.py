@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
+from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.uploads import read_upload
 from http_edge.validation import json_body, path_id
 from services.events import calendars, media, schedule, schemas, social
@@ -93,7 +93,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         return self._range_page(request, args, schedule.calendar_filters(request.user_id), needs_follows=False)
 
     def _range_page(self, request, args, filters, needs_follows):
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         found, items = schedule.range_page(
             self.db.session, self.auth, request.user_id, filters, args, after, needs_follows,
         )
@@ -118,7 +118,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         """Who joined an event, in the order they joined."""
         event_id = _event_id(id)
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         rows, users = schedule.participants_page(
             self.db.session, self.auth, request.user_id, event_id, args["limit"], after,
         )
@@ -197,7 +197,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def list_posts(self, request):
         """Posts I may see, by author or event, newest first."""
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         posts, users = social.posts_page(self.db.session, self.auth, request.user_id, args, after)
         return page(posts, args["limit"], lambda post: (post.created_at, post.id),
                     lambda post: schemas.post_view(post, users))
@@ -206,7 +206,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def feed(self, request):
         """Posts and events of people I follow and mine, newest first."""
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         keys, items = social.feed_page(self.db.session, self.auth, request.user_id, args["limit"], after)
         rows = list(zip(keys, items + [None], strict=False))
         return page(rows, args["limit"], lambda row: (row[0][1], row[0][2]), lambda row: row[1])

@@ -5,7 +5,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate
 
 from http_edge.fields import Text, UUIDString
-from http_edge.pagination import PageArgs
+from http_edge.pagination import BY_SEQUENCE, PageArgs, page_args
 from services.shared import text
 from services.shared.errors import InvalidInput
 
@@ -68,7 +68,7 @@ class MessageCreate(Schema):
     client_id = Text(min=1, max=64, load_default=None)
 
 
-class MessagePageArgs(PageArgs):
+class MessagePageArgs(page_args(BY_SEQUENCE)):
     # A message id: only messages older (`before`) or newer (`after`) than it.
     # `after` is how a client that was offline catches up.
     before = UUIDString(load_default=None)

@@ -2,7 +2,7 @@
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.pagination import PageArgs, as_time, as_uuid, decode_cursor, page, page_of
+from http_edge.pagination import BY_SEQUENCE, BY_TIME, PageArgs, page, page_of
 from http_edge.validation import path_id
 from services.messages import conversations, notifications, schemas
 from services.messages.dependencies import PresenceProvider
@@ -51,7 +51,7 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def list_conversations(self, request):
         """My conversations with members, last message and unread count, latest activity first."""
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         rows, views = conversations.conversation_page(
             self.db.session, self.auth.get_users, request.user_id, args["limit"], after,
         )
@@ -68,13 +68,13 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         """Messages newest first; `after` (a message id) catches up after being offline."""
         conversation_id = _conversation(id)
         args = request.query
-        after = decode_cursor(args["cursor"], int)
+        after = BY_SEQUENCE.decode(args["cursor"])
         rows, reactions = conversations.message_page(
             self.db.session, request.user_id, conversation_id, args["limit"],
             before_seq=after[0] if after else None, before_id=args["before"], after_id=args["after"],
         )
         return page(rows, args["limit"], lambda row: (row.seq,),
-                    lambda row: schemas.message_view(row, reactions[row.id]))
+                    lambda row: schemas.message_view(row, reactions[row.id]), BY_SEQUENCE)
 
     @http("POST", "/messages/conversations/<string:id>/read", body=schemas.ReadMark, responses={204: None})
     def mark_read(self, request, id):
@@ -119,7 +119,7 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def list_notifications(self, request):
         """My notifications, newest first."""
         args = request.query
-        after = decode_cursor(args["cursor"], as_time, as_uuid)
+        after = BY_TIME.decode(args["cursor"])
         rows = notifications.notification_page(
             self.db.session, request.user_id, args["unread_only"] in ("true", "1"), args["limit"], after,
         )

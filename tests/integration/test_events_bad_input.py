@@ -189,7 +189,7 @@ CASES = [
     ("posts: bad cursor", "GET", "/posts", {"params": {"cursor": cursor_of([1, 2])}}, 422, "INVALID_CURSOR"),
     ("feed: bad cursor", "GET", "/feed", {"params": {"cursor": cursor_of(["2027-01-01T00:00:00Z", "not-a-uuid"])}},
      422, "INVALID_CURSOR"),
-    ("feed: huge cursor", "GET", "/feed", {"params": {"cursor": "A" * 600}}, 422, "VALIDATION_FAILED"),
+    ("feed: huge cursor", "GET", "/feed", {"params": {"cursor": "A" * 600}}, 422, "INVALID_CURSOR"),
     ("import: form body", "POST", "/calendars/import", {"data": {"url": "x"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
     ("import: no url", "POST", "/calendars/import", {"json": {}}, 422, "VALIDATION_FAILED"),
     ("import: url too long", "POST", "/calendars/import", {"json": {"url": "https://e.com/" + "a" * 2000}}, 422,
