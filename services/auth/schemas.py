@@ -12,7 +12,11 @@ BY_USERNAME = Keyset(name_part(USERNAME_PATTERN))
 
 
 class Password(fields.String):
-    """A password as typed, for checking against a stored one."""
+    """A password as typed, for checking against a stored one. No password
+    can hold a NUL (bcrypt could not hash it): the document says so."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"pattern": "^[^\\u0000]*$"}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
