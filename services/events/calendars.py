@@ -6,12 +6,14 @@ written in one transaction. Events are matched to earlier imports by UID, so
 importing the same file again updates instead of duplicating.
 
 Guards against hostile files: a byte limit, a limit on components counted
-before the parser runs, and the same RRULE rules and caps as the API. Every
-value is range-checked before any arithmetic, the database or dateutil sees
-it. Time zones are the tz database's, by name; a file's own VTIMEZONE counts
-only for a TZID that names no known zone, for that file alone (ics_zones). All
-expansion work, recurrence rules and time zone rules alike, is paid from one
-budget per import, and checking stops at the first rule refused.
+before the parser runs, and the same RRULE rules and caps as the API. The file
+is read in slices (ics_reading), with a pause between any two, so that an
+import on the event loop never holds it for long. Every value is range-checked
+before any arithmetic, the database or dateutil sees it. Time zones are the tz
+database's, by name; a file's own VTIMEZONE counts only for a TZID that names
+no known zone, for that file alone (ics_zones). All expansion work, recurrence
+rules and time zone rules alike, is paid from one budget per import, and
+checking stops at the first rule refused.
 """
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -19,12 +21,11 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 from icalendar import Event as VEvent
-from icalendar.cal import Component
 from icalendar.prop import vRecur
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from services.events import exceptions, ics_zones, recurrence, schemas
+from services.events import exceptions, ics_reading, ics_zones, recurrence, schemas
 from services.events.models import Event, Participant
 from services.events.schedule import event_message
 from services.shared.errors import Conflict
@@ -32,16 +33,12 @@ from services.shared.ids import parse_uuid
 
 MAX_ICS_BYTES = 1024 * 1024
 MAX_COMPONENTS = 2000
-# Reading costs icalendar about 20 µs of CPU per content line (one property,
-# however folded): this bounds a file at about a second.
-MAX_CONTENT_LINES = 50_000
 MAX_EVENTS = 500
 MAX_EXPORTED_EVENTS = 2000
 MAX_ERRORS_LISTED = 20
 EXPORT_UID_DOMAIN = "lifytp"
 PRODID = "-//LifyTP//Events//EN"
 _BEGIN = re.compile(rb"^BEGIN:", re.MULTILINE | re.IGNORECASE)
-_CONTINUATION = re.compile(rb"\n[ \t]")
 # Properties an event is read from: one icalendar could not read refuses the
 # event (icalendar drops it and carries on, so a broken RRULE would import a
 # single event, a broken DTEND a one-hour one).
@@ -98,30 +95,43 @@ def _vevent(event):
 
 # Import --------------------------------------------------------------------------
 
-def parse(data):
+def _carry_on():
+    pass
+
+
+def parse(data, pause=_carry_on):
     """The usable VEVENTs of an .ics file as event values, and how many were
     skipped (overrides of single occurrences, repeated UIDs); InvalidCalendar
-    naming every problem otherwise, up to the first refused rule or zone."""
+    naming every problem otherwise, up to the first refused rule or zone.
+
+    pause() is called between slices of the work, each well under 100 ms of
+    CPU: a caller on an event loop passes what lets the loop serve others."""
     if len(data) > MAX_ICS_BYTES:
         raise exceptions.InvalidCalendar(details={"file": [f"Larger than {MAX_ICS_BYTES} bytes."]})
     if len(_BEGIN.findall(data)) > MAX_COMPONENTS:
         raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_COMPONENTS} components."]})
-    if data.count(b"\n") - len(_CONTINUATION.findall(data)) > MAX_CONTENT_LINES:
-        raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_CONTENT_LINES} lines."]})
-    calendar = _read(data)
-    vevents = [component for component in calendar.subcomponents if component.name == "VEVENT"]
-    if len(vevents) > MAX_EVENTS:
+    try:
+        found = ics_reading.components(ics_reading.content_lines(data, pause), pause)
+    except ics_reading.Unreadable as exc:
+        raise exceptions.InvalidCalendar(details={"file": [str(exc)]}) from None
+    events = [lines for name, lines in found if name == "VEVENT"]
+    if len(events) > MAX_EVENTS:
         raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_EVENTS} events."]})
-    zones, budget = ics_zones.FileZones(calendar), recurrence.Budget()
+    zones = ics_zones.FileZones([lines for name, lines in found if name == "VTIMEZONE"], pause)
+    budget = recurrence.Budget()
     parsed, errors, skipped, seen, stopped_at = [], [], 0, set(), None
-    for position, vevent in enumerate(vevents, start=1):
-        if "RECURRENCE-ID" in vevent:
-            skipped += 1
-            continue
+    for position, lines in enumerate(events, start=1):
+        pause()
+        vevent = None
         try:
+            vevent = _read_event(lines)
+            if "RECURRENCE-ID" in vevent:
+                skipped += 1
+                continue
             values = _event_values(vevent, zones, budget)
         except _Unusable as exc:
-            errors.append({"event": position, "uid": str(vevent.get("UID", ""))[:255] or None, "error": str(exc)})
+            uid = str(vevent.get("UID", ""))[:255] if vevent is not None else ""
+            errors.append({"event": position, "uid": uid or None, "error": str(exc)})
             if exc.ends_checking:
                 stopped_at = position
                 break
@@ -136,19 +146,11 @@ def parse(data):
     return parsed, skipped
 
 
-def _read(data):
+def _read_event(lines):
     try:
-        # Not Calendar.from_ical: that reads a file twice when a VTIMEZONE
-        # follows an event, for its zone cache, which is not used here.
-        calendar = Component.from_ical(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise exceptions.InvalidCalendar(details={"file": ["Not UTF-8 text."]}) from None
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
-        # OverflowError: DURATION:P9999999999W overflows timedelta inside the parser.
-        raise exceptions.InvalidCalendar(details={"file": [f"Not an iCalendar file: {exc}"[:300]]}) from None
-    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
-        raise exceptions.InvalidCalendar(details={"file": ["Not a VCALENDAR."]})
-    return calendar
+        return ics_reading.read_component(lines)
+    except ics_reading.Unreadable as exc:
+        raise _Unusable(str(exc)) from None
 
 
 def _refusal(errors, stopped_at):

@@ -10,11 +10,12 @@ file that names X. Here instead:
   icalendar's own map) is the tz database's zone, whatever the file's VTIMEZONE
   says; so is a name ending in an IANA name (/mozilla.org/20050126_1/Europe/Berlin);
 - any other TZID is read from the file's own VTIMEZONE, for that file alone and
-  only at the times its events name: the UTC offset at one wall time, from
-  yearly rules searched over the two years before it, paid from the import's
-  budget (recurrence.Budget);
+  only in the years its events name: the onsets of each observance over the
+  two years before the end of such a year (yearly rules only), paid from the
+  import's budget (recurrence.Budget), kept for the rest of that file;
 - icalendar builds no zone from a file, and caches none (NamedZonesOnly).
 """
+from bisect import bisect_right
 from datetime import UTC, date, datetime
 from datetime import timezone as fixed_offset
 from zoneinfo import ZoneInfo
@@ -23,10 +24,11 @@ from icalendar.timezone import tzp
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from icalendar.timezone.zoneinfo import ZONEINFO
 
-from services.events import recurrence
+from services.events import ics_reading, recurrence
 
 MAX_OBSERVANCES = 100
-MAX_ONSET_DATES = 1000
+MAX_ONSET_DATES = 500
+PAUSE_EVERY_OBSERVANCES = 10
 
 
 class UnusableZone(ValueError):
@@ -72,13 +74,15 @@ def named_zone(tzid):
 
 
 class FileZones:
-    """The VTIMEZONEs of one file, by TZID, read only where an event names one."""
+    """The VTIMEZONEs of one file, by TZID, read only where an event names
+    one (their content lines, from ics_reading.components)."""
 
-    def __init__(self, calendar):
-        self._definitions = {}
-        for component in calendar.subcomponents:
-            if component.name == "VTIMEZONE" and "TZID" in component:
-                self._definitions.setdefault(_clean(component["TZID"]), component)
+    def __init__(self, zones, pause=lambda: None):
+        self._lines, self._read, self._years, self._pause = {}, {}, {}, pause
+        for lines in zones:
+            tzid = ics_reading.property_value(lines, "TZID")
+            if tzid:
+                self._lines.setdefault(_clean(tzid), lines)
 
     def moment(self, value, tzid, budget):
         """(UTC datetime, IANA zone name) of a DTSTART-like datetime, which
@@ -98,21 +102,39 @@ class FileZones:
         """The UTC offset at a wall time in the file's definition of tzid:
         that of the observance with the latest onset at or before it (before
         the first onset, the offset the first one starts from)."""
-        definition = self._definitions.get(tzid)
-        if definition is None:
-            raise UnusableZone(f"Unknown time zone {tzid[:64]!r}, and the file does not define it.")
-        observances = [part for part in definition.subcomponents if part.name in ("STANDARD", "DAYLIGHT")]
+        if (tzid, wall.year) not in self._years:
+            self._years[tzid, wall.year] = self._transitions(tzid, wall.year, budget)
+        transitions, before_any = self._years[tzid, wall.year]
+        position = bisect_right(transitions, wall, key=lambda transition: transition[0])
+        return transitions[position - 1][1] if position else before_any
+
+    def _transitions(self, tzid, year, budget):
+        """([(onset, offset from then on)] by onset, enough for any wall time
+        of the year; the offset before the first onset)."""
+        observances = [part for part in self._definition(tzid).subcomponents if part.name in ("STANDARD", "DAYLIGHT")]
         if not 1 <= len(observances) <= MAX_OBSERVANCES:
             raise UnusableZone(f"Time zone {tzid[:64]!r} needs 1 to {MAX_OBSERVANCES} STANDARD or DAYLIGHT parts.")
-        latest, earliest = None, None
-        for observance in observances:
+        through = datetime(year, 12, 31, 23, 59, 59)
+        transitions, earliest = [], None
+        for number, observance in enumerate(observances, start=1):
+            if number % PAUSE_EVERY_OBSERVANCES == 0:
+                self._pause()
             first, before, after = _observance(observance, tzid)
             if earliest is None or first < earliest[0]:
                 earliest = (first, before)
-            onset = _latest_onset(observance, tzid, first, before, wall, budget)
-            if onset is not None and (latest is None or onset > latest[0]):
-                latest = (onset, after)
-        return (latest or earliest)[1]
+            transitions += [(onset, after) for onset in _onsets(observance, tzid, first, before, through, budget)]
+        transitions.sort(key=lambda transition: transition[0])
+        return transitions, earliest[1]
+
+    def _definition(self, tzid):
+        if tzid not in self._read:
+            if tzid not in self._lines:
+                raise UnusableZone(f"Unknown time zone {tzid[:64]!r}, and the file does not define it.")
+            try:
+                self._read[tzid] = ics_reading.read_component(self._lines[tzid])
+            except ics_reading.Unreadable as exc:
+                raise UnusableZone(f"Time zone {tzid[:64]!r}: {exc}") from None
+        return self._read[tzid]
 
 
 def rule_text(prop):
@@ -142,25 +164,22 @@ def _observance(observance, tzid):
     raise UnusableZone(f"Time zone {tzid[:64]!r}: a {observance.name}'s DTSTART must be a local time.")
 
 
-def _latest_onset(observance, tzid, first, before, wall, budget):
-    """The observance's latest onset at or before wall, as a wall time; None if none."""
+def _onsets(observance, tzid, first, before, through, budget):
+    """The observance's onsets up to `through` that can be the latest before
+    a wall time of through's year, as wall times."""
     zone = fixed_offset(before)
-    onsets = []
+    onsets = [first]
     rule = observance.get("RRULE")
-    if rule is None:
-        onsets.append(first)
-    elif isinstance(rule, list):
+    if isinstance(rule, list):
         raise UnusableZone(f"Time zone {tzid[:64]!r}: a {observance.name} has more than one RRULE.")
-    else:
+    if rule is not None:
         try:
-            onset = recurrence.latest_onset(rule_text(rule), first.replace(tzinfo=zone),
-                                            wall.replace(tzinfo=zone), budget)
+            onsets = [onset.replace(tzinfo=None) for onset in recurrence.recent_onsets(
+                rule_text(rule), first.replace(tzinfo=zone), through.replace(tzinfo=zone), budget)]
         except recurrence.InvalidRule as exc:
             raise UnusableZone(f"Time zone {tzid[:64]!r}: {exc}") from None
-        if onset is not None:
-            onsets.append(onset.replace(tzinfo=None))
     onsets += _onset_dates(observance, tzid, budget)
-    return max((onset for onset in onsets if onset <= wall), default=None)
+    return [onset for onset in onsets if onset <= through]
 
 
 def _onset_dates(observance, tzid, budget):

@@ -25,9 +25,13 @@ from dateutil import rrule as dateutil_rrule
 MAX_OCCURRENCES = 500
 MAX_SERIES_YEARS = 5
 # Steps of expansion work one request may do in all. One rule costs at most
-# MAX_OCCURRENCES + 12 * MAX_SERIES_YEARS + 4, so this is enough for 190 daily
-# series without an end, or 300 weekly ones: about 0.3 s of CPU.
+# RULE_READING_STEPS + MAX_OCCURRENCES + 12 * MAX_SERIES_YEARS + 4, so this is
+# enough for 160 daily series without an end, or 270 weekly ones: about 0.3 s
+# of CPU.
 REQUEST_BUDGET = 100_000
+# Reading a rule and setting up its search costs about as much CPU as this
+# many steps (a VTIMEZONE's rules are read once per zone and year).
+RULE_READING_STEPS = 50
 MAX_RULE_LENGTH = 500
 # Sub-daily rules (every minute...) only serve to generate floods of occurrences.
 ALLOWED_FREQUENCIES = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
@@ -307,6 +311,7 @@ def _arguments(parts, dtstart, until):
 def _rule(rule, starts_at, timezone, budget):
     """(the rule's occurrences as dateutil computes them, in local time, with
     a search that stops past the horizon; the last start that may count)."""
+    budget.spend(RULE_READING_STEPS)
     try:
         parts = _parts(normalise_rule(rule))
         zone = ZoneInfo(timezone)
@@ -376,40 +381,40 @@ def occurrence_starts(rule, starts_at, timezone, window_start, window_end):
 
 # Time zone rules -------------------------------------------------------------------------
 
-def latest_onset(rule, first_onset, moment, budget):
-    """The latest onset at or before `moment` of a VTIMEZONE observance that
-    first starts at `first_onset` and recurs by a yearly `rule` (both
-    datetimes in the observance's fixed offset); None before the first.
+def recent_onsets(rule, first_onset, through, budget):
+    """The onsets of a VTIMEZONE observance (first at `first_onset`, then by
+    a yearly `rule`; datetimes in the observance's fixed offset) from two
+    years before `through` (or before the rule's UNTIL, if earlier) up to it:
+    enough to find the latest onset before any moment of the last year.
 
-    The rule is searched over the two years before the moment (or its
-    UNTIL), not from its first onset (often 1601): a yearly rule without COUNT
-    or INTERVAL (other than 1) falls on the same dates every year, so that gives the same
-    answer in a few steps, provided the rule does match every year, as time
-    zone rules do; one that does not is refused."""
+    The rule is searched over those years only, not from its first onset
+    (often 1601): a yearly rule without COUNT, and without an INTERVAL other
+    than 1, falls on the same dates every year, provided it does match every
+    year, as time zone rules do; one that does not is refused."""
+    budget.spend(RULE_READING_STEPS)
     parts = _parts(normalise_rule(rule))
     if parts["FREQ"] != "YEARLY" or "COUNT" in parts or parts.get("INTERVAL", "1") != "1":
         raise InvalidRule("A VTIMEZONE rule must be FREQ=YEARLY, without COUNT, and every year.")
-    if moment < first_onset:
-        return None
+    if through < first_onset:
+        return []
     until = _until(parts, first_onset.tzinfo) if "UNTIL" in parts else None
-    end = moment if until is None else min(moment, until)
+    end = through if until is None else min(through, until)
     search_from, shifted = first_onset, end.year - 2 > first_onset.year
     if shifted:
         try:
             search_from = first_onset.replace(year=end.year - 2)
         except ValueError:
             raise InvalidRule("A VTIMEZONE rule cannot start on 29 February.") from None
-    latest = None
+    found = []
     onsets = _BoundedRule(_moves_within("YEARLY", 3), budget, **_arguments(parts, search_from, until))
     try:
         for onset in onsets:
             if onset > end:
                 break
             budget.spend()
-            latest = onset
+            found.append(onset)
     except _SearchPassedHorizon:
         pass
-    if latest is None and shifted:
+    if not found and shifted:
         raise InvalidRule("A VTIMEZONE rule must recur every year.")
-    return first_onset if latest is None else max(first_onset, latest)
-
+    return [first_onset] + [onset for onset in found if onset > first_onset]

@@ -1,6 +1,7 @@
 """The events service: events and calendars, media, posts and the feed."""
 import logging
 
+import eventlet
 from eventlet import tpool
 from nameko.dependency_providers import Config
 from werkzeug.utils import redirect
@@ -146,7 +147,9 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
             data = self.fetcher.fetch(json_body(request, schemas.CalendarUrl())["url"])
         else:
             data = read_upload(request, "file", calendars.MAX_ICS_BYTES)
-        parsed, skipped = calendars.parse(data)
+        # Reading a file can take most of a second of CPU: in slices, with the
+        # event loop serving other requests between any two.
+        parsed, skipped = calendars.parse(data, pause=eventlet.sleep)
         return calendars.import_events(self.db.session, self.outbox, request.user_id, parsed, skipped)
 
     # Media ----------------------------------------------------------------------------

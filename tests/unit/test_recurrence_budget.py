@@ -13,9 +13,9 @@ from dateutil.rrule import rrulestr
 from services.events import recurrence
 
 MONDAY = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
-# Moves the search may make before it is past the horizon, plus two reads,
-# plus one step of slack: what a rule that never matches may cost.
-MOST_STEPS_WITHOUT_A_MATCH = 12 * recurrence.MAX_SERIES_YEARS + 5
+# Reading the rule, the moves its search may make before it is past the
+# horizon, two reads and one step of slack: what a rule that never matches may cost.
+MOST_STEPS_WITHOUT_A_MATCH = recurrence.RULE_READING_STEPS + 12 * recurrence.MAX_SERIES_YEARS + 5
 
 
 def steps_of(rule, starts_at=MONDAY, timezone="UTC"):
@@ -83,7 +83,8 @@ def test_a_search_without_matches_ends_at_the_horizon(rule, starts_at):
     occurrences = 0 if isinstance(found, str) else len(found)
     # Searched past the horizon (so dateutil still calls the hook once per
     # month searched), and no further.
-    assert 6 <= spent - occurrences <= MOST_STEPS_WITHOUT_A_MATCH, (rule, spent)
+    assert 6 <= spent - occurrences - recurrence.RULE_READING_STEPS, (rule, spent)
+    assert spent - occurrences <= MOST_STEPS_WITHOUT_A_MATCH, (rule, spent)
     if isinstance(found, str):
         assert found == "The rule yields no occurrence within 5 years of the first one."
 
@@ -102,7 +103,7 @@ def test_one_budget_bounds_a_whole_request_and_refuses_the_rule_that_exhausts_it
         for _ in range(500):
             recurrence.expand("FREQ=DAILY", MONDAY, "Europe/Paris", budget)
             expanded += 1
-    assert 150 < expanded < 200  # 500 occurrences and 18 months searched each
+    assert 150 < expanded < 200  # reading, 500 occurrences and 18 months searched each
     assert "100,000 steps" in str(refusal.value)
     # A refusal like any other: callers that refuse an InvalidRule refuse this.
     assert isinstance(refusal.value, recurrence.InvalidRule)
@@ -153,15 +154,17 @@ def test_a_time_zone_rule_from_1601_is_searched_near_the_moment_only():
     standard = timezone(timedelta(hours=2))
     first = datetime(1601, 10, 28, 3, tzinfo=standard)  # as Outlook writes it
     budget = recurrence.Budget()
-    onset = recurrence.latest_onset("FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10", first,
-                                    datetime(2027, 7, 1, tzinfo=standard), budget)
-    assert onset == datetime(2026, 10, 25, 3, tzinfo=standard)
-    assert recurrence.REQUEST_BUDGET - budget.steps < 12
-    ended = recurrence.latest_onset("FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10;UNTIL=20061029T010000Z", first,
-                                    datetime(2027, 7, 1, tzinfo=standard), budget)
-    assert ended == datetime(2006, 10, 29, 3, tzinfo=standard)
-    assert recurrence.latest_onset("FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", first, datetime(1600, 1, 1, tzinfo=standard),
-                                   budget) is None
+    onsets = recurrence.recent_onsets("FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10", first,
+                                      datetime(2027, 12, 31, 23, 59, tzinfo=standard), budget)
+    # The year before and the year itself, all the latest onset before a moment of 2027 needs.
+    assert onsets[0] == first and onsets[-2:] == [datetime(2026, 10, 25, 3, tzinfo=standard),
+                                                  datetime(2027, 10, 31, 3, tzinfo=standard)]
+    assert recurrence.REQUEST_BUDGET - budget.steps < recurrence.RULE_READING_STEPS + 12
+    ended = recurrence.recent_onsets("FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10;UNTIL=20061029T010000Z", first,
+                                     datetime(2027, 7, 1, tzinfo=standard), budget)
+    assert ended[-1] == datetime(2006, 10, 29, 3, tzinfo=standard)
+    assert recurrence.recent_onsets("FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", first,
+                                    datetime(1600, 1, 1, tzinfo=standard), budget) == []
 
 
 @pytest.mark.parametrize("rule", [
@@ -172,5 +175,5 @@ def test_time_zone_rules_must_be_yearly_and_recur_every_year(rule):
     start = datetime(1601, 1, 1, tzinfo=UTC)
     budget = recurrence.Budget()
     with pytest.raises(recurrence.InvalidRule):
-        recurrence.latest_onset(rule, start, datetime(2027, 7, 1, tzinfo=UTC), budget)
-    assert recurrence.REQUEST_BUDGET - budget.steps < 12
+        recurrence.recent_onsets(rule, start, datetime(2027, 7, 1, tzinfo=UTC), budget)
+    assert recurrence.REQUEST_BUDGET - budget.steps < recurrence.RULE_READING_STEPS + 12
