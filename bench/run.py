@@ -2,7 +2,7 @@
 `python -m bench --render [DIR]` writes RESULTS.md again from results.json.
 
 Seeds (or reuses) the benchmark database, starts the system in its two shapes
-on private ports, runs the six scenarios and writes RESULTS.md and
+on private ports, runs the seven scenarios and writes RESULTS.md and
 results.json (bench/ for a full run, bench/.state/quick/ for --quick unless
 --out says otherwise).
 """
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, report, seed
+from bench import env, imports, report, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -34,6 +34,7 @@ FULL = {
     "sockets": 1000, "group_size": 10, "message_rate": 20, "messages": 200,
     "rpc_calls": 1500,
     "profile_s": 10,
+    "ics_uploaders": 4, "ics_health_rate": 50, "ics_duration_s": 20, "ics_cost_repeats": 3,
 }
 QUICK = {
     "repeats": 1,
@@ -47,8 +48,11 @@ QUICK = {
     "sockets": 20, "group_size": 5, "message_rate": 10, "messages": 10,
     "rpc_calls": 100,
     "profile_s": 0,
+    "ics_uploaders": 2, "ics_health_rate": 20, "ics_duration_s": 3, "ics_cost_repeats": 1,
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "ics")
+# Scenarios that read the seeded population (the others need only the tables).
+POPULATED = {"mix", "realtime", "storm", "feed", "shapes"}
 
 
 def log(*args):
@@ -539,16 +543,19 @@ def run(argv=None):
         with open(os.path.join(out, "RESULTS.md"), "w") as handle:
             handle.write(report.render(results))
 
-    log("seeding")
-    results["seed"] = seed.seed(quick, force=args.reseed, log=log)
-    population = seed.population(quick, size["load_users"], size["sockets"])
-    data = {
-        "load_users": tokens_for(population["load_users"]),
-        "authors": population["authors"], "public_events": population["public_events"],
-        "login_users": population["load_users"], "password": seed.PASSWORD,
-    }
-    readers = tokens_for(population["readers"])
-    realtime_users = tokens_for(population["realtime_users"])
+    if only & POPULATED:
+        log("seeding")
+        results["seed"] = seed.seed(quick, force=args.reseed, log=log)
+        population = seed.population(quick, size["load_users"], size["sockets"])
+        data = {
+            "load_users": tokens_for(population["load_users"]),
+            "authors": population["authors"], "public_events": population["public_events"],
+            "login_users": population["load_users"], "password": seed.PASSWORD,
+        }
+        readers = tokens_for(population["readers"])
+        realtime_users = tokens_for(population["realtime_users"])
+    else:
+        results["seed"] = seed.tables_only(quick)
 
     if "rpc" in only:
         log("scenario 2: RPC cost")
@@ -590,6 +597,15 @@ def run(argv=None):
             results["scenarios"]["mix_one"] = mixed_workload(system, data, size, profile_dir)
         finally:
             system.stop()
+        save()
+    if "ics" in only:
+        log("scenario 7: calendar import bombs beside /health, one process")
+        # Its own time, code and load: it may be run alone (--only ics) and
+        # its figures merged into a full run's results.
+        started_at, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), loadavg()
+        found = imports.import_bombs(quick, size, log_dir, openloop)
+        results["scenarios"]["ics"] = dict(found, started_at=started_at, code=code_version(),
+                                           loadavg_before=load_before, loadavg_after=loadavg())
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results

@@ -47,6 +47,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
 
     assert [entry["p99_ms"] is not None for entry in scenarios["feed"]] == [True] * 4
 
+    ics = scenarios["ics"]
+    assert ics["calm"]["p99_ms"] is not None and ics["under_bombs"]["p99_ms"] is not None and ics["imports_done"] > 0
+    assert {cost["status"] for cost in ics["cost_per_import"].values()} <= {200, 422}
+
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
         assert heading in report
