@@ -13,7 +13,6 @@ near 100 ms.
 import re
 
 from icalendar.cal import Component
-from icalendar.parser import NEWLINE
 
 MAX_CONTENT_LINES = 50_000
 MAX_LINE_CHARS = 20_000
@@ -22,7 +21,8 @@ MAX_HEAD_CHARS = 1000  # a property's name and parameters, before its value
 # (a VTIMEZONE's dates cost it far more per character than an event's text).
 MAX_COMPONENT_LINES = {"VEVENT": 100, "VTIMEZONE": 1000}
 MAX_COMPONENT_CHARS = {"VEVENT": 64 * 1024, "VTIMEZONE": 12 * 1024}
-PAUSE_EVERY_LINES = 10_000
+PAUSE_EVERY_LINES = 2_000
+SPLIT_CHARS = 64 * 1024  # text split into lines between two pauses
 # What the import reads, by component; any other property is never parsed.
 READ = {
     "VEVENT": {"UID", "SUMMARY", "DESCRIPTION", "LOCATION", "STATUS", "DTSTART", "DTEND", "DURATION", "RRULE",
@@ -52,7 +52,7 @@ def content_lines(data, pause):
     except UnicodeDecodeError:
         raise Unreadable("Not UTF-8 text.") from None
     lines, current = [], None
-    for number, physical in enumerate(NEWLINE.split(text)):
+    for number, physical in enumerate(_physical_lines(text, pause)):
         if number % PAUSE_EVERY_LINES == 0:
             pause()
         if current is not None and physical[:1] in (" ", "\t"):
@@ -66,6 +66,20 @@ def content_lines(data, pause):
     if len(lines) > MAX_CONTENT_LINES:
         raise Unreadable(f"More than {MAX_CONTENT_LINES} lines.")
     return lines
+
+
+def _physical_lines(text, pause):
+    """The text's lines, split where icalendar splits them (CRLF or LF), a
+    piece at a time: splitting a megabyte at once is itself a slice of tens
+    of milliseconds (str.split, unlike icalendar's regular expression, is fast)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + SPLIT_CHARS)
+        end = len(text) if end == -1 else end + 1
+        for line in text[start:end].split("\n"):
+            yield line[:-1] if line[-1:] == "\r" else line
+        start = end
+        pause()
 
 
 def components(lines, pause):

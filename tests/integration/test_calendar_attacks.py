@@ -6,9 +6,12 @@ machine, wall time is not). One user's time zone definitions never reach
 another's times. Real exports, from Outlook (Windows zone names with a
 VTIMEZONE) and Google (IANA names), keep importing at the right UTC times."""
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
+
+from tests.conftest import Api
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +127,20 @@ def test_an_import_shares_one_budget_and_the_rule_that_exhausts_it_is_refused(ap
     fewer = calendar(*events[:100])
     assert api.post("/calendars/import", user=ann, files={"file": ("cal.ics", fewer)}).status_code == 200
     assert len(stored(db_engine, ann)) == 100
+
+
+def test_imports_at_once_take_turns_and_never_fail(api, system):
+    """Files are read one at a time per process; six at once all answer,
+    each a 200 or a 429 with Retry-After, never a 5xx."""
+    users = [api.register() for _ in range(6)]
+    heavy = calendar(event("padded", "VALUE=DATE:20270101", "X-PAD:abcdefgh\r\n" * 40_000))
+    with ThreadPoolExecutor(len(users)) as pool:
+        # A client each: one requests.Session is not meant to be shared by threads.
+        answers = list(pool.map(lambda user: Api(system.base_url).post(
+            "/calendars/import", user=user, files={"file": ("cal.ics", heavy)}), users))
+    assert {answer.status_code for answer in answers} <= {200, 429}, [answer.text for answer in answers]
+    assert all("Retry-After" in answer.headers for answer in answers if answer.status_code == 429)
+    assert any(answer.status_code == 200 for answer in answers)
 
 
 def test_two_users_defining_one_tzid_differently_keep_their_own_times(api, db_engine):
