@@ -170,7 +170,8 @@ def _profile_tables(profiles):
 def _ics_section(ics):
     code = ics.get("code", {})
     out = ["## 7. Calendar import bombs beside /health", "",
-           f"Run {ics.get('started_at')} from commit {code.get('commit', 'unknown')}"
+           f"Run {ics.get('started_at')} (it can run alone: `python -m bench --only ics`) from commit "
+           f"{code.get('commit', 'unknown')}"
            + (" with uncommitted changes" if code.get("uncommitted_changes") else "")
            + f", load average before {ics.get('loadavg_before')}, after {ics.get('loadavg_after')}. "
            "Every service in one process; each bomb imported alone first, the process's CPU read from /proc "
@@ -187,6 +188,9 @@ def _ics_section(ics):
         found = ics[key]
         out.append(f"| {label} | {found['requests']} | {found['errors']} | {_fmt(found['p50_ms'])} "
                    f"| {_fmt(found['p99_ms'])} | {_fmt(found['max_ms'])} |")
+    calm, under = ics["calm"]["p99_ms"], ics["under_bombs"]["p99_ms"]
+    if calm and under:
+        out += ["", f"p99 under bombs / alone: **x{_fmt(round(under / calm, 2))}**, in one run."]
     out += ["", "Imports by bomb and answer: " + ", ".join(f"{key}: {value}"
                                                       for key, value in ics["import_statuses"].items()) + ".", ""]
     return out
