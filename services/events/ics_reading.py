@@ -60,6 +60,8 @@ def content_lines(data, pause):
             continue
         if current:
             lines.append("".join(current))
+            if len(lines) > MAX_CONTENT_LINES:
+                raise Unreadable(f"More than {MAX_CONTENT_LINES} lines.")
         current = [physical] if physical else None
     if current:
         lines.append("".join(current))
@@ -75,10 +77,10 @@ def _physical_lines(text, pause):
     start = 0
     while start < len(text):
         end = text.find("\n", start + SPLIT_CHARS)
-        end = len(text) if end == -1 else end + 1
+        end = len(text) if end == -1 else end  # the piece stops before a line break
         for line in text[start:end].split("\n"):
             yield line[:-1] if line[-1:] == "\r" else line
-        start = end
+        start = end + 1
         pause()
 
 

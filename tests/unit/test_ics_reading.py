@@ -4,9 +4,11 @@ gets icalendar or the expansion far past a few tens of milliseconds of CPU
 import's own work is counted); icalendar never sees the properties the import
 does not read; structure and size are checked before it sees anything."""
 import gc
+import random
 import time
 
 import pytest
+from icalendar.parser import NEWLINE, uFOLD
 
 from services.events import calendars, ics_reading
 from services.events.exceptions import InvalidCalendar
@@ -72,6 +74,19 @@ def test_no_slice_between_two_pauses_takes_long(case):
     finally:
         gc.enable()
     assert max(slices) < MOST_CPU_PER_SLICE, (case, max(slices), len(slices))
+
+
+def test_lines_are_unfolded_as_icalendar_unfolds_them_across_every_piece():
+    chance = random.Random(7)
+    lines = []
+    for number in range(6000):
+        value = "".join(chance.choice("abc ,;:\\") for _ in range(chance.randint(0, 150)))
+        folded = "\r\n ".join(value[start:start + 70] for start in range(0, len(value), 70)) or "x"
+        lines.append(f"X-P{number}:{folded}" + chance.choice(["\r\n", "\n"]))
+    text = "".join(lines)
+    assert len(text) > 5 * ics_reading.SPLIT_CHARS
+    expected = [line for line in NEWLINE.split(uFOLD.sub("", text)) if line]
+    assert ics_reading.content_lines(text.encode(), lambda: None) == expected
 
 
 def test_properties_the_import_does_not_read_are_never_parsed():
