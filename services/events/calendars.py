@@ -118,6 +118,12 @@ def parse(data, pause=_carry_on):
     if len(events) > MAX_EVENTS:
         raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_EVENTS} events."]})
     zones = ics_zones.FileZones([lines for name, lines in found if name == "VTIMEZONE"], pause)
+    return _checked(events, zones, pause)
+
+
+def _checked(events, zones, pause):
+    """(event values, how many skipped) of the events' content lines, read one
+    at a time with one expansion budget; InvalidCalendar listing the problems."""
     budget = recurrence.Budget()
     parsed, errors, skipped, seen, stopped_at = [], [], 0, set(), None
     for position, lines in enumerate(events, start=1):
