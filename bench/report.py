@@ -10,6 +10,7 @@ TARGETS = {
     "storm": "storm p99 < 2 x calm p99",
     "feed": "p99 < 50 ms at 1,000 followed, growing slower than the number followed",
     "search": "walking a week's pages yields every occurrence once, in order",
+    "ics": "/health p99 < 100 ms while import bombs run in the same process",
 }
 
 
@@ -149,6 +150,12 @@ def verdicts(results):
                                                      for name, value in ratios["queries"].items()))
         rows.append(("7. range queries", TARGETS["search"], measured,
                      walk["distinct"] == walk["items"] == expected and walk["in_order"]))
+    if "ics" in s:
+        ics = s["ics"]
+        under, calm = ics["under_bombs"]["p99_ms"], ics["calm"]["p99_ms"]
+        rows.append(("8. import bombs", TARGETS["ics"], f"p99 {_fmt(under)} ms under {ics['uploaders']} uploaders "
+                     f"of bombs (calm {_fmt(calm)} ms)", bool(under is not None and under < 100
+                                                               and not ics["under_bombs"]["errors"])))
     lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         verdict = met if isinstance(met, str) else ("–" if met is None else ("yes" if met else "**no**"))
@@ -219,6 +226,33 @@ def _search_section(search):
         out += ["", f"Per page, after/before: time **x{_fmt(ratios['walk'].get('ms_per_page'))}**, "
                 f"CPU **x{_fmt(ratios['walk'].get('cpu_ms_per_page'))}**."]
     return out + [""]
+def _ics_section(ics):
+    code = ics.get("code", {})
+    out = ["## 8. Calendar import bombs beside /health", "",
+           f"Run {ics.get('started_at')} (it can run alone: `python -m bench --only ics`) from commit "
+           f"{code.get('commit', 'unknown')}"
+           + (" with uncommitted changes" if code.get("uncommitted_changes") else "")
+           + f", load average before {ics.get('loadavg_before')}, after {ics.get('loadavg_after')}. "
+           "Every service in one process; each bomb imported alone first, the process's CPU read from /proc "
+           "before and after (median of the repeats):", "",
+           "| bomb | bytes | answer | process CPU s | wall s |", "|---|---|---|---|---|"]
+    for name, cost in ics["cost_per_import"].items():
+        out.append(f"| {name} | {cost['bytes']:,} | {cost['status']} | {_fmt(cost['cpu_s'])} "
+                   f"| {_fmt(cost['wall_s'])} |")
+    out += ["", f"Then `GET /health` open loop at {ics['health_rate']} req/s for {ics['duration_s']} s, alone and "
+            f"while {ics['uploaders']} clients post those bombs back to back ({ics['imports_done']} imports; the "
+            f"process at {_fmt(ics['process_cpu_fraction_under_bombs'])} of a core):", "",
+            "| /health | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for label, key in (("alone", "calm"), ("under bombs", "under_bombs")):
+        found = ics[key]
+        out.append(f"| {label} | {found['requests']} | {found['errors']} | {_fmt(found['p50_ms'])} "
+                   f"| {_fmt(found['p99_ms'])} | {_fmt(found['max_ms'])} |")
+    calm, under = ics["calm"]["p99_ms"], ics["under_bombs"]["p99_ms"]
+    if calm and under:
+        out += ["", f"p99 under bombs / alone: **x{_fmt(round(under / calm, 2))}**, in one run."]
+    out += ["", "Imports by bomb and answer: " + ", ".join(f"{key}: {value}"
+                                                      for key, value in ics["import_statuses"].items()) + ".", ""]
+    return out
 
 
 def render(results):
@@ -239,10 +273,11 @@ def render(results):
         f"Code: commit {results.get('code', {}).get('commit', 'unknown')}"
         + (" with uncommitted changes" if results.get("code", {}).get("uncommitted_changes") else "") + ".",
         "",
+        (f"Population: {results['seed']['size']} ("
+         + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ")."
+         if results["seed"]["size"] else "Population: none (no scenario that reads one ran)."),
+        "",
     ]
-    if results.get("seed"):
-        out += [f"Population: {results['seed']['size']} ("
-                + ("reused" if results["seed"]["reused"] else f"seeded in {results['seed']['seconds']} s") + ").", ""]
     out += ["## Targets", "", verdicts(results)]
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     if not results["quick"] and os.path.exists(analysis):
@@ -302,6 +337,8 @@ def render(results):
                 f"(one process per service: {_fmt(s.get('mix_split', {}).get('max_held_rate'))}).", ""]
     if "search" in s:
         out += _search_section(s["search"])
+    if "ics" in s:
+        out += _ics_section(s["ics"])
     profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")
                 if key in s and "profile" in s[key]]
     if "storm" in s and "profile" in s["storm"]:

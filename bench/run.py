@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, report, search, seed
+from bench import env, imports, report, search, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -35,6 +35,7 @@ FULL = {
     "sockets": 1000, "group_size": 10, "message_rate": 20, "messages": 200,
     "rpc_calls": 1500,
     "profile_s": 10,
+    "ics_uploaders": 4, "ics_health_rate": 50, "ics_duration_s": 20, "ics_cost_repeats": 3,
 }
 QUICK = {
     "repeats": 1,
@@ -48,8 +49,12 @@ QUICK = {
     "sockets": 20, "group_size": 5, "message_rate": 10, "messages": 10,
     "rpc_calls": 100,
     "profile_s": 0,
+    "ics_uploaders": 2, "ics_health_rate": 20, "ics_duration_s": 3, "ics_cost_repeats": 1,
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics")
+# Scenarios that read the seeded population (search seeds a database of its
+# own; ics needs only the tables).
+POPULATED = {"mix", "realtime", "storm", "feed", "shapes"}
 
 
 def log(*args):
@@ -532,7 +537,7 @@ def run(argv=None):
         with open(os.path.join(out, "RESULTS.md"), "w") as handle:
             handle.write(report.render(results))
 
-    if only - {"search"}:  # scenario 7 seeds a population of its own
+    if only & POPULATED:
         log("seeding")
         results["seed"] = seed.seed(quick, force=args.reseed, log=log)
         population = seed.population(quick, size["load_users"], size["sockets"])
@@ -543,6 +548,8 @@ def run(argv=None):
         }
         readers = tokens_for(population["readers"])
         realtime_users = tokens_for(population["realtime_users"])
+    else:
+        results["seed"] = seed.tables_only(quick)
 
     if "rpc" in only:
         log("scenario 2: RPC cost")
@@ -589,6 +596,14 @@ def run(argv=None):
         log("scenario 7: range queries")
         results["scenarios"]["search"] = dict(search.range_queries(quick, log_dir, tokens_for, args.baseline, log),
                                               after=results["code"]["commit"])
+    if "ics" in only:
+        log("scenario 8: calendar import bombs beside /health, one process")
+        # Its own time, code and load: it may be run alone (--only ics) and
+        # its figures merged into a full run's results.
+        started_at, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), loadavg()
+        found = imports.import_bombs(quick, size, log_dir, openloop)
+        results["scenarios"]["ics"] = dict(found, started_at=started_at, code=code_version(),
+                                           loadavg_before=load_before, loadavg_after=loadavg())
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results

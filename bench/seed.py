@@ -48,6 +48,21 @@ def seeded_size(engine):
         return json.loads(value) if value else None
 
 
+def tables_only(quick):
+    """The benchmark database with the services' tables, and nothing seeded
+    (for scenarios that read no population); answers like seed()."""
+    from services.shared.config import load_config
+    from services.shared.migrations import SERVICES, upgrade_all
+
+    name = env.db_name(quick)
+    ensure_database(name)
+    config = load_config()
+    for service in SERVICES:
+        config["DB_URIS"][f"{service}:Base"] = env.PG_SERVER + name
+    upgrade_all(config)
+    return {"size": None, "seconds": 0.0, "reused": True}
+
+
 def seed(quick, force=False, log=print):
     """Seed the benchmark database if it does not hold this size yet; returns
     {size, seconds, reused}."""

@@ -47,6 +47,7 @@ const kinds = {
   },
   get_event: (stream) => ["GET", "/events/" + stream.event_id, null, pick(data.load_users).token],
   feed_as: (stream) => ["GET", "/feed?limit=20", null, stream.token],
+  health: () => ["GET", "/health", null, null],
   login: () => {
     const user = pick(data.login_users);
     return ["POST", "/auth/login", { login: "b" + user.n, password: data.password }, null];

@@ -6,7 +6,14 @@ written in one transaction. Events are matched to earlier imports by UID, so
 importing the same file again updates instead of duplicating.
 
 Guards against hostile files: a byte limit, a limit on components counted
-before the parser runs, and the same RRULE rules and caps as the API.
+before the parser runs, and the same RRULE rules and caps as the API. The file
+is read in slices (ics_reading), with a pause between any two, so that an
+import on the event loop never holds it for long. Every value is range-checked
+before any arithmetic, the database or dateutil sees it. Time zones are the tz
+database's, by name; a file's own VTIMEZONE counts only for a TZID that names
+no known zone, for that file alone (ics_zones). All expansion work, recurrence
+rules and time zone rules alike, is paid from one budget per import, and
+checking stops at the first rule refused.
 """
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +25,7 @@ from icalendar.prop import vRecur
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from services.events import exceptions, recurrence, schemas
+from services.events import exceptions, ics_reading, ics_zones, recurrence, schemas
 from services.events.models import Event, Participant
 from services.events.schedule import event_message, record_occurrences, series_starts, timing_changed
 from services.shared.errors import Conflict
@@ -32,6 +39,10 @@ MAX_ERRORS_LISTED = 20
 EXPORT_UID_DOMAIN = "lifytp"
 PRODID = "-//LifyTP//Events//EN"
 _BEGIN = re.compile(rb"^BEGIN:", re.MULTILINE | re.IGNORECASE)
+# Properties an event is read from: one icalendar could not read refuses the
+# event (icalendar drops it and carries on, so a broken RRULE would import a
+# single event, a broken DTEND a one-hour one).
+READ_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RRULE")
 IMPORTED_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "timezone", "rrule", "status")
 
 
@@ -84,34 +95,52 @@ def _vevent(event):
 
 # Import --------------------------------------------------------------------------
 
-def parse(data):
+def _carry_on():
+    pass
+
+
+def parse(data, pause=_carry_on):
     """The usable VEVENTs of an .ics file as event values, and how many were
     skipped (overrides of single occurrences, repeated UIDs); InvalidCalendar
-    naming every problem otherwise."""
+    naming every problem otherwise, up to the first refused rule or zone.
+
+    pause() is called between slices of the work, each well under 100 ms of
+    CPU: a caller on an event loop passes what lets the loop serve others."""
     if len(data) > MAX_ICS_BYTES:
         raise exceptions.InvalidCalendar(details={"file": [f"Larger than {MAX_ICS_BYTES} bytes."]})
     if len(_BEGIN.findall(data)) > MAX_COMPONENTS:
         raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_COMPONENTS} components."]})
     try:
-        calendar = Calendar.from_ical(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise exceptions.InvalidCalendar(details={"file": ["Not UTF-8 text."]}) from None
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise exceptions.InvalidCalendar(details={"file": [f"Not an iCalendar file: {exc}"[:300]]}) from None
-    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
-        raise exceptions.InvalidCalendar(details={"file": ["Not a VCALENDAR."]})
-    vevents = [component for component in calendar.subcomponents if component.name == "VEVENT"]
-    if len(vevents) > MAX_EVENTS:
+        found = ics_reading.components(ics_reading.content_lines(data, pause), pause)
+    except ics_reading.Unreadable as exc:
+        raise exceptions.InvalidCalendar(details={"file": [str(exc)]}) from None
+    events = [lines for name, lines in found if name == "VEVENT"]
+    if len(events) > MAX_EVENTS:
         raise exceptions.InvalidCalendar(details={"file": [f"More than {MAX_EVENTS} events."]})
-    parsed, errors, skipped, seen = [], [], 0, set()
-    for position, vevent in enumerate(vevents, start=1):
-        if "RECURRENCE-ID" in vevent:
-            skipped += 1
-            continue
+    zones = ics_zones.FileZones([lines for name, lines in found if name == "VTIMEZONE"], pause)
+    return _checked(events, zones, pause)
+
+
+def _checked(events, zones, pause):
+    """(event values, how many skipped) of the events' content lines, read one
+    at a time with one expansion budget; InvalidCalendar listing the problems."""
+    budget = recurrence.Budget()
+    parsed, errors, skipped, seen, stopped_at = [], [], 0, set(), None
+    for position, lines in enumerate(events, start=1):
+        pause()
+        vevent = None
         try:
-            values = _event_values(vevent)
+            vevent = _read_event(lines)
+            if "RECURRENCE-ID" in vevent:
+                skipped += 1
+                continue
+            values = _event_values(vevent, zones, budget)
         except _Unusable as exc:
-            errors.append({"event": position, "uid": str(vevent.get("UID", ""))[:255] or None, "error": str(exc)})
+            uid = str(vevent.get("UID", ""))[:255] if vevent is not None else ""
+            errors.append({"event": position, "uid": uid or None, "error": str(exc)})
+            if exc.ends_checking:
+                stopped_at = position
+                break
             continue
         if values["ical_uid"] in seen:
             skipped += 1
@@ -119,15 +148,35 @@ def parse(data):
         seen.add(values["ical_uid"])
         parsed.append(values)
     if errors:
-        raise exceptions.InvalidCalendar(
-            f"{len(errors)} of the calendar's events could not be imported; nothing was.",
-            details={"events": errors[:MAX_ERRORS_LISTED], "invalid_count": len(errors)},
-        )
+        raise _refusal(errors, stopped_at)
     return parsed, skipped
 
 
+def _read_event(lines):
+    try:
+        return ics_reading.read_component(lines)
+    except ics_reading.Unreadable as exc:
+        raise _Unusable(str(exc)) from None
+
+
+def _refusal(errors, stopped_at):
+    details = {"events": errors[:MAX_ERRORS_LISTED], "invalid_count": len(errors)}
+    if stopped_at is None:
+        return exceptions.InvalidCalendar(
+            f"{len(errors)} of the calendar's events could not be imported; nothing was.", details=details)
+    details["stopped_at_event"] = stopped_at
+    return exceptions.InvalidCalendar(
+        f"{len(errors)} of the calendar's events could not be imported, and checking stopped at event "
+        f"{stopped_at}, whose recurrence or time zone could not be used; nothing was imported.", details=details)
+
+
 class _Unusable(ValueError):
-    pass
+    """An event that cannot be imported. ends_checking: its problem cost
+    expansion work (a rule or time zone refused), so no later event is read."""
+
+    def __init__(self, message, ends_checking=False):
+        super().__init__(message)
+        self.ends_checking = ends_checking
 
 
 def _text(vevent, name, limit):
@@ -146,18 +195,22 @@ def _text(vevent, name, limit):
     return text.clean(cleaned[:limit], multiline=multiline)
 
 
-def _event_values(vevent):
+def _event_values(vevent, zones, budget):
+    unreadable = [(name, problem) for name, problem in vevent.errors if name in READ_PROPERTIES]
+    if unreadable:
+        name, problem = unreadable[0]
+        raise _Unusable(f"{name} could not be read: {problem}"[:300], ends_checking=name == "RRULE")
     uid = _text(vevent, "UID", 10_000)
     if not uid:
         raise _Unusable("UID is missing.")
     if len(uid) > 255:
         raise _Unusable("UID is longer than 255 characters.")
     title = _text(vevent, "SUMMARY", 200) or "(untitled)"
-    starts_at, timezone, all_day = _moment(vevent, "DTSTART", required=True)
-    ends_at = _end(vevent, starts_at, all_day)
+    starts_at, timezone, all_day = _moment(vevent, "DTSTART", zones, budget, required=True)
+    ends_at = _end(vevent, starts_at, all_day, zones, budget)
     errors = schemas.check_times(starts_at, ends_at)
     if errors:
-        raise _Unusable("DTEND: " + errors["ends_at"][0])
+        raise _Unusable(("DTEND: " if "DTEND" in vevent else "DURATION: ") + errors["ends_at"][0])
     values = {
         "ical_uid": uid, "title": title, "description": _text(vevent, "DESCRIPTION", 5000),
         "location": _text(vevent, "LOCATION", 300), "starts_at": starts_at, "ends_at": ends_at,
@@ -167,33 +220,40 @@ def _event_values(vevent):
     rules = vevent.get("RRULE")
     if rules is not None:
         if isinstance(rules, list):
-            raise _Unusable("More than one RRULE.")
+            raise _Unusable("More than one RRULE.", ends_checking=True)
         try:
-            rule = recurrence.normalise_rule(rules.to_ical().decode())
-            last_start = recurrence.check_rule(rule, starts_at, timezone)
+            rule = recurrence.normalise_rule(ics_zones.rule_text(rules))
+            last_start = recurrence.check_rule(rule, starts_at, timezone, budget)
         except (recurrence.InvalidRule, ValueError) as exc:
-            raise _Unusable(f"RRULE: {exc}") from None
+            raise _Unusable(f"RRULE: {exc}", ends_checking=True) from None
         values["rrule"] = rule
         values["series_ends_at"] = last_start + (ends_at - starts_at)
     return values
 
 
-def _moment(vevent, name, required=False):
+def _moment(vevent, name, zones, budget, required=False):
     """(UTC datetime, IANA zone name, all-day?) of a DTSTART-like property."""
     prop = vevent.get(name)
     if prop is None:
         if required:
             raise _Unusable(f"{name} is missing.")
         return None, None, False
+    if isinstance(prop, list):
+        raise _Unusable(f"More than one {name}.")
     try:
         value = prop.dt
     except AttributeError:
         raise _Unusable(f"{name} is not a date or time.") from None
     if isinstance(value, datetime):
-        zone = getattr(value.tzinfo, "key", None)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)  # floating time: taken as UTC
-        moment, all_day = value.astimezone(UTC), False
+        # Checked before any conversion: year 1 in Tokyo or 9999 in Los
+        # Angeles is out of datetime's range once in UTC.
+        if not schemas.EARLIEST.year - 1 <= value.year <= schemas.LATEST.year:
+            raise _Unusable(f"{name} is out of range.")
+        try:
+            moment, zone = zones.moment(value, prop.params.get("TZID"), budget)
+        except (ics_zones.UnusableZone, recurrence.InvalidRule) as exc:
+            raise _Unusable(f"{name}: {exc}", ends_checking=True) from None
+        all_day = False
     elif isinstance(value, date):
         zone, moment, all_day = None, datetime(value.year, value.month, value.day, tzinfo=UTC), True
     else:
@@ -203,14 +263,17 @@ def _moment(vevent, name, required=False):
     return moment, zone if zone and recurrence.valid_timezone(zone) else "UTC", all_day
 
 
-def _end(vevent, starts_at, all_day):
+def _end(vevent, starts_at, all_day, zones, budget):
     if vevent.get("DTEND") is not None:
-        return _moment(vevent, "DTEND")[0]
+        return _moment(vevent, "DTEND", zones, budget)[0]
     duration = vevent.get("DURATION")
     if duration is not None:
         delta = getattr(duration, "dt", None)
         if not isinstance(delta, timedelta):
             raise _Unusable("DURATION is not a duration.")
+        if abs(delta) > schemas.MAX_EVENT_DURATION:
+            # Checked before the addition, which DURATION:P99999999W overflows.
+            raise _Unusable(f"DURATION: An event lasts at most {schemas.MAX_EVENT_DURATION.days} days.")
         return starts_at + delta
     return starts_at + (timedelta(days=1) if all_day else schemas.DEFAULT_EVENT_DURATION)
 

@@ -1,4 +1,4 @@
-from services.shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.shared.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 
 
 class EventNotFound(NotFound):
@@ -64,3 +64,8 @@ class UrlNotAllowed(InvalidInput):
 class UrlFetchFailed(InvalidInput):
     code = "URL_FETCH_FAILED"
     message = "The calendar could not be fetched from that URL."
+
+
+class CalendarImportsBusy(RateLimited):
+    code = "CALENDAR_IMPORTS_BUSY"
+    message = "Other calendar imports are being read; try again shortly."

@@ -1,7 +1,9 @@
 """The events service: events and calendars, media, posts and the feed."""
 import logging
 
+import eventlet
 from eventlet import tpool
+from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
@@ -13,7 +15,7 @@ from http_edge.uploads import read_upload
 from http_edge.validation import json_body, path_id
 from services.events import calendars, media, schedule, schemas, social
 from services.events.dependencies import CalendarFetcher, MediaStorage
-from services.events.exceptions import EventNotFound, MediaNotFound, PostNotFound
+from services.events.exceptions import CalendarImportsBusy, EventNotFound, MediaNotFound, PostNotFound
 from services.events.models import Base
 from services.events.models import Outbox as OutboxTable
 from services.events.people import record_follow
@@ -30,6 +32,11 @@ from services.shared.rpc import BoundedRpcProxy, rpc
 log = logging.getLogger(__name__)
 
 DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024
+# Calendar files are read one at a time per process (each in slices, up to a
+# second of CPU): a crowd of imports waits its turn instead of sharing the
+# event loop with every other request, and after a while is told to retry.
+CALENDAR_READS = Semaphore(1)
+CALENDAR_READ_WAIT_SECONDS = 10
 
 
 # The mixin is reached through its module: `nameko run` would take a bare
@@ -139,14 +146,20 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         })
 
     @http("POST", "/calendars/import", body=schemas.CALENDAR_IMPORT_BODY, responses={200: schemas.ImportAnswer},
-          errors=(400, 409, 413, 415, 422))
+          errors=(400, 409, 413, 415, 422, 429))
     def import_calendar(self, request):
         """Import an .ics file or URL; events are matched by UID, so a re-import updates."""
         if request.mimetype == "application/json":
             data = self.fetcher.fetch(json_body(request, schemas.CalendarUrl())["url"])
         else:
             data = read_upload(request, "file", calendars.MAX_ICS_BYTES)
-        parsed, skipped = calendars.parse(data)
+        if not CALENDAR_READS.acquire(timeout=CALENDAR_READ_WAIT_SECONDS):
+            raise CalendarImportsBusy(retry_after=5)
+        try:
+            # In slices, with the event loop serving other requests between any two.
+            parsed, skipped = calendars.parse(data, pause=eventlet.sleep)
+        finally:
+            CALENDAR_READS.release()
         return calendars.import_events(self.db.session, self.outbox, request.user_id, parsed, skipped)
 
     # Media ----------------------------------------------------------------------------

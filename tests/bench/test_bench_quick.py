@@ -55,6 +55,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     assert all(value["p50_ms"] is not None and value["errors"] == 0
                for value in search["systems"]["after"]["queries"].values())
 
+    ics = scenarios["ics"]
+    assert ics["calm"]["p99_ms"] is not None and ics["under_bombs"]["p99_ms"] is not None and ics["imports_done"] > 0
+    assert {cost["status"] for cost in ics["cost_per_import"].values()} <= {200, 422}
+
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8."):
         assert heading in report

@@ -94,6 +94,13 @@ CASES = [
      {"json": event_with(rrule="FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=8")}, 422, "VALIDATION_FAILED"),
     ("create: two frequencies", "POST", "/events", {"json": event_with(rrule="FREQ=DAILY;FREQ=MINUTELY")}, 422,
      "VALIDATION_FAILED"),
+    # Searched by dateutil to the year 9999 (every April, never a 31st), or out of range.
+    ("create: rrule that never matches", "POST", "/events",
+     {"json": event_with(rrule="FREQ=MONTHLY;INTERVAL=12;BYMONTHDAY=31")}, 422, "VALIDATION_FAILED"),
+    ("create: 32nd of the month", "POST", "/events", {"json": event_with(rrule="FREQ=MONTHLY;BYMONTHDAY=32")}, 422,
+     "VALIDATION_FAILED"),
+    ("update: rrule that never matches", "PATCH", "/events/{event}",
+     {"json": {"rrule": "FREQ=MONTHLY;INTERVAL=12;BYMONTHDAY=31"}}, 422, "VALIDATION_FAILED"),
     ("update: 99th monday", "PATCH", "/events/{event}", {"json": {"rrule": "FREQ=MONTHLY;BYDAY=99MO"}}, 422,
      "VALIDATION_FAILED"),
     ("update: huge ordinal", "PATCH", "/events/{event}",

@@ -99,6 +99,20 @@ BROKEN = {
                            b"RRULE:FREQ=YEARLY;BYMONTH=2;BYDAY=53MO\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
     "two frequencies": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
                         b"RRULE:FREQ=DAILY;FREQ=MINUTELY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    # Found by a penetration test, each a 500: out of range once in UTC, or overflowing.
+    "year 1 in Tokyo": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Asia/Tokyo:00010101T000000\r\n"
+                        b"END:VEVENT\r\nEND:VCALENDAR\r\n"),
+    "huge duration": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
+                      b"DURATION:P99999999W\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    "year 9999 in Los Angeles": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
+                                 b"DTEND;TZID=America/Los_Angeles:99991231T230000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    # A rule icalendar cannot read was dropped, importing a single event.
+    "unreadable rule": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270101T000000Z\r\n"
+                        b"RRULE:FREQ=DAILY;COUNT=abc\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    "rule that never matches": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20270210T000000Z\r\n"
+                                b"RRULE:FREQ=MONTHLY;INTERVAL=12;BYMONTHDAY=30\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+    "undefined time zone": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Nowhere:20270101T100000\r\n"
+                            b"END:VEVENT\r\nEND:VCALENDAR\r\n"),
 }
 
 

@@ -52,16 +52,6 @@ def test_unsafe_or_unreadable_rules_are_refused(rule):
         recurrence.check_rule(recurrence.normalise_rule(rule), MONDAY, "UTC")
 
 
-def test_rules_that_never_match_are_refused_quickly():
-    started = time.monotonic()
-    for rule in ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;COUNT=1000", "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6"):
-        try:
-            recurrence.check_rule(recurrence.normalise_rule(rule), MONDAY, "UTC")
-        except recurrence.InvalidRule:
-            pass
-    assert time.monotonic() - started < 1
-
-
 @pytest.mark.parametrize("rule", [
     "FREQ=MONTHLY;BYDAY=5MO", "FREQ=MONTHLY;BYDAY=-1FR", "FREQ=YEARLY;BYDAY=20MO", "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH",
     "FREQ=WEEKLY;BYDAY=MO,WE,FR", "FREQ=MONTHLY;BYDAY=MO;BYMONTHDAY=13",
