@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.events import exceptions, ics_reading, ics_zones, recurrence, schemas
 from services.events.models import Event, Participant
-from services.events.schedule import event_message, record_occurrences, series_starts, timing_changed
+from services.events.schedule import event_message, record_occurrences, timing_changed
 from services.shared.errors import Conflict
 from services.shared.ids import parse_uuid
 
@@ -43,6 +43,7 @@ _BEGIN = re.compile(rb"^BEGIN:", re.MULTILINE | re.IGNORECASE)
 # event (icalendar drops it and carries on, so a broken RRULE would import a
 # single event, a broken DTEND a one-hour one).
 READ_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RRULE")
+OCCURRENCE_STARTS = "occurrence_starts"
 IMPORTED_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "timezone", "rrule", "status")
 
 
@@ -216,6 +217,8 @@ def _event_values(vevent, zones, budget):
         "location": _text(vevent, "LOCATION", 300), "starts_at": starts_at, "ends_at": ends_at,
         "timezone": timezone, "rrule": None, "series_ends_at": ends_at,
         "status": "cancelled" if _text(vevent, "STATUS", 20).upper() == "CANCELLED" else "active",
+        # Not a column: kept so that writing the import expands nothing again.
+        OCCURRENCE_STARTS: [starts_at],
     }
     rules = vevent.get("RRULE")
     if rules is not None:
@@ -223,11 +226,12 @@ def _event_values(vevent, zones, budget):
             raise _Unusable("More than one RRULE.", ends_checking=True)
         try:
             rule = recurrence.normalise_rule(ics_zones.rule_text(rules))
-            last_start = recurrence.check_rule(rule, starts_at, timezone, budget)
+            starts = recurrence.expand(rule, starts_at, timezone, budget)
         except (recurrence.InvalidRule, ValueError) as exc:
             raise _Unusable(f"RRULE: {exc}", ends_checking=True) from None
         values["rrule"] = rule
-        values["series_ends_at"] = last_start + (ends_at - starts_at)
+        values["series_ends_at"] = starts[-1] + (ends_at - starts_at)
+        values[OCCURRENCE_STARTS] = starts
     return values
 
 
@@ -310,9 +314,6 @@ def import_events(session, outbox, owner_id, parsed, skipped):
                 _create(session, outbox, owner_id, values)
                 counts["imported"] += 1
         session.commit()
-    except exceptions.InvalidCalendar:
-        session.rollback()  # nothing of the file is kept, and the row locks go now
-        raise
     except IntegrityError:
         # A concurrent import inserted one of these UIDs first: the insert
         # (at a flush inside the loop, or at the commit) meets its row.
@@ -322,7 +323,8 @@ def import_events(session, outbox, owner_id, parsed, skipped):
 
 
 def _create(session, outbox, owner_id, values):
-    starts = _occurrence_starts(values)
+    values = dict(values)
+    starts = values.pop(OCCURRENCE_STARTS)
     event = Event(organizer_id=owner_id, visibility="private", participants_count=0, is_online=False, **values)
     session.add(event)
     session.flush()
@@ -334,29 +336,18 @@ def _update(session, outbox, event, values):
     changed = sorted(field for field in IMPORTED_FIELDS if getattr(event, field) != values[field])
     if not changed:
         return "skipped"
-    starts = _occurrence_starts(values) if timing_changed(event, values) else None
+    values = dict(values)
+    starts = values.pop(OCCURRENCE_STARTS)
+    retimed = timing_changed(event, values)
     was_cancelled = event.status == "cancelled"
     for field, value in values.items():
         setattr(event, field, value)
     event.updated_at = datetime.now(UTC)
     session.flush()
-    if starts is not None:
+    if retimed:
         record_occurrences(session, event.id, starts)
     if event.status == "cancelled" and not was_cancelled:
         outbox.add(session, "event_cancelled", event_message(event))
     else:
         outbox.add(session, "event_updated", dict(event_message(event), changed=changed))
     return "updated"
-
-
-def _occurrence_starts(values):
-    """The series of a parsed event (its rule was checked by parse); a rule
-    that fails now still refuses the import rather than storing a series
-    without its occurrences."""
-    try:
-        return series_starts(values["starts_at"], values["rrule"], values["timezone"])
-    except recurrence.InvalidRule as exc:
-        raise exceptions.InvalidCalendar(
-            "1 of the calendar's events could not be imported; nothing was.",
-            details={"events": [{"uid": values["ical_uid"], "error": f"RRULE: {exc}"}], "invalid_count": 1},
-        ) from None
