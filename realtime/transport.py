@@ -91,7 +91,9 @@ class EngineServer(engineio.Server):
 def transport_app(app, max_payload_bytes):
     """The Socket.IO WSGI app, behind the checks above and answering refusals in the API's format."""
     def serve(environ, start_response):
-        refusal = _websocket_handshake_refusal(environ) or _post_refusal(environ, max_payload_bytes)
+        wants_websocket = _wants_websocket(environ)
+        refusal = (_websocket_handshake_refusal(environ) if wants_websocket else None) or \
+            _post_refusal(environ, max_payload_bytes)
         if refusal is not None:
             return refusal(environ, start_response)
         held = {}
@@ -105,35 +107,48 @@ def transport_app(app, max_payload_bytes):
         body = app(environ, start)
         if not held:
             return body
-        text = _read_all(body)
-        return _json_refusal(held["status"], held["headers"], text)(environ, start_response)
+        refusal = _json_refusal(held["status"], held["headers"], _read_all(body))
+        if wants_websocket:
+            refusal.headers["Connection"] = "close"  # see _websocket_handshake_refusal
+        return refusal(environ, start_response)
     return serve
 
 
 # Requests refused before the libraries see them ---------------------------------------
 
-def _websocket_handshake_refusal(environ):
-    """A refusal of a websocket request that is not a valid RFC 6455 handshake, or None."""
+def _wants_websocket(environ):
     query = parse_qs(environ.get("QUERY_STRING", ""))
-    wants_websocket = (query.get("transport", [""])[0] == "websocket"
-                       or "websocket" in environ.get("HTTP_UPGRADE", "").lower())
-    if environ.get("REQUEST_METHOD") != "GET" or not wants_websocket:
+    return environ.get("REQUEST_METHOD") == "GET" and (
+        query.get("transport", [""])[0] == "websocket" or "websocket" in environ.get("HTTP_UPGRADE", "").lower())
+
+
+def _websocket_handshake_refusal(environ):
+    """A refusal of a websocket request that is not a valid RFC 6455 handshake, or None.
+
+    Like eventlet's own refusals it closes the connection: the client meant
+    to leave HTTP on it."""
+    problem = _handshake_problem(environ, parse_qs(environ.get("QUERY_STRING", "")))
+    if problem is None:
         return None
+    status, code, message, headers = problem
+    return _refusal(status, code, message, headers=[("Connection", "close"), *headers])
+
+
+def _handshake_problem(environ, query):
     connection = [token.strip() for token in environ.get("HTTP_CONNECTION", "").lower().split(",")]
     if ("upgrade" not in connection or environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket"
             or query.get("transport", [""])[0] != "websocket"):
-        return _refusal(400, *_NOT_AN_UPGRADE)
+        return 400, *_NOT_AN_UPGRADE, []
     version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
     if version is None:
-        return _refusal(400, "WEBSOCKET_HANDSHAKE_INVALID", "A websocket needs Sec-WebSocket-Version: 13.")
+        return 400, "WEBSOCKET_HANDSHAKE_INVALID", "A websocket needs Sec-WebSocket-Version: 13.", []
     if version.strip() != WEBSOCKET_VERSION:
-        return _refusal(426, *_REFUSALS_BY_STATUS[426], headers=[("Sec-WebSocket-Version", WEBSOCKET_VERSION)])
+        return 426, *_REFUSALS_BY_STATUS[426], [("Sec-WebSocket-Version", WEBSOCKET_VERSION)]
     if not _is_websocket_key(environ.get("HTTP_SEC_WEBSOCKET_KEY", "")):
-        return _refusal(400, "WEBSOCKET_HANDSHAKE_INVALID",
-                        "A websocket needs Sec-WebSocket-Key: 16 random bytes in base64.")
+        return 400, "WEBSOCKET_HANDSHAKE_INVALID", "A websocket needs Sec-WebSocket-Key: 16 random bytes in base64.", []
     if not _window_bits_are_numbers(environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS", "")):
-        return _refusal(400, "WEBSOCKET_HANDSHAKE_INVALID",
-                        "Window bits in Sec-WebSocket-Extensions must be numbers from 8 to 15.")
+        return (400, "WEBSOCKET_HANDSHAKE_INVALID",
+                "Window bits in Sec-WebSocket-Extensions must be numbers from 8 to 15.", [])
     return None
 
 
