@@ -31,6 +31,7 @@ from http_edge.errors import error_body, error_response
 from http_edge.server import listener_for
 from realtime.delivered import RecentIds
 from realtime.peers import HEARTBEAT_SECONDS, Peers
+from realtime.transport import EngineServer, transport_app
 from services.shared.errors import DependencyUnavailable, DomainError, InvalidInput
 from services.shared.failures import as_domain_error
 from services.shared.observability import set_connected_sockets
@@ -92,13 +93,17 @@ def refusal(code, message):
 
 
 class GuardedServer(socketio.Server):
-    """python-socketio's server, refusing client events with reserved names.
+    """python-socketio's server, refusing client events with reserved names,
+    over an Engine.IO server whose requests never hang (realtime.transport).
 
     python-socketio hands a client EVENT named "connect" or "disconnect" to
     the server's own handlers: a client that emitted "disconnect" cancelled
     its own expiry timer and presence yet stayed in its room, receiving
     pushes after its token expired or its account was closed.
     """
+
+    def _engineio_server_class(self):
+        return EngineServer
 
     def _handle_event(self, eio_sid, namespace, id, data):
         if not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
@@ -305,7 +310,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.sio.manager.initialize()
         self._stopping = False
         app = socketio.WSGIApp(self.sio, socketio_path="socket.io")
-        listener_for(self.bind_addr).mount(MOUNT_PATH, self._wsgi_app(app))
+        listener_for(self.bind_addr).mount(MOUNT_PATH, self._wsgi_app(transport_app(app, MAX_PACKET_BYTES)))
         self._refresher = eventlet.spawn(self._refresh_presence_forever)
 
     def _wsgi_app(self, app):
