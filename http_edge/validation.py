@@ -9,6 +9,7 @@ import re
 
 from marshmallow import EXCLUDE, RAISE, ValidationError
 
+from services.shared import text
 from services.shared.errors import InvalidInput, MalformedRequest, NotFound, TooLarge, UnsupportedType
 from services.shared.ids import parse_uuid
 
@@ -63,8 +64,9 @@ def query_args(request, schema):
 def _refusal(value):
     if len(value) > MAX_QUERY_VALUE_CHARS:
         return f"Longer than {MAX_QUERY_VALUE_CHARS} characters."
-    if _CONTROL.search(value):
-        return "Contains control characters."
+    found = _CONTROL.search(value)
+    if found:
+        return text.why_refused(found.group())  # in the words of the text policy
     return None
 
 

@@ -101,7 +101,7 @@ def check(value, multiline=False, strip=True):
     # not stored as "Title".
     found = _REFUSED[multiline].search(value)
     if found:
-        raise Refused(_why_refused(found.group()))
+        raise Refused(why_refused(found.group()))
     if strip:
         value = value.strip()
     if value and not _has_visible(value):
@@ -160,7 +160,7 @@ def _normalise(value, multiline):
     return _LINE_BREAKS.sub("\n", value) if multiline else value
 
 
-def _why_refused(char):
+def why_refused(char):
     code = f"U+{ord(char):04X}"
     if _BIDI_CONTROL.match(char):
         return f"Contains a bidirectional control character ({code})."

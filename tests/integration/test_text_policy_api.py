@@ -143,9 +143,9 @@ def test_multi_line_fields_keep_tabs_and_store_line_breaks_as_lf(scene, field):
 
 
 @pytest.mark.parametrize("emoji, reason", [
-    ("👍" + "\u0336" * 12, "combining marks"),
+    ("👍" + "\u0336" * 12, "Must be an emoji"),
     ("\u202e👍", "Must be an emoji"),
-    ("\u0301👍", "Starts with a combining mark"),
+    ("\u0301👍", "Must be an emoji"),
 ], ids=["Zalgo thumbs-up", "bidi override", "a mark first"])
 def test_reactions_refuse_spoofed_emoji(scene, emoji, reason):
     api = scene["api"]
