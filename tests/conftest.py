@@ -30,6 +30,16 @@ TEST_PORT = int(os.environ.get("LIFYTP_TEST_PORT", "4290"))
 TEST_REDIS_DB = int(os.environ.get("LIFYTP_TEST_REDIS_DB", "15"))
 STATE_DIR = tempfile.mkdtemp(prefix="lifytp-test-")
 
+# The suite registers and logs in hundreds of times from one address, and
+# every system it starts (images included) shares one Redis database:
+# schemathesis alone fails dozens of logins. The tests of these limits start a
+# system of their own with low ones.
+SUITE_LIMITS = {
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+    "REGISTER_MAX_PER_ADDRESS": "100000",
+    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
+    "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT": "100000",
+}
 TEST_ENV = {
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/" + TEST_VHOST,
     "AUTH_DATABASE_URL": TEST_DB_URL,
@@ -46,14 +56,7 @@ TEST_ENV = {
     "RPC_TIMEOUT_SECONDS": "3",
     "LOG_LEVEL": "WARNING",
     "CORS_ALLOWED_ORIGINS": "https://app.example, https://admin.example",
-    # The suite registers and logs in hundreds of times from one address, and
-    # every system it starts shares one Redis database: schemathesis alone
-    # fails dozens of logins. The tests of these limits start a system of their
-    # own with low ones.
-    "LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
-    "REGISTER_MAX_PER_ADDRESS": "100000",
-    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
-    "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT": "100000",
+    **SUITE_LIMITS,
 }
 os.environ.update(TEST_ENV)
 os.environ.setdefault("LIFYTP_CONFIG", os.path.join(ROOT, "config.yaml"))

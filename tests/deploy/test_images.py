@@ -32,7 +32,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_NAME, TEST_PORT, TEST_REDIS_DB, unavailable
+from tests.conftest import ROOT, SUITE_LIMITS, TEST_NAME, TEST_PORT, TEST_REDIS_DB, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -249,6 +249,7 @@ def running(docker, images, stores, keys):
                 "REDIS_URL": stores["redis_url"],
                 "BCRYPT_ROUNDS": "4",
                 "LOG_LEVEL": "INFO",
+                **SUITE_LIMITS,
             }
             if name != "realtime":
                 env[name.upper() + "_DATABASE_URL"] = stores["database_url"]
