@@ -281,8 +281,9 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.bind_addr = parse_address(config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000"))
         self.public_key_path = config["JWT_PUBLIC_KEY_PATH"]
         self.token_max_age = max_token_age(config)
-        # A closed account's tokens live on for at most this long.
-        self.closed_seconds = int(config.get("ACCESS_TOKEN_TTL_SECONDS", 900))
+        # No token older than this is accepted, whatever lifetime auth gave
+        # it: a closed account stays refused for as long.
+        self.closed_seconds = self.token_max_age
         self.redis = redis_from_config(config)
         self.presence = Presence(self.redis)
         self.sio = GuardedServer(
