@@ -14,7 +14,10 @@ a client can reach with one request. Each is wrapped here, in one place:
 - `EngineServer.handle_request`. A session closed by its client (`1`), by a
   ping timeout or by its websocket ending stays in `sockets` until its next
   request; a GET then gets a 400, a POST a `KeyError` (a 500). Such a session
-  is forgotten first, so both are told it is unknown.
+  is forgotten first, so both are told it is unknown. And a POST whose body
+  is not an Engine.IO payload at all (not UTF-8, an empty packet, more
+  packets than a payload may hold) is refused as a packet is, where Engine.IO
+  would log the error and answer 200.
 - `transport_app` refuses what eventlet.websocket would mishandle before it
   sees it: a websocket request without `Sec-WebSocket-Version` goes down its
   legacy (2010 draft) path, which fails on a missing Origin (a 500); an
@@ -29,10 +32,12 @@ changes the behaviour wrapped here.
 """
 import base64
 import binascii
+import io
 import json
 from urllib.parse import parse_qs
 
 import engineio
+import engineio.payload
 
 from http_edge.errors import error_body, json_response
 
@@ -85,7 +90,25 @@ class EngineServer(engineio.Server):
         socket = self.sockets.get(sid)
         if socket is not None and socket.closed:
             del self.sockets[sid]  # as Engine.IO's GET does; its POST raises KeyError instead
+        elif socket is not None and environ.get("REQUEST_METHOD") == "POST" and not _readable_payload(environ):
+            # Engine.IO would log the decoding error and answer 200, keeping a
+            # session whose client speaks no Engine.IO: refused like a packet.
+            self.disconnect(sid)
+            start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+            return [b"Bad Request"]
         return super().handle_request(environ, start_response)
+
+
+def _readable_payload(environ):
+    """Whether a polling POST's body decodes as an Engine.IO payload; the body
+    is put back for Engine.IO to read (transport_app has bounded its length)."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        engineio.payload.Payload(encoded_payload=body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError among them
+        return False
+    return True
 
 
 def transport_app(app, max_payload_bytes):

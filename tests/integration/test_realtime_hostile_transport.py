@@ -95,11 +95,21 @@ def health_answers(edge):
 
 # Polling -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("packet", ["9", "6", "2probe", "0", "2", "4hi\x1e9"])
+@pytest.mark.parametrize("packet", ["9", "6", "2probe", "0", "2", "4hi\x1e9",
+                                    # Not a payload at all: an empty packet, more packets than one may hold.
+                                    "4a\x1e\x1e4b", "\x1e".join(["4x"] * 17)])
 def test_a_refused_packet_is_a_json_400_at_once_and_the_session_ends(edge, token, packet):
     sid = open_session(edge, token)
     assert refusal_code(post(edge, sid, packet), 400) == "PACKET_REFUSED"
     assert refusal_code(post(edge, sid, "42[\"typing\",{}]"), 400) == "SESSION_UNKNOWN"
+    assert refusal_code(poll(edge, sid), 400) == "SESSION_UNKNOWN"
+
+
+def test_a_payload_that_is_not_utf8_is_a_json_400_and_the_session_ends(edge, token):
+    sid = open_session(edge, token)
+    answer = requests.post(engineio_url(edge, f"EIO=4&transport=polling&sid={sid}"), data=b"4\xff\xfe",
+                           headers={"Content-Type": "text/plain;charset=UTF-8"}, timeout=PATIENCE_SECONDS)
+    assert refusal_code(answer, 400) == "PACKET_REFUSED"
     assert refusal_code(poll(edge, sid), 400) == "SESSION_UNKNOWN"
 
 
