@@ -269,19 +269,26 @@ def js_client_dir():
 
 
 @contextlib.contextmanager
-def lone_auth(name, port_offset, **env):
-    """Auth alone in a process, on an empty vhost of its own (no other service
-    answers its RPC calls), ready to serve; stopped afterwards."""
+def system_of_its_own(name, port_offset, env=None, modules=(), probe_paths=None, **options):
+    """A system on an empty vhost and database of its own (only its own
+    processes answer its RPC calls and publish its outbox), ready to serve;
+    stopped afterwards. `options` go to RunningSystem."""
+    env = dict(env or {})
     env.setdefault("AMQP_URI", reset_vhost(TEST_VHOST + "_" + name))
     for key, value in database_env(fresh_database(name)).items():
         env.setdefault(key, value)
-    running = RunningSystem(TEST_PORT + port_offset, log_name="auth-" + name,
-                            modules=["services.auth.service"], env=env)
+    running = RunningSystem(TEST_PORT + port_offset, env=env, log_name=name, modules=modules, **options)
     try:
-        running.wait_until_ready(probe_paths=("/auth/me",))
+        running.wait_until_ready(**({"probe_paths": probe_paths} if probe_paths else {}))
         yield running
     finally:
         running.stop()
+
+
+def lone_auth(name, port_offset, **env):
+    """Auth alone in a process: no other service answers its RPC calls."""
+    return system_of_its_own("auth_" + name, port_offset, env=env, modules=["services.auth.service"],
+                             probe_paths=("/auth/me",))
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,7 @@ class Client(Api):
 @pytest.fixture(scope="module")
 def limited(config):
     """Auth alone, with low limits, behind one (pretended) proxy hop."""
-    with lone_auth("limits", 130, **LIMITS) as running:
+    with lone_auth("limits", 160, **LIMITS) as running:
         yield running
 
 

@@ -18,11 +18,12 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import TEST_PORT, TEST_VHOST, RunningSystem, database_env, fresh_database, reset_vhost
+from tests.conftest import TEST_PORT, system_of_its_own
 
 pytestmark = pytest.mark.integration
 
-PORT = TEST_PORT + 130
+PORT_OFFSET = 130
+PORT = TEST_PORT + PORT_OFFSET
 MAX_CONNECTIONS = 12
 SETTINGS = {
     "HTTP_HEADER_TIMEOUT_SECONDS": "1",
@@ -38,14 +39,8 @@ MAX_JSON_BYTES = 64 * 1024
 
 @pytest.fixture(scope="module")
 def edge(config):
-    env = {"AMQP_URI": reset_vhost(TEST_VHOST + "_connections"), **database_env(fresh_database("connections")),
-           **SETTINGS}
-    running = RunningSystem(PORT, env=env, log_name="connections")
-    try:
-        running.wait_until_ready()
+    with system_of_its_own("connections", PORT_OFFSET, env=SETTINGS) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def connect():

@@ -17,11 +17,12 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import TEST_PORT, TEST_VHOST, RunningSystem, database_env, fresh_database, reset_vhost
+from tests.conftest import TEST_PORT, system_of_its_own
 
 pytestmark = pytest.mark.integration
 
-PORT = TEST_PORT + 150
+PORT_OFFSET = 150
+PORT = TEST_PORT + PORT_OFFSET
 # Above one wave of hostile requests, so none waits in the kernel's accept
 # queue, and below two: had the first wave held its connections, the second
 # (and /health) would find no free one.
@@ -37,14 +38,9 @@ VERSION = b"Sec-WebSocket-Version: 13\r\n"
 
 @pytest.fixture(scope="module")
 def edge(config):
-    env = {"AMQP_URI": reset_vhost(TEST_VHOST + "_hostile_transport"),
-           **database_env(fresh_database("hostile_transport")), "HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS)}
-    running = RunningSystem(PORT, env=env, log_name="hostile-transport")
-    try:
-        running.wait_until_ready()
+    with system_of_its_own("hostile_transport", PORT_OFFSET, env={"HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS)}) \
+            as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

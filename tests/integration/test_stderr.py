@@ -16,11 +16,12 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import TEST_PORT, TEST_VHOST, RunningSystem, database_env, fresh_database, reset_vhost
+from tests.conftest import TEST_PORT, system_of_its_own
 
 pytestmark = pytest.mark.integration
 
-PORT = TEST_PORT + 131
+PORT_OFFSET = 131
+PORT = TEST_PORT + PORT_OFFSET
 PASSWORD = "stderr-" + uuid.uuid4().hex  # unique: found only if it leaked
 HOSTILE_EVENTS = 100
 
@@ -28,11 +29,8 @@ HOSTILE_EVENTS = 100
 @pytest.fixture(scope="module")
 def attacked(config):
     """The system's stderr and stdout after the attack, once it has stopped, and the secrets used."""
-    env = {"AMQP_URI": reset_vhost(TEST_VHOST + "_stderr"), **database_env(fresh_database("stderr")),
-           "LOG_LEVEL": "INFO", "HTTP_HEADER_TIMEOUT_SECONDS": "1", "HTTP_BODY_TIMEOUT_SECONDS": "1"}
-    running = RunningSystem(PORT, env=env, log_name="stderr", separate_stderr=True)
-    try:
-        running.wait_until_ready()
+    env = {"LOG_LEVEL": "INFO", "HTTP_HEADER_TIMEOUT_SECONDS": "1", "HTTP_BODY_TIMEOUT_SECONDS": "1"}
+    with system_of_its_own("stderr", PORT_OFFSET, env=env, separate_stderr=True) as running:
         user = register(running.base_url)
         secrets = {"password": PASSWORD, "access token": user["access_token"],
                    "refresh token": user["refresh_token"]}
@@ -40,8 +38,6 @@ def attacked(config):
         malformed_engineio_requests(running.base_url, user["access_token"])
         malformed_websockets(user["access_token"])
         malformed_http(running.base_url, user["access_token"])
-    finally:
-        running.stop()
     with open(running.stderr_path) as stderr, open(running.log_path) as stdout:
         return stderr.read(), stdout.read(), secrets
 
