@@ -273,6 +273,10 @@ def system_of_its_own(name, port_offset, env=None, modules=(), probe_paths=None,
     """A system on an empty vhost and database of its own (only its own
     processes answer its RPC calls and publish its outbox), ready to serve;
     stopped afterwards. `options` go to RunningSystem."""
+    from services.shared.tokens import ensure_dev_keys
+
+    # The suite's keys, whether or not a test asked for the `config` fixture yet.
+    ensure_dev_keys(TEST_ENV["JWT_PRIVATE_KEY_PATH"], TEST_ENV["JWT_PUBLIC_KEY_PATH"])
     env = dict(env or {})
     env.setdefault("AMQP_URI", reset_vhost(TEST_VHOST + "_" + name))
     for key, value in database_env(fresh_database(name)).items():
