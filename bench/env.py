@@ -14,7 +14,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 
 import requests
 
@@ -236,7 +235,3 @@ def fresh_log_dir(name):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def new_id():
-    return str(uuid.uuid4())

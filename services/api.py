@@ -3,7 +3,8 @@ from http_edge.openapi import build_document
 
 
 def api_document():
-    # Imported here: each service module imports this one to serve the document.
+    # Imported here: services.auth.service imports this module (auth serves the
+    # document), so importing the services at the top would be circular.
     from services.auth.service import AuthService
     from services.events.service import EventsService
     from services.messages.service import MessagesService

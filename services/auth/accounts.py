@@ -5,7 +5,6 @@ nothing of HTTP or AMQP. Each commits its own unit of work, with the domain
 events it records in the outbox.
 """
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -15,12 +14,9 @@ from services.auth import exceptions
 from services.auth.dependencies import hash_refresh_token
 from services.auth.models import Follow, RefreshToken, User
 from services.auth.schemas import private_view, public_view, summary_view
+from services.shared import clock
 
 MAX_BATCH_IDS = 1000
-
-
-def _now():
-    return datetime.now(UTC)
 
 
 def _escape_like(text):
@@ -106,7 +102,7 @@ def refresh(session, tokens, raw_token):
     current = session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)).with_for_update()
     ).scalar_one_or_none()
-    now = _now()
+    now = clock.now()
     if current is None or current.revoked_at is not None or current.expires_at <= now \
             or tokens.refresh_token_too_old(current.created_at, now):
         session.rollback()
@@ -119,7 +115,7 @@ def refresh(session, tokens, raw_token):
     if user is None or not user.is_active:
         session.rollback()
         raise exceptions.InvalidRefreshToken()
-    current.used_at = _now()
+    current.used_at = clock.now()
     answer = _issue_session(session, tokens, user, family_id=current.family_id)
     session.commit()
     return answer
@@ -138,7 +134,7 @@ def _revoke_family(session, family_id):
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=clock.now())
     )
 
 
@@ -302,7 +298,7 @@ def deactivate(session, outbox, user_id):
     user.is_active = False
     session.execute(
         update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=clock.now())
     )
     outbox.add(session, "user_deleted", {"user_id": user_id})
     session.commit()

@@ -5,7 +5,6 @@ Functions take a SQLAlchemy session and the collaborators they need; they know
 nothing of HTTP or AMQP. Each commits its own unit of work, with the domain
 events it records in the outbox.
 """
-from datetime import UTC, datetime
 
 from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, union
 from sqlalchemy.dialects.postgresql import insert
@@ -13,15 +12,12 @@ from sqlalchemy.dialects.postgresql import insert
 from services.events import exceptions, recurrence, schemas
 from services.events.models import Event, Follow, Media, Occurrence, Participant, Post
 from services.events.people import ensure_follows, users_by_id
+from services.shared import clock
 from services.shared.errors import DomainError, InvalidInput
 
 # What decides when an event's occurrences start: changing any of them
 # rewrites its rows in the occurrences table.
 TIMING_FIELDS = ("starts_at", "rrule", "timezone")
-
-
-def _now():
-    return datetime.now(UTC)
 
 
 def _escape_like(text):
@@ -205,7 +201,7 @@ def update_event(session, outbox, auth, user_id, event_id, changes):
     retimed = timing_changed(event, values)
     for field, value in values.items():
         setattr(event, field, value)
-    event.updated_at = _now()
+    event.updated_at = clock.now()
     session.flush()
     if retimed:
         record_occurrences(session, event.id, starts)
@@ -223,7 +219,7 @@ def cancel_event(session, outbox, auth, user_id, event_id):
 
 def _cancel(session, outbox, event):
     event.status = "cancelled"
-    event.updated_at = _now()
+    event.updated_at = clock.now()
     session.flush()
     outbox.add(session, "event_cancelled", event_message(event))
 

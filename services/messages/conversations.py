@@ -7,7 +7,6 @@ every event names the members who should hear of it (`recipient_ids`), so
 realtime can deliver it without a database.
 """
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -17,10 +16,6 @@ from services.messages.models import Conversation, Member, Message, Reaction
 from services.messages.schemas import deleted_member, iso, message_view
 
 PREVIEW_CHARS = 140
-
-
-def _now():
-    return datetime.now(UTC)
 
 
 # Membership ---------------------------------------------------------------------

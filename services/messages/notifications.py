@@ -4,24 +4,20 @@ They are made from domain events (a follow, someone joining your event, a
 message while you were offline). Each handler claims the event id first, in the
 same transaction as the notification, so a redelivered event changes nothing.
 """
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select, tuple_, update
 
 from services.messages.conversations import preview
 from services.messages.models import Notification, ProcessedEvent
 from services.messages.schemas import notification_view
+from services.shared import clock
 from services.shared.ids import parse_uuid
 from services.shared.outbox import first_delivery
 
 
-def _now():
-    return datetime.now(UTC)
-
-
 def notify(session, outbox, user_id, kind, data):
     """Store a notification and record notification_created; the caller commits."""
-    notification = Notification(user_id=user_id, type=kind, data=data, created_at=_now())
+    notification = Notification(user_id=user_id, type=kind, data=data, created_at=clock.now())
     session.add(notification)
     session.flush()
     return _announce(outbox, session, notification)
@@ -121,7 +117,7 @@ def _notify_of_message(session, outbox, user_id, message):
     if unread is None:
         return notify(session, outbox, user_id, "message", dict(data, count=1))
     unread.data = dict(data, count=unread.data.get("count", 1) + 1)
-    unread.created_at = _now()
+    unread.created_at = clock.now()
     session.flush()
     _announce(outbox, session, unread)
 
@@ -143,7 +139,7 @@ def mark_read(session, user_id, ids=None):
     query = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
     if ids is not None:
         query = query.where(Notification.id.in_(ids))
-    session.execute(query.values(read_at=_now()))
+    session.execute(query.values(read_at=clock.now()))
     session.commit()
 
 

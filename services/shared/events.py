@@ -6,7 +6,8 @@ or an RPC peer was briefly unreachable is lost for good. `durable_handler`
 requeues the event in that case, after a short pause so that a long outage
 does not turn into a hot redelivery loop; RabbitMQ then delivers it again (to
 this replica or another). Every handler using it must be idempotent: the
-consumers here claim each event id (`first_delivery`, a Redis `SET NX`).
+consumers here claim each event id (`first_delivery`: a PostgreSQL insert
+in the handler's own transaction, so a claim and its effect commit together).
 
 Any other failure (a malformed payload, a bug) is acknowledged and logged, as
 before: requeueing it would only repeat the same failure forever.

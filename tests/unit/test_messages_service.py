@@ -13,6 +13,7 @@ from services.messages import notifications
 from services.messages.exceptions import ConversationNotFound, MessageNotFound, NoOtherMembers, UnknownMembers
 from services.messages.schemas import MessageCreate, check_emoji
 from services.messages.service import MessagesService
+from services.shared import clock
 from services.shared.errors import InvalidInput
 
 ANN = "11111111-1111-4111-8111-111111111111"
@@ -121,7 +122,7 @@ def test_a_message_notifies_only_recipients_without_a_socket():
     session.execute.return_value.scalars.return_value.first.return_value = None  # no unread one to update
     payload = {"event_id": "55555555-5555-4555-8555-555555555555", "recipient_ids": [ANN, BOB, CAT],
                "message": {"id": "m", "conversation_id": CONVERSATION, "sender_id": ANN, "body": "x" * 500}}
-    with mock.patch.object(notifications, "_now", return_value=datetime(2026, 1, 1, tzinfo=UTC)):
+    with mock.patch.object(clock, "now", return_value=datetime(2026, 1, 1, tzinfo=UTC)):
         notifications.on_message_sent(session, outbox, presence, payload)
     presence.online_among.assert_called_once_with([BOB, CAT])  # never the sender
     (notified,) = [call.args[0] for call in session.add.call_args_list]
