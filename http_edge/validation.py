@@ -14,7 +14,8 @@ from services.shared.errors import InvalidInput, MalformedRequest, NotFound, Too
 from services.shared.ids import parse_uuid
 
 MAX_JSON_BYTES = 64 * 1024
-# Longer than any query value the API takes (a cursor is at most 512).
+# Longer than any query value the API takes (a search is at most 100
+# characters, a cursor under 60).
 MAX_QUERY_VALUE_CHARS = 1024
 # Control characters (NUL among them, which PostgreSQL cannot store) have no
 # place in any query parameter, whatever its field would say.
@@ -55,7 +56,8 @@ def query_args(request, schema):
     field, however lax, hands such a value on."""
     args = request.args.to_dict()
     declared = {field.data_key or name for name, field in schema.fields.items()}
-    refused = {name: [_refusal(value)] for name, value in args.items() if name in declared and _refusal(value)}
+    refused = {name: [problem] for name, value in args.items()
+               if name in declared and (problem := _refusal(value))}
     if refused:
         raise InvalidInput(details=refused)
     return load(schema, args, unknown=EXCLUDE)

@@ -108,7 +108,7 @@ def check(value, multiline=False, strip=True):
         raise Refused("Has nothing visible (only spaces or invisible characters).")
     if value and _is_mark(value[0]):
         raise Refused("Starts with a combining mark.")
-    if _longest_mark_run(value) > MAX_COMBINING_MARKS:
+    if _without_excess_marks(value) != value:
         raise Refused(f"More than {MAX_COMBINING_MARKS} combining marks on one character.")
     return value
 
@@ -183,20 +183,10 @@ def _stacks(char):
     return unicodedata.category(char) in _MARKS
 
 
-def _longest_mark_run(value):
-    """The most nonspacing or enclosing marks on one base character. Invisible
-    characters between them (a zero-width joiner) do not start a new one."""
-    longest = run = 0
-    for char in value:
-        if _stacks(char):
-            run += 1
-            longest = max(longest, run)
-        elif not _INVISIBLE.match(char) or char in " \t\n":
-            run = 0
-    return longest
-
-
 def _without_excess_marks(value):
+    """The value with the nonspacing or enclosing marks past MAX_COMBINING_MARKS
+    on one base character left out. Invisible characters between marks (a
+    zero-width joiner) do not start a new base."""
     kept, run = [], 0
     for char in value:
         if _stacks(char):

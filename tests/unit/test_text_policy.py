@@ -86,7 +86,7 @@ def _known_gap(value):
     past U+FFFF."""
     stripped = unicodedata.normalize("NFC", value).strip()
     return bool(stripped) and (
-        text._is_mark(stripped[0]) or text._longest_mark_run(stripped) > text.MAX_COMBINING_MARKS
+        text._is_mark(stripped[0]) or text._without_excess_marks(stripped) != stripped
         or not text._has_visible(stripped))
 
 
