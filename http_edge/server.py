@@ -62,10 +62,11 @@ class SharedListener:
         self._pool = GreenPool(size=MAX_CONNECTIONS_DEFAULT)
         self._sock = eventlet.listen(bind_addr)
         self._sock.settimeout(None)
-        wsgi_log = logging.getLogger("http_edge.wsgi")
+        # `wsgi.errors` stays sys.stderr, which the logging config turns into
+        # log records (services.shared.observability.console).
         self._wsgi = eventlet.wsgi.Server(
             self._sock, self._sock.getsockname(), self, protocol=EdgeProtocol,
-            log=WsgiLog(wsgi_log), debug=False, environ={"wsgi.errors": WsgiErrors(wsgi_log)},
+            log=WsgiLog(logging.getLogger("http_edge.wsgi")), debug=False,
         )
         self.set_timeouts(**{kind: default for kind, (_, default) in TIMEOUT_SETTINGS.items()})
         # Every process, whatever services it runs, answers Prometheus here.
@@ -240,25 +241,6 @@ class WsgiLog:
 
     def write(self, msg, *args):
         self.logger.debug(msg.rstrip("\n"), *args)
-
-
-class WsgiErrors:
-    """`wsgi.errors`, which is stderr by default: eventlet's websocket writes
-    its shutdown errors there. Each write is one log record instead."""
-
-    def __init__(self, logger):
-        self.logger = logger
-
-    def write(self, text):
-        if text.strip():
-            self.logger.warning("%s", text.rstrip("\n"))
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        pass
 
 
 def _positive(config, name, default):
