@@ -115,7 +115,7 @@ def refresh(session, tokens, raw_token):
     if user is None or not user.is_active:
         session.rollback()
         raise exceptions.InvalidRefreshToken()
-    current.used_at = clock.now()
+    current.used_at = now
     answer = _issue_session(session, tokens, user, family_id=current.family_id)
     session.commit()
     return answer
