@@ -365,20 +365,6 @@ def check_rule(rule, starts_at, timezone, budget=None):
     return expand(rule, starts_at, timezone, budget)[-1]
 
 
-def occurrence_starts(rule, starts_at, timezone, window_start, window_end):
-    """Starts (UTC) of the occurrences with window_start <= start < window_end."""
-    if rule is None:
-        return [starts_at] if window_start <= starts_at < window_end else []
-    budget = Budget()
-    starts = []
-    for moment in islice(_capped(rule, starts_at, timezone, budget), MAX_OCCURRENCES):
-        if moment >= window_end:
-            break
-        if moment >= window_start:
-            starts.append(moment)
-    return starts
-
-
 # Time zone rules -------------------------------------------------------------------------
 
 def recent_onsets(rule, first_onset, through, budget):
