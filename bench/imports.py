@@ -7,7 +7,6 @@ request's scheduled send time) alone, then while clients post import bombs
 back to back; and the CPU each kind of bomb costs that process, read from
 /proc one import at a time (steadier than wall time on a shared machine).
 """
-import os
 import statistics
 import threading
 import time
@@ -50,12 +49,6 @@ def bombs():
     }
 
 
-def _cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _register(base_url):
     name = "ics" + uuid.uuid4().hex[:10]
     answer = requests.post(base_url + "/auth/register", timeout=60, json={
@@ -75,10 +68,10 @@ def cost_of_each(base_url, pid, token, files, repeats):
     for name, data in files.items():
         cpu, wall, status = [], [], None
         for _ in range(repeats):
-            before, started = _cpu_seconds(pid), time.perf_counter()
+            before, started = env.cpu_seconds(pid), time.perf_counter()
             status = _post(base_url, token, data).status_code
             wall.append(time.perf_counter() - started)
-            cpu.append(_cpu_seconds(pid) - before)
+            cpu.append(env.cpu_seconds(pid) - before)
         costs[name] = {"status": status, "bytes": len(data), "cpu_s": round(statistics.median(cpu), 3),
                        "wall_s": round(statistics.median(wall), 3)}
     return costs
@@ -119,7 +112,7 @@ def import_bombs(quick, size, log_dir, openloop):
         openloop(routes, {}, [stream], 1)  # warm-up
         calm = openloop(routes, {}, [stream], size["ics_duration_s"])["streams"]["health"]
         stop, tally = threading.Event(), {"lock": threading.Lock(), "statuses": {}}
-        cpu_before, started = _cpu_seconds(pid), time.monotonic()
+        cpu_before, started = env.cpu_seconds(pid), time.monotonic()
         threads = _bombard(base_url, tokens, files, stop, tally)
         try:
             time.sleep(1)  # every uploader has a bomb in flight
@@ -128,7 +121,7 @@ def import_bombs(quick, size, log_dir, openloop):
             stop.set()
             for thread in threads:
                 thread.join(150)
-        cpu_used, elapsed = _cpu_seconds(pid) - cpu_before, time.monotonic() - started
+        cpu_used, elapsed = env.cpu_seconds(pid) - cpu_before, time.monotonic() - started
         imports = sum(tally["statuses"].values())
         return {
             "health_rate": size["ics_health_rate"], "duration_s": size["ics_duration_s"],

@@ -5,24 +5,19 @@ second of CPU, read from /proc before and after (CPU time is steady on a busy
 machine, wall time is not). One user's time zone definitions never reach
 another's times. Real exports, from Outlook (Windows zone names with a
 VTIMEZONE) and Google (IANA names), keep importing at the right UTC times."""
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
 
+from bench import env
 from tests.conftest import Api
 
 pytestmark = pytest.mark.integration
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_seconds(system):
     """CPU time (user + system) the whole system process has used so far."""
-    with open(f"/proc/{system.process.pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return env.cpu_seconds(system.process.pid)
 
 
 def import_costing(api, system, user, data):
