@@ -23,7 +23,7 @@ from nameko.exceptions import ConfigurationError
 from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Map
+from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
 
@@ -31,6 +31,7 @@ from http_edge.access import log_request
 from http_edge.errors import error_body, error_response, json_response
 from http_edge.protocol import EdgeProtocol
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
+from services.shared.ids import parse_uuid
 from services.shared.observability.metrics import metrics_app
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class SharedListener:
 
     def url_map(self):
         if self._url_map is None:
-            url_map = Map()
+            url_map = Map(converters={"uuid": IdConverter})
             for server in self.servers:
                 for provider in server._providers:
                     rule = provider.get_url_rule()
@@ -241,6 +242,21 @@ class WsgiLog:
 
     def write(self, msg, *args):
         self.logger.debug(msg.rstrip("\n"), *args)
+
+
+class MalformedId(str):
+    """A path segment where a route declares `<uuid:...>` that is no UUID."""
+
+
+class IdConverter(BaseConverter):
+    """`<uuid:id>` in a route: any one segment matches, and the entrypoint
+    answers the resource's own 404 for one that is no UUID (an id that names
+    nothing, like an unknown one). The handler gets the canonical string."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value):
+        return parse_uuid(value) or MalformedId(value)
 
 
 def _positive(config, name, default):
