@@ -10,8 +10,9 @@
 (the results are `request.body` and `request.query`); `responses` and `errors`
 describe the answers. Ids in paths are declared `<uuid:id>`: the handler gets
 the canonical string, and a segment that is no UUID is answered `not_found`
-(the resource's own 404, NOT_FOUND unless given) before any worker runs. `http_edge.openapi` builds the API document from these
-same declarations, so the document is what the code accepts.
+(the resource's own 404, NOT_FOUND unless given) before any worker runs.
+`http_edge.openapi` builds the API document from these same declarations, so
+the document is what the code accepts.
 
 A handler returns a dict or list (200), `(status, payload)`, None (204) or a
 werkzeug Response. Anything it raises goes through `http_edge.errors`.

@@ -251,9 +251,12 @@ class MalformedId(str):
 class IdConverter(BaseConverter):
     """`<uuid:id>` in a route: any one segment matches, and the entrypoint
     answers the resource's own 404 for one that is no UUID (an id that names
-    nothing, like an unknown one). The handler gets the canonical string."""
+    nothing, like an unknown one). The handler gets the canonical string.
 
-    regex = "[^/]+"
+    `me` is never an id: it names the caller in routes of their own
+    (`/users/me`), and a method those do not take is a 405, not a 404."""
+
+    regex = "(?!me(?![^/]))[^/]+"
 
     def to_python(self, value):
         return parse_uuid(value) or MalformedId(value)

@@ -94,3 +94,16 @@ def _dead_letter(message):
 
 
 consumes = DurableEventHandler.decorator
+
+
+class _LegacyHandler(DurableEventHandler):  # TRANSITION: payload dicts, until every consumer declares its contract
+    def __init__(self, source_service, event_type, **kwargs):
+        kwargs.pop("requeue_on_error", None)
+        self.contract = None
+        EventHandler.__init__(self, source_service, event_type, requeue_on_error=True, **kwargs)
+
+    def handle_message(self, body, message):
+        EventHandler.handle_message(self, body, message)
+
+
+durable_handler = _LegacyHandler.decorator
