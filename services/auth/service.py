@@ -2,10 +2,8 @@
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.openapi import ApiDocs
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.validation import path_id
-from services.api import api_document
 from services.auth import accounts, schemas
 from services.auth.dependencies import (
     LoginThrottleProvider,
@@ -39,8 +37,6 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
-    # /openapi.json and /docs for the whole API: auth runs in every deployment.
-    docs = ApiDocs(api_document)
     observability = Observability()
 
     def readiness_probes(self):
