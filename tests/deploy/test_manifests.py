@@ -137,6 +137,44 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
             assert image == f"lifytp-{name}:dev"
 
 
+def _as_the_shape(name, port, rendered):
+    """A process's rendered objects with its name and port put back to the
+    component's placeholders, and what its kustomization patches undone."""
+    text = re.sub(rf"\b{port}\b", "0", re.sub(rf"\b{name}\b", "process", json.dumps(rendered)))
+    text = re.sub(r"\b((?:process-secrets|jwt-signing|jwt-public))-[a-z0-9]{10}\b", r"\1", text)  # content hashes
+    deployment, service, budget, autoscaler = json.loads(text)
+    if name == "auth":  # it alone mounts the signing key
+        (jwt,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "jwt"]
+        assert jwt["secret"]["secretName"] == "jwt-signing"
+        jwt["secret"]["secretName"] = "jwt-public"
+    if name == "realtime":  # Socket.IO sessions stay on their replica
+        assert service["spec"].pop("sessionAffinity") == "ClientIP"
+        service["spec"].pop("sessionAffinityConfig")
+    return deployment, service, budget, autoscaler
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_is_the_one_shape_with_its_name_port_and_the_patches_it_names(overlay):
+    """deploy/components/process is each process's Deployment, Service, budget
+    and autoscaler; deploy/base/<process>/ gives only its values and patches."""
+    shapes = {}
+    for name, port in PROCESSES.items():
+        with open(os.path.join(ROOT, "deploy", "base", name, "kustomization.yaml")) as handle:
+            kustomization = yaml.safe_load(handle)
+        assert os.listdir(os.path.join(ROOT, "deploy", "base", name)) == ["kustomization.yaml"], name
+        assert kustomization["components"] == ["../../components/process"] and "resources" not in kustomization
+        (values,) = kustomization["configMapGenerator"]
+        assert values["literals"] == [f"name={name}", f"port={port}"], name
+        assert bool(kustomization.get("patches")) == (name in ("auth", "realtime")), name
+        rendered = [objects(overlay, kind)[name] for kind in
+                    ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")]
+        shapes[name] = _as_the_shape(name, port, rendered)
+    for name, shape in shapes.items():
+        assert shape == shapes["auth"], f"{name} differs from auth beyond its name, port and patches"
+    # The values stay in the build: no ConfigMap of them is applied.
+    assert not [name for name in objects(overlay, "ConfigMap") if name.endswith("-values")]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
     docs = built(overlay)[1]
