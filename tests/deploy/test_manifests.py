@@ -197,6 +197,43 @@ def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
             assert "PASSWORD" not in key and "://" not in value.split("@")[0] or "@" not in value, key
 
 
+def dockerfile_entrypoints():
+    """{stage: ENTRYPOINT} of the Dockerfile's stages that set one."""
+    entrypoints, stage = {}, None
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        for line in handle:
+            if match := re.match(r"FROM \S+ AS (\S+)", line):
+                stage = match.group(1)
+            elif line.startswith("ENTRYPOINT "):
+                entrypoints[stage] = json.loads(line.removeprefix("ENTRYPOINT "))
+    return entrypoints
+
+
+def test_the_auth_process_runs_the_api_document_beside_auth_everywhere_it_is_deployed():
+    nameko_run = ["/opt/venv/bin/nameko", "run", "--config", "/app/config.yaml"]
+    modules = {"auth": ["services.auth.service", "services.api"], "events": ["services.events.service"],
+               "messages": ["services.messages.service"], "realtime": ["realtime.service"]}
+    entrypoints = dockerfile_entrypoints()
+    for name in PROCESSES:
+        assert entrypoints[name] == nameko_run + modules[name], name
+    # Kubernetes and compose run each image's own command, unchanged.
+    for overlay in OVERLAYS:
+        for name in PROCESSES:
+            (container,) = objects(overlay, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+            assert "command" not in container and "args" not in container, (overlay, name)
+    services = compose_config()["services"]
+    for name in PROCESSES:
+        assert services[name]["build"]["target"] == name
+        assert not services[name].get("entrypoint") and not services[name].get("command"), name
+    # What `nameko run` finds in those modules: services.api holds no service
+    # class but its own, so auth's process runs auth once.
+    found = run([sys.executable, "-W", "ignore", "-c",
+                 "import sys; from nameko.cli.run import import_service; "
+                 "print(' '.join(s.__name__ for m in sys.argv[1:] for s in import_service(m)))", *modules["auth"]],
+                cwd=ROOT).stdout.split()
+    assert found == ["AuthService", "ApiDocsService"]
+
+
 def _secret_holds_private_key(secret):
     return any(key.endswith("private.pem") or b"PRIVATE KEY" in base64.b64decode(value)
                for key, value in secret.get("data", {}).items())
