@@ -348,6 +348,9 @@ def test_make_secrets_writes_matching_rabbitmq_hashes_and_an_ed25519_pair():
     password = re.match(r"amqp://lifytp-auth:([^@]+)@", env["AMQP_URI"]).group(1)
     raw = base64.b64decode(users["lifytp-auth"])
     assert hashlib.sha256(raw[:4] + password.encode()).digest() == raw[4:]
+    # The Secret's definitions are rabbitmq/definitions.json but for the hashes.
+    with open(os.path.join(secrets_dir, "rabbitmq-definitions.json")) as handle:
+        assert _without_hashes(json.load(handle)) == _without_hashes(definitions())
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -379,6 +382,31 @@ def test_no_real_secret_is_in_the_repository():
 def definitions():
     with open(os.path.join(ROOT, "rabbitmq", "definitions.json")) as handle:
         return json.load(handle)
+
+
+def _without_hashes(doc):
+    return dict(doc, users=[{k: v for k, v in user.items() if k != "password_hash"} for user in doc["users"]])
+
+
+def test_the_rabbitmq_definitions_are_stored_once():
+    """rabbitmq/definitions.json is the one copy in the repository: compose
+    mounts it, deploy/make-secrets.py writes each overlay's Secret from it."""
+    source = _without_hashes(definitions())
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.split()
+    copies = []
+    for path in listed:
+        if path == "rabbitmq/definitions.json" or ".json" not in os.path.basename(path):
+            continue
+        try:
+            with open(os.path.join(ROOT, path)) as handle:
+                doc = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        users = doc.get("users") if isinstance(doc, dict) else None
+        if isinstance(users, list) and all(isinstance(u, dict) for u in users) and _without_hashes(doc) == source:
+            copies.append(path)
+    assert not copies
 
 
 # Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).
