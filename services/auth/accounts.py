@@ -93,14 +93,19 @@ def update_profile(uow, user_id, changes, media_lookup):
     an avatar must be an image the user uploaded (media_lookup(id) says, or None)."""
     user = active_user(uow.session, user_id)
     avatar_id = changes.get("avatar_media_id")
-    if avatar_id:
-        media = media_lookup(avatar_id)
-        if not media or media.get("owner_id") != user_id or not str(media.get("content_type", "")).startswith("image/"):
-            raise exceptions.InvalidAvatar(details={"avatar_media_id": ["Not an image you uploaded."]})
+    if avatar_id and not is_own_image(media_lookup(avatar_id), user_id):
+        raise exceptions.InvalidAvatar(details={"avatar_media_id": ["Not an image you uploaded."]})
     for field, value in changes.items():
         setattr(user, field, value)
     uow.session.flush()
     return profile_of(uow.session, user)
+
+
+def is_own_image(media, user_id):
+    """Whether media (the events service's description of it, or None) is an
+    image user_id uploaded: what an avatar must be."""
+    return bool(media) and media.get("owner_id") == user_id \
+        and str(media.get("content_type", "")).startswith("image/")
 
 
 def profile(uow, viewer_id, user_id):
