@@ -47,6 +47,11 @@ class User(Base):
         ),
     )
 
+    @property
+    def avatar_url(self):
+        """Where the avatar is served: the events service holds media, at /media/<id>."""
+        return f"/media/{self.avatar_media_id}" if self.avatar_media_id else None
+
 
 class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
