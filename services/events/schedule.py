@@ -337,7 +337,7 @@ class Attendee:
     user: dict | None
 
 
-def participants_page(uow, auth, viewer_id, event_id, limit, after):
+def participants_page(uow, auth, viewer_id, event_id, after, limit):
     """Up to limit + 1 Attendees, in the order they joined, after the keyset `after`."""
     session = uow.session
     event = visible_event(session, auth, viewer_id, event_id)

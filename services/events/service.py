@@ -140,7 +140,7 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
         args = request.query
         with self.uow as uow:
             attendees = schedule.participants_page(
-                uow, self.auth, request.user_id, id, args["limit"], BY_TIME.decode(args["cursor"]),
+                uow, self.auth, request.user_id, id, BY_TIME.decode(args["cursor"]), args["limit"],
             )
             return page(attendees, args["limit"], lambda attendee: (attendee.joined_at, attendee.user_id),
                         schemas.PARTICIPANT.dump)
@@ -260,14 +260,15 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
 
     @consumes(contracts.UserDeleted)
     def on_user_deleted(self, event):
+        removed_media = []
         with self.uow as uow:
-            removed_media = user_removal.forget_user(uow, event.user_id) \
-                if uow.first_delivery(event, "user_deleted") else []
-        # Only once the rows are gone for good: bytes without a row harm no one.
+            if uow.first_delivery(event, "user_deleted"):
+                removed_media = user_removal.forget_user(uow, event.user_id)
+        # The bytes go once their rows are gone for good, never before.
         for media_id in removed_media:
             try:
                 self.storage.delete(media_id)
-            except Exception:  # the rows are gone; a stray file harms no one
+            except Exception:  # a stray file without a row harms no one
                 log.warning("could not delete media %s from storage", media_id, exc_info=True)
 
     # RPC: for the other services and for operators (`nameko shell`) -----------

@@ -32,9 +32,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a fetcher that stops reading (too large, too slow) breaks the pipe on purpose
+
+
 @pytest.fixture
 def calendar_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
     port = server.server_address[1]
     _Handler.hosts = []
     _Handler.routes = {
