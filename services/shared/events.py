@@ -10,12 +10,13 @@ policy dead-letters to `lifytp.dead-letters` for an operator to look at.
 
 Nameko 2's `event_handler` acknowledges an event whose worker raised (unless
 `requeue_on_error=True`), so an effect that failed because Redis, PostgreSQL
-or an RPC peer was briefly unreachable is lost for good. `durable_handler`
+or an RPC peer was briefly unreachable is lost for good. `consumes`
 requeues the event in that case, after a short pause so that a long outage
 does not turn into a hot redelivery loop; RabbitMQ then delivers it again (to
 this replica or another). Every handler using it must be idempotent: the
-consumers here claim each event id (`first_delivery`: a PostgreSQL insert
-in the handler's own transaction, so a claim and its effect commit together).
+consumers here claim each event's envelope id (`uow.first_delivery`: a
+PostgreSQL insert in the handler's own unit of work, so a claim and its effect
+commit together).
 
 Any other failure (a bug) is logged and dead-lettered the same way:
 requeueing it would only repeat the same failure forever.
@@ -94,16 +95,3 @@ def _dead_letter(message):
 
 
 consumes = DurableEventHandler.decorator
-
-
-class _LegacyHandler(DurableEventHandler):  # TRANSITION: payload dicts, until every consumer declares its contract
-    def __init__(self, source_service, event_type, **kwargs):
-        kwargs.pop("requeue_on_error", None)
-        self.contract = None
-        EventHandler.__init__(self, source_service, event_type, requeue_on_error=True, **kwargs)
-
-    def handle_message(self, body, message):
-        EventHandler.handle_message(self, body, message)
-
-
-durable_handler = _LegacyHandler.decorator

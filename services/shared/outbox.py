@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, func, select, update
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import InvalidInput
 from services.shared.rpc import rpc
-from services.shared.unit_of_work import UnitOfWork, first_delivery  # noqa: F401 (TRANSITION)
+from services.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,6 @@ class OutboxHandle:
         self.pending_count = provider.pending_count
         self.replay = provider.replay
 
-    # TRANSITION (removed once every service records through its unit of work).
-    def add(self, session, event_type, payload):
-        import uuid
-        event_id = str(uuid.uuid4())
-        session.execute(self._provider.table.insert().values(
-            event_id=event_id, event_type=event_type, payload=dict(payload, event_id=event_id),
-            request_id=self._request_id))
-        session.info["lifytp_recorded"] = True
-        return event_id
-
     def unit_of_work(self, session):
         # The relay is woken once the events are committed, so they reach
         # sockets in milliseconds rather than at the next sweep.
@@ -70,7 +60,7 @@ class UnitsOfWork:
 
 
 class Outbox(DependencyProvider):
-    def __init__(self, outbox_table, processed_table=None):
+    def __init__(self, outbox_table, processed_table):
         self.table = outbox_table
         self.processed_table = processed_table
         self._wake = Event()
@@ -104,9 +94,6 @@ class Outbox(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return OutboxHandle(self, worker_ctx.context_data.get("request_id"))
-
-    def worker_teardown(self, worker_ctx):  # TRANSITION, with OutboxHandle.add
-        self.notify()
 
     def notify(self):
         if not self._wake.ready():

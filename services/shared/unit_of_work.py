@@ -20,7 +20,7 @@ import uuid
 from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 
-from services.shared.contracts import ENVELOPE_ID, LEGACY_ENVELOPE_ID
+from services.shared.contracts import ENVELOPE_ID
 
 
 def event_tables(metadata):
@@ -76,8 +76,7 @@ class UnitOfWork:
         self.session.execute(self._outbox.insert().values(
             event_id=envelope_id,
             event_type=event.event_type,
-            # TRANSITION: LEGACY_ENVELOPE_ID too, until every consumer reads ENVELOPE_ID.
-            payload=dict(event.to_payload(), **{ENVELOPE_ID: envelope_id, LEGACY_ENVELOPE_ID: envelope_id}),
+            payload=dict(event.to_payload(), **{ENVELOPE_ID: envelope_id}),
             request_id=self._request_id,
         ))
         self._recorded = True
@@ -93,10 +92,3 @@ class UnitOfWork:
         ).first()
         return claimed is not None
 
-
-def first_delivery(session, processed_table, event_id, handler):  # TRANSITION: see UnitOfWork.first_delivery
-    claimed = session.execute(
-        insert(processed_table).values(event_id=event_id, handler=handler)
-        .on_conflict_do_nothing().returning(processed_table.c.event_id)
-    ).first()
-    return claimed is not None
