@@ -15,7 +15,9 @@ run: setup
 test: setup
 	deploy/local/test-tools.sh
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
