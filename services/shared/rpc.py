@@ -15,17 +15,14 @@ back (the caller, bounded by its own deadline, has answered 503 by then).
 import logging
 
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu.exceptions import OperationalError
 from nameko import rpc as nameko_rpc
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcConsumer, RpcProxy
 
 from services.shared.errors import DependencyUnavailable
+from services.shared.failures import BROKER_FAILURES
 
 log = logging.getLogger(__name__)
-
-BROKER_FAILURES = (OperationalError, AmqpConnectionError, ConnectionError, OSError)
 
 DEFAULT_TIMEOUT_SECONDS = 5
 
@@ -62,7 +59,7 @@ def call_with_deadline(service_name, method, timeout, args, kwargs):
             f"The {service_name} service did not answer in time.",
             details={"service": service_name},
         ) from None
-    except (UnknownService, OperationalError, ConnectionError) as exc:
+    except (UnknownService, *BROKER_FAILURES) as exc:
         raise DependencyUnavailable(
             f"The {service_name} service is unavailable.",
             details={"service": service_name},

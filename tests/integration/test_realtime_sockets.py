@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from services.shared.tokens import signer_from_file
 from tests.conftest import JS_DIR, ROOT, STATE_DIR, TEST_PORT
+from tests.support.processes import LoggedProcess, answers_ready
 
 pytestmark = pytest.mark.integration
 
@@ -29,39 +30,21 @@ REPLICA_PORTS = (TEST_PORT + 140, TEST_PORT + 141)
 SETTLE_SECONDS = 0.6
 
 
-class RealtimeReplica:
+class RealtimeReplica(LoggedProcess):
     """One more `nameko run realtime.service`, as Kubernetes runs it: alone."""
 
     def __init__(self, port):
         self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = os.path.join(STATE_DIR, f"realtime-{port}.log")
-        env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        self.process = subprocess.Popen(
+        super().__init__(
             [os.path.join(ROOT, ".venv", "bin", "nameko"), "run", "--config", "config.yaml", "realtime.service"],
-            cwd=ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-        )
+            os.path.join(STATE_DIR, f"realtime-{port}.log"), name="replica",
+            env=dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}"))
 
     def wait_until_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("replica exited:\n" + open(self.log_path).read()[-3000:])
-            try:
-                if requests.get(self.base_url + "/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("replica not ready:\n" + open(self.log_path).read()[-3000:])
+        super().wait_until_ready(lambda: answers_ready(self.base_url, timeout=1), timeout)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop(grace=15)
 
 
 @pytest.fixture(scope="module")
