@@ -271,7 +271,7 @@ class FakeOutbox(Outbox):
 
 class ServiceWithOutbox:
     name = "obs_outbox_probe"
-    outbox = FakeOutbox(None)
+    outbox = FakeOutbox(None, None)
     observability = Observability()
 
     @dummy
