@@ -44,6 +44,21 @@ def test_a_reply_the_broker_cannot_take_leaves_the_request_for_redelivery(failur
     consumer.queue_consumer.requeue_message.assert_called_once_with(message)
 
 
+@pytest.mark.parametrize("failure", [ConnectionResetError(), OSError("Socket closed")])
+def test_a_reply_that_cannot_be_acknowledged_still_reaches_its_caller(failure):
+    listener = shared_rpc.BrokerTolerantReplyListener()
+    listener.queue_consumer = mock.Mock()
+    listener.queue_consumer.ack_message.side_effect = failure
+    waiting = listener.get_reply_event("call-1")
+    message = mock.Mock(properties={"correlation_id": "call-1"})
+    listener.handle_message({"result": "answer", "error": None}, message)
+    assert waiting.wait() == {"result": "answer", "error": None}
+
+
+def test_every_rpc_proxy_shares_the_tolerant_reply_listener():
+    assert type(shared_rpc.BoundedRpcProxy("auth").rpc_reply_listener) is shared_rpc.BrokerTolerantReplyListener
+
+
 def test_a_call_the_broker_cannot_take_is_a_dependency_failure():
     method = mock.Mock()
     method.call_async.side_effect = OSError("Socket closed")
