@@ -30,9 +30,9 @@ from werkzeug.wrappers import Response
 from http_edge.access import log_request
 from http_edge.errors import error_response, json_response
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
-from http_edge.server import EdgeWebServer, MalformedId
+from http_edge.server import EdgeWebServer, MalformedId, ShuttingDown
 from http_edge.validation import json_body, query_args
-from services.shared.errors import DependencyUnavailable, DomainError, NotFound, Unauthenticated
+from services.shared.errors import DomainError, NotFound, Unauthenticated
 from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 __all__ = ["JsonHttpEntrypoint", "http", "bearer_token", "request_id_from", "REQUEST_ID_HEADER"]
@@ -43,11 +43,6 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "X-Request-ID, Retry-After",
     "Access-Control-Max-Age": "600",
 }
-
-
-class ShuttingDown(DependencyUnavailable):
-    code = "SHUTTING_DOWN"
-    message = "This replica is shutting down; retry the request."
 
 
 def bearer_token(request):

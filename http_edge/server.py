@@ -31,6 +31,7 @@ from http_edge.access import log_request
 from http_edge.errors import error_body, error_response, json_response
 from http_edge.protocol import EdgeProtocol
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
+from services.shared.errors import DependencyUnavailable
 from services.shared.ids import parse_uuid
 from services.shared.observability.metrics import metrics_app
 
@@ -51,6 +52,11 @@ MAX_CONNECTIONS_DEFAULT = 10000
 # accept() errors that say "not now" (out of descriptors or memory), not "never".
 _ACCEPT_LATER = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 ACCEPT_PAUSE_SECONDS = 0.1
+
+
+class ShuttingDown(DependencyUnavailable):
+    code = "SHUTTING_DOWN"
+    message = "This replica is shutting down; retry the request."
 
 
 class SharedListener:
@@ -180,6 +186,13 @@ class SharedListener:
                 return app(environ, start_response)
         started = time.monotonic()
         request = Request(environ, shallow=True)
+        if not self._accepting:
+            # The last service let go, but a keep-alive connection accepted
+            # before may still bring a request: without services there is no
+            # route to match, and a 404 would be final where a 503 is retried.
+            response = error_response(ShuttingDown())
+            response.headers["Connection"] = "close"
+            return response(environ, start_response)
         try:
             provider, values = self.url_map().bind_to_environ(environ).match()
         except MethodNotAllowed as exc:
