@@ -1,13 +1,18 @@
 """Shared fixtures. Tests run against the real PostgreSQL, RabbitMQ and Redis,
 isolated from a development system: database `lifytp_test`, vhost
 `lifytp_test`, Redis database 15 and a port of their own."""
+import os
+
 import eventlet
 
+# Hypothesis loads the plugins other packages register when it is first
+# imported; trio's (installed for selenium) imports trio, which fails once
+# eventlet has patched socket. No test here uses trio.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 # Before anything imports socket or threading: plain pytest does not patch.
 eventlet.monkey_patch()
 
 import contextlib  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
