@@ -67,10 +67,12 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/usr/local/bin/lifytp-healthcheck"]
 
 # ---- one stage per process ----------------------------------------------------
+# auth, and beside it services.api: the whole API's /openapi.json and /docs
+# (the composition root; auth runs in every deployment).
 FROM runtime AS auth
 ENV WEB_SERVER_ADDRESS=0.0.0.0:4100
 EXPOSE 4100
-ENTRYPOINT ["/opt/venv/bin/nameko", "run", "--config", "/app/config.yaml", "services.auth.service"]
+ENTRYPOINT ["/opt/venv/bin/nameko", "run", "--config", "/app/config.yaml", "services.auth.service", "services.api"]
 
 FROM runtime AS events
 ENV WEB_SERVER_ADDRESS=0.0.0.0:4101

@@ -10,14 +10,11 @@ import contextlib
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 
-import requests
+from tests.support.processes import ROOT, ServedProcess, stop_all
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIR = os.path.join(ROOT, "bench", ".state")
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 
@@ -120,50 +117,19 @@ def service_env(quick, **extra):
     return env
 
 
-class Process:
+class Process(ServedProcess):
     """One `nameko run` of the given modules (deploy/local/serve.sh), on a port,
     from this checkout or from another one (`root`, an export of an older commit)."""
 
     def __init__(self, name, port, modules, env, log_dir, root=ROOT):
-        self.name = name
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = os.path.join(log_dir, name + ".log")
-        process_env = dict(os.environ, **env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        self.process = subprocess.Popen(
-            [os.path.join(root, "deploy", "local", "serve.sh"), *modules],
-            cwd=root, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def pid(self):
-        return self.process.pid
+        super().__init__(modules, port, os.path.join(log_dir, name + ".log"), name=name,
+                         env=dict(os.environ, **env), root=root)
 
     def wait_until_ready(self, timeout=90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n" + self.log())
-            try:
-                if requests.get(self.base_url + "/ready", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"{self.name} not ready in time:\n" + self.log())
-
-    def stop(self, timeout=10):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().wait_until_ready(timeout)
 
     def log(self):
-        with open(self.log_path) as handle:
-            return handle.read()[-4000:]
+        return self.log_tail(4000)
 
 
 class System:
@@ -210,11 +176,7 @@ class System:
         return {process.name: process.pid for process in self.processes}
 
     def stop(self):
-        for process in self.processes:
-            if process.process.poll() is None:
-                process.process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            process.stop()
+        stop_all(self.processes)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

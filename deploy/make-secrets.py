@@ -7,8 +7,9 @@ Creates, under OVERLAY/secrets/ (ignored by git; `*.example` beside them show
 the shape): one env file per process and backing service with random
 passwords, an Ed25519 JWT key pair, and `rabbitmq-definitions.json`, which is
 rabbitmq/definitions.json with every user's password hash replaced by the
-hash of its new password. Nothing is ever overwritten: passwords are shared
-between files, so it writes all of them or none (delete them all to rotate).
+hash of its new password (that file is its one source, so it has no
+example). Nothing is ever overwritten: passwords are shared between files,
+so it writes all of them or none (delete them all to rotate).
 
 Needs Python 3 and either the `cryptography` package or the `openssl` command
 (for the key pair).

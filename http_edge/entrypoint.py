@@ -8,8 +8,11 @@
 
 `body` and `query` are marshmallow schemas checked before any worker runs
 (the results are `request.body` and `request.query`); `responses` and `errors`
-describe the answers. `http_edge.openapi` builds the API document from these
-same declarations, so the document is what the code accepts.
+describe the answers. Ids in paths are declared `<uuid:id>`: the handler gets
+the canonical string, and a segment that is no UUID is answered `not_found`
+(the resource's own 404, NOT_FOUND unless given) before any worker runs.
+`http_edge.openapi` builds the API document from these same declarations, so
+the document is what the code accepts.
 
 A handler returns a dict or list (200), `(status, payload)`, None (204) or a
 werkzeug Response. Anything it raises goes through `http_edge.errors`.
@@ -27,9 +30,9 @@ from werkzeug.wrappers import Response
 from http_edge.access import log_request
 from http_edge.errors import error_response, json_response
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
-from http_edge.server import EdgeWebServer
+from http_edge.server import EdgeWebServer, MalformedId, ShuttingDown
 from http_edge.validation import json_body, query_args
-from services.shared.errors import DependencyUnavailable, DomainError, Unauthenticated
+from services.shared.errors import DomainError, NotFound, Unauthenticated
 from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 __all__ = ["JsonHttpEntrypoint", "http", "bearer_token", "request_id_from", "REQUEST_ID_HEADER"]
@@ -40,11 +43,6 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "X-Request-ID, Retry-After",
     "Access-Control-Max-Age": "600",
 }
-
-
-class ShuttingDown(DependencyUnavailable):
-    code = "SHUTTING_DOWN"
-    message = "This replica is shutting down; retry the request."
 
 
 def bearer_token(request):
@@ -58,8 +56,9 @@ class JsonHttpEntrypoint(HttpRequestHandler):
     server = EdgeWebServer()
 
     def __init__(self, method, url, public=False, body=None, query=None, responses=None, errors=(), path=None,
-                 **kwargs):
+                 not_found=NotFound, **kwargs):
         self.public = public
+        self.not_found = not_found
         # Fields describing path parameters other than ids, for the document.
         self.path = path or {}
         self.body = body
@@ -116,6 +115,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             if request.user_id:
                 context_data["user_id"] = request.user_id
             args, kwargs = self.get_entrypoint_parameters(request)
+            if any(isinstance(value, MalformedId) for value in kwargs.values()):
+                raise self.not_found()
             self.check_signature(args, kwargs)
             done = Event()
             self.container.spawn_worker(

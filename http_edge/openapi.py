@@ -3,11 +3,9 @@
 Every `@http` entrypoint names the schemas it validates with (`body=`,
 `query=`) and those it answers with (`responses=`); the document is built from
 those very objects, so what it describes is what the services accept.
-`ApiDocs` serves it at `/openapi.json`, with Swagger UI at `/docs` from the
-`openapi-ui-bundles` package (no CDN).
+services.api serves it at `/openapi.json`, with Swagger UI at `/docs` from
+the `openapi-ui-bundles` package (no CDN).
 """
-import functools
-import json
 import mimetypes
 import os
 import re
@@ -17,11 +15,10 @@ import openapi_ui_bundles
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from werkzeug.wrappers import Response
 
 from http_edge.entrypoint import JsonHttpEntrypoint
-from http_edge.server import listener_for
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed request (the body is not JSON, or not an object).",
@@ -181,38 +178,23 @@ DOCS_HEADERS = {
 }
 
 
-class ApiDocs(DependencyProvider):
-    """Serves `/openapi.json` and `/docs/` on the process's listener.
-
-    `document_factory` returns the document; it is built once, on first use.
-    """
-
-    def __init__(self, document_factory):
-        self.document_factory = document_factory
-
-    def setup(self):
-        bind_addr = self.container.config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")
-        from nameko.web.server import parse_address
-
-        listener = listener_for(parse_address(bind_addr))
-        document = functools.lru_cache(maxsize=1)(lambda: json.dumps(self.document_factory()))
-        listener.mount("/openapi.json", lambda environ, start_response: Response(
-            document(), mimetype="application/json")(environ, start_response))
-        listener.mount("/docs", swagger_ui)
-
-
-def swagger_ui(environ, start_response):
-    path = environ.get("PATH_INFO", "")
-    if path == "/docs":
+def docs_page(name):
+    """The Swagger UI page of the document (`/docs/<name>`; "" for the page
+    itself, None for `/docs`, which moves to `/docs/` so relative links resolve)."""
+    if name is None:
         response = Response(status=301, headers={"Location": "/docs/"})
-    elif path == "/docs/":
+    elif name == "":
         response = Response(SWAGGER_INDEX, mimetype="text/html")
-    elif path == "/docs/start.js":
+    elif name == "start.js":
         response = Response(SWAGGER_START, mimetype="text/javascript")
     else:
-        response = _static_file(path[len("/docs/"):])
+        response = _static_file(name)
     response.headers.update(DOCS_HEADERS)
-    return response(environ, start_response)
+    return response
+
+
+def document_response(document_json):
+    return Response(document_json, mimetype="application/json")
 
 
 def _static_file(name):

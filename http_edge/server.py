@@ -23,7 +23,7 @@ from nameko.exceptions import ConfigurationError
 from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Map
+from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
 
@@ -31,6 +31,8 @@ from http_edge.access import log_request
 from http_edge.errors import error_body, error_response, json_response
 from http_edge.protocol import EdgeProtocol
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
+from services.shared.errors import DependencyUnavailable
+from services.shared.ids import parse_uuid
 from services.shared.observability.metrics import metrics_app
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ MAX_CONNECTIONS_DEFAULT = 10000
 # accept() errors that say "not now" (out of descriptors or memory), not "never".
 _ACCEPT_LATER = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 ACCEPT_PAUSE_SECONDS = 0.1
+
+
+class ShuttingDown(DependencyUnavailable):
+    code = "SHUTTING_DOWN"
+    message = "This replica is shutting down; retry the request."
 
 
 class SharedListener:
@@ -100,7 +107,7 @@ class SharedListener:
 
     def url_map(self):
         if self._url_map is None:
-            url_map = Map()
+            url_map = Map(converters={"uuid": IdConverter})
             for server in self.servers:
                 for provider in server._providers:
                     rule = provider.get_url_rule()
@@ -179,6 +186,13 @@ class SharedListener:
                 return app(environ, start_response)
         started = time.monotonic()
         request = Request(environ, shallow=True)
+        if not self._accepting:
+            # The last service let go, but a keep-alive connection accepted
+            # before may still bring a request: without services there is no
+            # route to match, and a 404 would be final where a 503 is retried.
+            response = error_response(ShuttingDown())
+            response.headers["Connection"] = "close"
+            return response(environ, start_response)
         try:
             provider, values = self.url_map().bind_to_environ(environ).match()
         except MethodNotAllowed as exc:
@@ -241,6 +255,24 @@ class WsgiLog:
 
     def write(self, msg, *args):
         self.logger.debug(msg.rstrip("\n"), *args)
+
+
+class MalformedId(str):
+    """A path segment where a route declares `<uuid:...>` that is no UUID."""
+
+
+class IdConverter(BaseConverter):
+    """`<uuid:id>` in a route: any one segment matches, and the entrypoint
+    answers the resource's own 404 for one that is no UUID (an id that names
+    nothing, like an unknown one). The handler gets the canonical string.
+
+    `me` is never an id: it names the caller in routes of their own
+    (`/users/me`), and a method those do not take is a 405, not a 404."""
+
+    regex = "(?!me(?![^/]))[^/]+"
+
+    def to_python(self, value):
+        return parse_uuid(value) or MalformedId(value)
 
 
 def _positive(config, name, default):

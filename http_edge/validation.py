@@ -10,8 +10,7 @@ import re
 from marshmallow import EXCLUDE, RAISE, ValidationError
 
 from services.shared import text
-from services.shared.errors import InvalidInput, MalformedRequest, NotFound, TooLarge, UnsupportedType
-from services.shared.ids import parse_uuid
+from services.shared.errors import InvalidInput, MalformedRequest, TooLarge, UnsupportedType
 
 MAX_JSON_BYTES = 64 * 1024
 # Longer than any query value the API takes (a search is at most 100
@@ -77,10 +76,3 @@ def _flatten(messages):
         return {str(key): _flatten(value) for key, value in messages.items()}
     return messages
 
-
-def path_id(value, not_found=NotFound):
-    """A path segment that must be a UUID; anything else names nothing (404)."""
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise not_found()
-    return parsed

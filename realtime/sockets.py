@@ -26,9 +26,8 @@ from nameko.web.server import parse_address
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from http_edge.entrypoint import ShuttingDown
 from http_edge.errors import error_body, error_response
-from http_edge.server import listener_for
+from http_edge.server import ShuttingDown, listener_for
 from realtime.delivered import RecentIds
 from realtime.peers import HEARTBEAT_SECONDS, Peers
 from realtime.transport import EngineServer, transport_app

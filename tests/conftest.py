@@ -1,15 +1,19 @@
 """Shared fixtures. Tests run against the real PostgreSQL, RabbitMQ and Redis,
 isolated from a development system: database `lifytp_test`, vhost
 `lifytp_test`, Redis database 15 and a port of their own."""
+import os
+
 import eventlet
 
+# Hypothesis loads the plugins other packages register when it is first
+# imported; trio's (installed for selenium) imports trio, which fails once
+# eventlet has patched socket. No test here uses trio.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 # Before anything imports socket or threading: plain pytest does not patch.
 eventlet.monkey_patch()
 
 import contextlib  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -18,6 +22,8 @@ import warnings  # noqa: E402
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
+
+from tests.support.processes import ServedProcess  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # LIFYTP_TEST_ID lets several suites run at once on one machine, each with its
@@ -201,37 +207,26 @@ class Api:
         return answer
 
 
-class RunningSystem:
-    """`deploy/local/serve.sh` in a subprocess: every service in one process."""
+class RunningSystem(ServedProcess):
+    """`deploy/local/serve.sh` in a subprocess: every service in one process
+    (or only `modules`). With separate_stderr, stdout goes to log_path and
+    stderr to stderr_path."""
 
     def __init__(self, port, env=None, log_name="system", modules=(), separate_stderr=False):
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = os.path.join(STATE_DIR, log_name + ".log")
-        # With separate_stderr, stdout goes to log_path and stderr to stderr_path.
-        self.stderr_path = os.path.join(STATE_DIR, log_name + ".stderr.log") if separate_stderr else None
-        process_env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", **(env or {}))
-        self.process = subprocess.Popen(
-            [os.path.join(ROOT, "deploy", "local", "serve.sh"), *modules],
-            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"),
-            stderr=open(self.stderr_path, "w") if separate_stderr else subprocess.STDOUT,
-        )
+        stderr_path = os.path.join(STATE_DIR, log_name + ".stderr.log") if separate_stderr else None
+        super().__init__(modules, port, os.path.join(STATE_DIR, log_name + ".log"), name="system",
+                         env=dict(os.environ, **(env or {})), stderr_path=stderr_path)
 
     def wait_until_ready(self, probe_paths=("/auth/me", "/events", "/messages/conversations"), timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("system exited early:\n" + self.log())
+        """Ready, and every service of probe_paths routed (not a 404)."""
+        def routed():
             try:
-                if requests.get(self.base_url + "/ready", timeout=2).status_code == 200 and all(
-                    requests.get(self.base_url + path, timeout=2).status_code != 404
-                    for path in probe_paths if self._serves(path)
-                ):
-                    return
+                return all(requests.get(self.base_url + path, timeout=2).status_code != 404
+                           for path in probe_paths if self._serves(path))
             except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("system not ready in time:\n" + self.log())
+                return False
+
+        super().wait_until_ready(timeout, probe=routed)
 
     @staticmethod
     def _serves(path):
@@ -240,18 +235,11 @@ class RunningSystem:
         return os.path.exists(os.path.join(ROOT, "services", service, "service.py"))
 
     def stop(self, timeout=30):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop(timeout)
         return self.process.returncode
 
     def log(self):
-        with open(self.stderr_path or self.log_path) as handle:
-            return handle.read()[-5000:]
+        return self.log_tail(5000)
 
 
 JS_DIR = os.path.join(ROOT, "tests", "js")

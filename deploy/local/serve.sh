@@ -9,6 +9,7 @@ if [ ${#modules[@]} -eq 0 ]; then
   for module in services/auth services/events services/messages realtime; do
     [ -f "$module/service.py" ] && modules+=("${module//\//.}.service")
   done
+  modules+=(services.api)  # /openapi.json and /docs of the whole API
 fi
 # stderr holds JSON log lines only; eventlet's deprecation notice at nameko's
 # `import eventlet` comes before logging is set up, so it is not printed.

@@ -1,7 +1,8 @@
-"""Auth's collaborators: password hashing, token issuing, login and registration throttling."""
+"""Auth's collaborators: password hashing, token issuing, login and registration throttling.
+
+The domain receives them as plain objects; the Nameko providers here build
+them from the config, once per container."""
 import hashlib
-import secrets
-from datetime import UTC, datetime, timedelta
 
 import bcrypt
 from eventlet import tpool
@@ -9,6 +10,7 @@ from nameko.extensions import DependencyProvider
 
 from services.auth import password_policy
 from services.auth.password_policy import normalise
+from services.auth.sessions import Tokens
 from services.shared.errors import RateLimited
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
@@ -56,34 +58,6 @@ class PasswordHasher(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.passwords
-
-
-def hash_refresh_token(raw):
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class Tokens:
-    def __init__(self, signer, refresh_ttl_seconds):
-        self.signer = signer
-        self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
-
-    def access_token(self, user_id):
-        return self.signer.sign(user_id)
-
-    @property
-    def access_ttl_seconds(self):
-        return self.signer.ttl_seconds
-
-    def new_refresh_token(self):
-        raw = secrets.token_urlsafe(32)
-        expires_at = datetime.now(UTC) + self.refresh_ttl
-        return raw, hash_refresh_token(raw), expires_at
-
-    def refresh_token_too_old(self, created_at, now):
-        """Whether a refresh token has outlived the lifetime in force now,
-        whatever its stored expiry says: lowering REFRESH_TOKEN_TTL_SECONDS
-        shortens the tokens already issued too."""
-        return created_at is None or now - created_at >= self.refresh_ttl
 
 
 class TokenIssuer(DependencyProvider):

@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.shared.outbox import event_tables
+from services.shared.unit_of_work import event_tables
 
 SCHEMA = "auth"
 
@@ -46,6 +46,11 @@ class User(Base):
             postgresql_ops={"display_name_lower": "text_pattern_ops"},
         ),
     )
+
+    @property
+    def avatar_url(self):
+        """Where the avatar is served: the events service holds media, at /media/<id>."""
+        return f"/media/{self.avatar_media_id}" if self.avatar_media_id else None
 
 
 class RefreshToken(Base):

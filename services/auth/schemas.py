@@ -1,11 +1,18 @@
-"""Request schemas of the auth API, and the views of a user it answers with."""
+"""Request schemas of the auth API, and the answers it writes users and sessions with."""
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
+from http_edge import answers
 from http_edge.fields import Text, UUIDString
 from http_edge.pagination import Keyset, name_part, page_args
 from services.auth import password_policy
+from services.auth.accounts import (
+    MAX_BIO_LENGTH,
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_EMAIL_LENGTH,
+    MAX_SEARCH_LENGTH,
+    USERNAME_PATTERN,
+)
 
-USERNAME_PATTERN = r"[a-z0-9_]{3,30}"
 USERNAME = validate.Regexp(f"^{USERNAME_PATTERN}$", error="3 to 30 characters: a-z, 0-9 and _.")
 # User search lists users by username.
 BY_USERNAME = Keyset(name_part(USERNAME_PATTERN))
@@ -49,10 +56,10 @@ class NewPassword(fields.String):
 
 
 class RegisterRequest(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     username = fields.String(required=True, validate=USERNAME)
     password = NewPassword(required=True)
-    display_name = Text(min=1, max=80, load_default=None)
+    display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH, load_default=None)
 
     @pre_load
     def normalise(self, data, **kwargs):
@@ -84,8 +91,8 @@ class RefreshRequest(Schema):
 
 
 class ProfileUpdate(Schema):
-    display_name = Text(min=1, max=80)
-    bio = Text(max=500, multiline=True)
+    display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH)
+    bio = Text(max=MAX_BIO_LENGTH, multiline=True)
     avatar_media_id = UUIDString(allow_none=True)
 
     @validates("display_name")
@@ -95,19 +102,16 @@ class ProfileUpdate(Schema):
 
 
 class UserSearchArgs(page_args(BY_USERNAME)):
-    q = Text(required=True, min=1, max=80)
+    q = Text(required=True, min=1, max=MAX_SEARCH_LENGTH)
 
 
 # Answers -------------------------------------------------------------------------
+# Each writes what the domain returns (users, services.auth.profiles.Profile,
+# services.auth.sessions.SignedIn) and documents it.
 
-class UserSummary(Schema):
-    id = fields.UUID(required=True)
+class PublicUser(answers.UserSummary):
+    # Whom auth answers with has an account: never the deleted user.
     username = fields.String(required=True)
-    display_name = fields.String(required=True)
-    avatar_url = fields.String(required=True, allow_none=True)
-
-
-class PublicUser(UserSummary):
     bio = fields.String(required=True)
     followers_count = fields.Integer(required=True)
     following_count = fields.Integer(required=True)
@@ -116,7 +120,7 @@ class PublicUser(UserSummary):
 
 class PrivateUser(PublicUser):
     email = fields.Email(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = answers.Time(required=True)
 
 
 class Session(Schema):
@@ -127,33 +131,14 @@ class Session(Schema):
     expires_in = fields.Integer(required=True, metadata={"description": "Seconds the access token lives."})
 
 
-def avatar_url(media_id):
-    return f"/media/{media_id}" if media_id else None
+class OperatorUser(PrivateUser):
+    """An account as operators look it up (RPC find_user), closed ones too."""
+    is_active = fields.Boolean(required=True)
 
 
-def summary_view(user):
-    """What other services show of a user (organizers, authors, members)."""
-    return {
-        "id": user.id,
-        "username": user.username,
-        "display_name": user.display_name,
-        "avatar_url": avatar_url(user.avatar_media_id),
-    }
-
-
-def public_view(user, followers_count, following_count, is_following):
-    return dict(
-        summary_view(user),
-        bio=user.bio,
-        followers_count=followers_count,
-        following_count=following_count,
-        is_following=is_following,
-    )
-
-
-def private_view(user, followers_count, following_count):
-    return dict(
-        public_view(user, followers_count, following_count, False),
-        email=user.email,
-        created_at=user.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if user.created_at else None,
-    )
+PUBLIC_USER = PublicUser()
+PRIVATE_USER = PrivateUser()
+SESSION = Session()
+OPERATOR_USER = OperatorUser()
+# What other services show of a user (organizers, authors, members): RPC get_users.
+USER_SUMMARY = answers.UserSummary()

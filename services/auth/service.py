@@ -1,20 +1,23 @@
-"""The auth service: accounts, tokens, profiles and the follow graph."""
+"""The auth service: accounts, tokens, profiles and the follow graph.
+
+Each entrypoint turns the request into plain arguments, runs one domain call
+in a unit of work, and writes the answer with its schema. The answer is
+written inside the unit of work: leaving it commits, which expires the rows,
+and reading them after would load each again.
+"""
 
 from http_edge import health
 from http_edge.entrypoint import http
-from http_edge.openapi import ApiDocs
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from http_edge.validation import path_id
-from services.api import api_document
-from services.auth import accounts, schemas
+from services.auth import accounts, schemas, sessions
 from services.auth.dependencies import (
     LoginThrottleProvider,
     PasswordHasher,
     RegistrationThrottleProvider,
     TokenIssuer,
 )
-from services.auth.exceptions import UserNotFound
-from services.auth.models import Base
+from services.auth.exceptions import RefreshTokenReused, UserNotFound
+from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
@@ -25,13 +28,13 @@ from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy, rpc
 
 
-# The mixin is reached through its module: `nameko run` would take a bare
+# The mixins are reached through their module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
+class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork):
     name = "auth"
 
     db = Database(Base)
-    outbox = Outbox(OutboxTable)
+    outbox = Outbox(OutboxTable, ProcessedEvent)
     passwords = PasswordHasher()
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
@@ -39,8 +42,6 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
-    # /openapi.json and /docs for the whole API: auth runs in every deployment.
-    docs = ApiDocs(api_document)
     observability = Observability()
 
     def readiness_probes(self):
@@ -52,121 +53,144 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations):
           responses={201: schemas.Session}, errors=(409, 429))
     def register(self, request):
         """Create an account and sign in."""
-        return 201, accounts.register(
-            self.db.session, self.outbox, self.passwords, self.tokens, self.registrations, request.remote_addr,
-            **request.body,
-        )
+        with self.uow as uow:
+            signed_in = accounts.register(uow, self.passwords, self.tokens, self.registrations,
+                                          request.remote_addr, **request.body)
+            return 201, schemas.SESSION.dump(signed_in)
 
     @http("POST", "/auth/login", public=True, body=schemas.LoginRequest,
           responses={200: schemas.Session}, errors=(401, 429))
     def login(self, request):
         """Sign in with an email or username and a password."""
-        return accounts.login(
-            self.db.session, self.passwords, self.tokens, self.throttle,
-            request.body["login"], request.body["password"], request.remote_addr,
-        )
+        with self.uow as uow:
+            signed_in = accounts.login(uow, self.passwords, self.tokens, self.throttle,
+                                       request.body["login"], request.body["password"], request.remote_addr)
+            return schemas.SESSION.dump(signed_in)
 
     @http("POST", "/auth/refresh", public=True, body=schemas.RefreshRequest,
           responses={200: schemas.Session}, errors=(401,))
     def refresh(self, request):
         """Trade a refresh token for a new pair; the old one stops working."""
-        return accounts.refresh(self.db.session, self.tokens, request.body["refresh_token"])
+        with self.uow as uow:
+            outcome = sessions.refresh(uow, self.tokens, request.body["refresh_token"])
+            if outcome is not sessions.FAMILY_REVOKED:
+                return schemas.SESSION.dump(outcome)
+        # A spent token came back: its family's revocation is committed now,
+        # and only then is the caller refused (an error would roll it back).
+        raise RefreshTokenReused()
 
     @http("POST", "/auth/logout", public=True, body=schemas.RefreshRequest, responses={204: None})
     def logout(self, request):
         """End the session the refresh token belongs to."""
-        accounts.logout(self.db.session, request.body["refresh_token"])
+        with self.uow as uow:
+            sessions.sign_out(uow, request.body["refresh_token"])
 
     @http("GET", "/auth/me", responses={200: schemas.PrivateUser})
     def me(self, request):
         """The caller's own account, with email."""
-        return accounts.me(self.db.session, request.user_id)
+        with self.uow as uow:
+            return schemas.PRIVATE_USER.dump(accounts.me(uow, request.user_id))
 
     # Profiles -----------------------------------------------------------------
 
     @http("PATCH", "/users/me", body=schemas.ProfileUpdate, responses={200: schemas.PrivateUser})
     def update_me(self, request):
         """Change display name, bio or avatar (a media id of an image you uploaded)."""
-        return accounts.update_profile(self.db.session, request.user_id, request.body, self.events.get_media)
+        with self.uow as uow:
+            updated = accounts.update_profile(uow, request.user_id, dict(request.body), self.events.get_media)
+            return schemas.PRIVATE_USER.dump(updated)
 
-    @http("GET", "/users/<uuid:id>", responses={200: schemas.PublicUser})
+    @http("GET", "/users/<uuid:id>", responses={200: schemas.PublicUser}, not_found=UserNotFound)
     def get_profile(self, request, id):
         """A user's public profile, with follow counts."""
-        return accounts.profile(self.db.session, request.user_id, _user_id(id))
+        with self.uow as uow:
+            return schemas.PUBLIC_USER.dump(accounts.profile(uow, request.user_id, id))
 
     @http("GET", "/users", query=schemas.UserSearchArgs, responses={200: page_of(schemas.PublicUser)})
     def search_users(self, request):
         """Users whose username or display name starts with q (case-insensitive)."""
         args = request.query
         after = schemas.BY_USERNAME.decode(args["cursor"])
-        users, views = accounts.search(self.db.session, request.user_id, args["q"], args["limit"], after)
-        return page(users, args["limit"], lambda user: (user.username,), lambda user: views[user.id],
-                    schemas.BY_USERNAME)
+        with self.uow as uow:
+            found = accounts.search(uow, request.user_id, args["q"], args["limit"],
+                                    after_username=after[0] if after else None)
+            return page(found, args["limit"], lambda profile: (profile.username,), schemas.PUBLIC_USER.dump,
+                        schemas.BY_USERNAME)
 
     # Follow graph ---------------------------------------------------------------
 
-    @http("POST", "/users/<uuid:id>/follow", responses={204: None}, errors=(422,))
+    @http("POST", "/users/<uuid:id>/follow", responses={204: None}, errors=(422,), not_found=UserNotFound)
     def follow(self, request, id):
         """Follow a user (idempotent)."""
-        accounts.follow(self.db.session, self.outbox, request.user_id, _user_id(id))
+        with self.uow as uow:
+            accounts.follow(uow, request.user_id, id)
 
-    @http("DELETE", "/users/<uuid:id>/follow", responses={204: None})
+    @http("DELETE", "/users/<uuid:id>/follow", responses={204: None}, not_found=UserNotFound)
     def unfollow(self, request, id):
         """Stop following a user (idempotent)."""
-        accounts.unfollow(self.db.session, self.outbox, request.user_id, _user_id(id))
+        with self.uow as uow:
+            accounts.unfollow(uow, request.user_id, id)
 
-    @http("GET", "/users/<uuid:id>/followers", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    @http("GET", "/users/<uuid:id>/followers", query=PageArgs, responses={200: page_of(schemas.PublicUser)},
+          not_found=UserNotFound)
     def followers(self, request, id):
         """A user's followers, newest first."""
-        return self._follow_page(request, id, "followers")
+        return self._follow_page(request, id, accounts.FOLLOWERS)
 
-    @http("GET", "/users/<uuid:id>/following", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    @http("GET", "/users/<uuid:id>/following", query=PageArgs, responses={200: page_of(schemas.PublicUser)},
+          not_found=UserNotFound)
     def following(self, request, id):
         """Who a user follows, newest first."""
-        return self._follow_page(request, id, "following")
+        return self._follow_page(request, id, accounts.FOLLOWING)
 
-    def _follow_page(self, request, id, direction):
+    def _follow_page(self, request, user_id, direction):
         args = request.query
         after = BY_TIME.decode(args["cursor"])
-        rows, views = accounts.follow_page(
-            self.db.session, request.user_id, _user_id(id), direction, args["limit"], after,
-        )
-        return page(rows, args["limit"], lambda row: (row[1], row[0].id), lambda row: views[row[0].id])
+        with self.uow as uow:
+            found = accounts.follow_page(uow, request.user_id, user_id, direction, args["limit"], after)
+            return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
+                        lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
 
     # RPC: for the other services and for operators (`nameko shell`) -----------
 
     @rpc
     def get_user(self, user_id):
-        """Public view of one active user, or None."""
-        users = accounts.users_by_ids(self.db.session, valid_uuids([user_id]))
-        return users[0] if users else None
+        """Summary of one active user, or None."""
+        with self.uow as uow:
+            users = accounts.users_by_ids(uow, valid_uuids([user_id]))
+            return schemas.USER_SUMMARY.dump(users[0]) if users else None
 
     @rpc
     def get_users(self, user_ids):
-        """Summary views of many users in one call (unknown ids are left out)."""
-        return accounts.users_by_ids(self.db.session, valid_uuids(user_ids))
+        """Summaries of many users in one call (unknown ids are left out)."""
+        with self.uow as uow:
+            return schemas.USER_SUMMARY.dump(accounts.users_by_ids(uow, valid_uuids(user_ids)), many=True)
 
     @rpc
     def get_following_ids(self, user_id):
         user_id = parse_uuid(user_id)
-        return accounts.following_ids(self.db.session, user_id) if user_id else []
+        if not user_id:
+            return []
+        with self.uow as uow:
+            return accounts.following_ids(uow, user_id)
 
     @rpc
     def find_user(self, login):
-        """Private view (with email) of a user by email or username, or None."""
-        return accounts.find_user(self.db.session, login)
+        """Private view (with email and is_active) of a user by email or username, or None."""
+        with self.uow as uow:
+            found = accounts.find_user(uow, login)
+            return schemas.OPERATOR_USER.dump(found) if found is not None else None
 
     @rpc
     def deactivate_user(self, user_id):
         """Sign the user out everywhere and hide them; True if they were active."""
         user_id = parse_uuid(user_id)
-        return bool(user_id) and accounts.deactivate(self.db.session, self.outbox, user_id)
+        if not user_id:
+            return False
+        with self.uow as uow:
+            return accounts.deactivate(uow, user_id)
 
     @rpc
     def counts(self):
-        return accounts.counts(self.db.session)
-
-
-
-def _user_id(value):
-    return path_id(value, UserNotFound)
+        with self.uow as uow:
+            return accounts.counts(uow)

@@ -25,9 +25,10 @@ from icalendar.prop import vRecur
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from services.events import exceptions, ics_reading, ics_zones, recurrence, schemas
+from services.events import exceptions, ics_reading, ics_zones, recurrence, schedule
 from services.events.models import Event, Participant
-from services.events.schedule import event_message, record_occurrences, timing_changed
+from services.events.schedule import event_summary, record_occurrences, timing_changed
+from services.shared import clock, contracts
 from services.shared.errors import Conflict
 from services.shared.ids import parse_uuid
 
@@ -63,14 +64,13 @@ def my_events(session, user_id):
     ).scalars().all()
 
 
-def export(session, user_id):
+def export(uow, user_id):
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", "LifyTP")
-    for event in my_events(session, user_id):
+    for event in my_events(uow.session, user_id):
         calendar.add_component(_vevent(event))
-    session.commit()
     calendar.add_missing_timezones()
     return calendar.to_ical()
 
@@ -206,15 +206,15 @@ def _event_values(vevent, zones, budget):
         raise _Unusable("UID is missing.")
     if len(uid) > 255:
         raise _Unusable("UID is longer than 255 characters.")
-    title = _text(vevent, "SUMMARY", 200) or "(untitled)"
+    title = _text(vevent, "SUMMARY", schedule.MAX_TITLE_LENGTH) or "(untitled)"
     starts_at, timezone, all_day = _moment(vevent, "DTSTART", zones, budget, required=True)
     ends_at = _end(vevent, starts_at, all_day, zones, budget)
-    errors = schemas.check_times(starts_at, ends_at)
+    errors = schedule.check_times(starts_at, ends_at)
     if errors:
         raise _Unusable(("DTEND: " if "DTEND" in vevent else "DURATION: ") + errors["ends_at"][0])
     values = {
-        "ical_uid": uid, "title": title, "description": _text(vevent, "DESCRIPTION", 5000),
-        "location": _text(vevent, "LOCATION", 300), "starts_at": starts_at, "ends_at": ends_at,
+        "ical_uid": uid, "title": title, "description": _text(vevent, "DESCRIPTION", schedule.MAX_DESCRIPTION_LENGTH),
+        "location": _text(vevent, "LOCATION", schedule.MAX_LOCATION_LENGTH), "starts_at": starts_at, "ends_at": ends_at,
         "timezone": timezone, "rrule": None, "series_ends_at": ends_at,
         "status": "cancelled" if _text(vevent, "STATUS", 20).upper() == "CANCELLED" else "active",
         # Not a column: kept so that writing the import expands nothing again.
@@ -251,7 +251,7 @@ def _moment(vevent, name, zones, budget, required=False):
     if isinstance(value, datetime):
         # Checked before any conversion: year 1 in Tokyo or 9999 in Los
         # Angeles is out of datetime's range once in UTC.
-        if not schemas.EARLIEST.year - 1 <= value.year <= schemas.LATEST.year:
+        if not schedule.EARLIEST.year - 1 <= value.year <= schedule.LATEST.year:
             raise _Unusable(f"{name} is out of range.")
         try:
             moment, zone = zones.moment(value, prop.params.get("TZID"), budget)
@@ -262,7 +262,7 @@ def _moment(vevent, name, zones, budget, required=False):
         zone, moment, all_day = None, datetime(value.year, value.month, value.day, tzinfo=UTC), True
     else:
         raise _Unusable(f"{name} is not a date or time.")
-    if not schemas.EARLIEST <= moment < schemas.LATEST:
+    if not schedule.EARLIEST <= moment < schedule.LATEST:
         raise _Unusable(f"{name} is out of range.")
     return moment, zone if zone and recurrence.valid_timezone(zone) else "UTC", all_day
 
@@ -275,11 +275,11 @@ def _end(vevent, starts_at, all_day, zones, budget):
         delta = getattr(duration, "dt", None)
         if not isinstance(delta, timedelta):
             raise _Unusable("DURATION is not a duration.")
-        if abs(delta) > schemas.MAX_EVENT_DURATION:
+        if abs(delta) > schedule.MAX_EVENT_DURATION:
             # Checked before the addition, which DURATION:P99999999W overflows.
-            raise _Unusable(f"DURATION: An event lasts at most {schemas.MAX_EVENT_DURATION.days} days.")
+            raise _Unusable(f"DURATION: An event lasts at most {schedule.MAX_EVENT_DURATION.days} days.")
         return starts_at + delta
-    return starts_at + (timedelta(days=1) if all_day else schemas.DEFAULT_EVENT_DURATION)
+    return starts_at + (timedelta(days=1) if all_day else schedule.DEFAULT_EVENT_DURATION)
 
 
 def _own_export_ids(parsed):
@@ -292,8 +292,9 @@ def _own_export_ids(parsed):
     return ids
 
 
-def import_events(session, outbox, owner_id, parsed, skipped):
-    """Create or update the owner's imported events, in one transaction."""
+def import_events(uow, owner_id, parsed, skipped):
+    """Create or update the owner's imported events, all in the caller's transaction."""
+    session = uow.session
     counts = {"imported": 0, "updated": 0, "skipped": skipped, "errors": []}
     own_exports = _own_export_ids(parsed)
     known_exports = set(session.execute(select(Event.id).where(Event.id.in_(own_exports.values()))).scalars()) \
@@ -309,30 +310,30 @@ def import_events(session, outbox, owner_id, parsed, skipped):
             if own_exports.get(values["ical_uid"]) in known_exports:
                 counts["skipped"] += 1  # an event of ours, exported and brought back
             elif values["ical_uid"] in existing:
-                counts[_update(session, outbox, existing[values["ical_uid"]], values)] += 1
+                counts[_update(uow, existing[values["ical_uid"]], values)] += 1
             else:
-                _create(session, outbox, owner_id, values)
+                _create(uow, owner_id, values)
                 counts["imported"] += 1
-        session.commit()
+        # Written now rather than at the commit, so that a clash is met here.
+        session.flush()
     except IntegrityError:
         # A concurrent import inserted one of these UIDs first: the insert
-        # (at a flush inside the loop, or at the commit) meets its row.
-        session.rollback()
+        # meets its row. The caller's rollback undoes the rest of this import.
         raise Conflict("Another import of the same events ran at once; try again.", code="IMPORT_CONFLICT") from None
     return counts
 
 
-def _create(session, outbox, owner_id, values):
+def _create(uow, owner_id, values):
     values = dict(values)
     starts = values.pop(OCCURRENCE_STARTS)
     event = Event(organizer_id=owner_id, visibility="private", participants_count=0, is_online=False, **values)
-    session.add(event)
-    session.flush()
-    record_occurrences(session, event.id, starts)
-    outbox.add(session, "event_created", event_message(event))
+    uow.session.add(event)
+    uow.session.flush()
+    record_occurrences(uow.session, event.id, starts)
+    uow.record(contracts.EventCreated(event=event_summary(event), organizer_id=owner_id))
 
 
-def _update(session, outbox, event, values):
+def _update(uow, event, values):
     changed = sorted(field for field in IMPORTED_FIELDS if getattr(event, field) != values[field])
     if not changed:
         return "skipped"
@@ -342,12 +343,13 @@ def _update(session, outbox, event, values):
     was_cancelled = event.status == "cancelled"
     for field, value in values.items():
         setattr(event, field, value)
-    event.updated_at = datetime.now(UTC)
-    session.flush()
+    event.updated_at = clock.now()
+    uow.session.flush()
     if retimed:
-        record_occurrences(session, event.id, starts)
+        record_occurrences(uow.session, event.id, starts)
+    summary = event_summary(event)
     if event.status == "cancelled" and not was_cancelled:
-        outbox.add(session, "event_cancelled", event_message(event))
+        uow.record(contracts.EventCancelled(event=summary, organizer_id=event.organizer_id))
     else:
-        outbox.add(session, "event_updated", dict(event_message(event), changed=changed))
+        uow.record(contracts.EventUpdated(event=summary, organizer_id=event.organizer_id, changed=changed))
     return "updated"

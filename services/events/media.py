@@ -10,9 +10,10 @@ from sqlalchemy import delete, select
 
 from services.events import exceptions, images, videos
 from services.events.models import Media
-from services.events.schemas import MEDIA_TYPES, media_view
 from services.shared.errors import InvalidInput, UnsupportedType
 
+# What uploads may be, as their bytes say.
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm")
 ALLOWED_TYPES = frozenset(MEDIA_TYPES)
 MAX_VIDEO_SECONDS = 60
 
@@ -56,26 +57,24 @@ def prepare(data):
     return content_type, images.without_metadata(data, content_type)
 
 
-def store(session, storage, owner_id, content_type, data):
+def store(uow, storage, owner_id, content_type, data):
+    """Keep an upload: its row, in the caller's transaction, and its bytes.
+    The bytes are written before the caller commits the row: a crash leaves
+    an orphan file, never a row pointing at nothing."""
     media = Media(owner_id=owner_id, content_type=content_type, size=len(data))
-    session.add(media)
-    session.flush()
-    # The bytes are stored before the row commits: a crash leaves an orphan
-    # file, never a row pointing at nothing.
+    uow.session.add(media)
+    uow.session.flush()
     storage.put(media.id, data, content_type)
-    session.commit()
-    return media_view(media)
-
-
-def find(session, media_id):
-    media = session.get(Media, media_id)
-    session.commit()
     return media
 
 
-def content(session, storage, media_id):
-    """(media, bytes, redirect_url) for GET /media/{id}."""
-    media = find(session, media_id)
+def find(uow, media_id):
+    return uow.session.get(Media, media_id)
+
+
+def content(uow, storage, media_id):
+    """(media, bytes, redirect_url) of an upload: MediaNotFound if its row or its bytes are missing."""
+    media = find(uow, media_id)
     if media is None:
         raise exceptions.MediaNotFound()
     data, url = storage.get(media.id)

@@ -15,7 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.shared.outbox import event_tables
+from services.shared.unit_of_work import event_tables
 
 SCHEMA = "events"
 

@@ -7,14 +7,14 @@ copied from auth the first time it is needed and again after
 FOLLOW_RESYNC_AFTER; in between, auth's user_followed / user_unfollowed events
 keep it current.
 """
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 
-from services.events.models import DeletedUser, Follow, FollowSync, ProcessedEvent
-from services.shared.ids import parse_uuid, valid_uuids
-from services.shared.outbox import first_delivery
+from services.events.models import DeletedUser, Follow, FollowSync
+from services.shared import clock
+from services.shared.ids import valid_uuids
 
 FOLLOW_RESYNC_AFTER = timedelta(hours=24)
 MAX_USERS_PER_CALL = 1000
@@ -29,9 +29,11 @@ def users_by_id(auth, user_ids):
 
 
 def ensure_follows(session, auth, user_id):
-    """Make sure the replica holds user_id's follow list (copy it if stale)."""
+    """Make sure the replica holds user_id's follow list (copy it if stale),
+    in the caller's transaction. If that transaction fails, the copy goes
+    with it and is made again next time: nothing depends on it surviving."""
     synced_at = session.scalar(select(FollowSync.synced_at).where(FollowSync.user_id == user_id))
-    if synced_at is not None and datetime.now(UTC) - synced_at < FOLLOW_RESYNC_AFTER:
+    if synced_at is not None and clock.now() - synced_at < FOLLOW_RESYNC_AFTER:
         return
     followee_ids = valid_uuids(auth.get_following_ids(user_id))
     # Two first requests of one user at once would otherwise interleave their
@@ -46,31 +48,22 @@ def ensure_follows(session, auth, user_id):
         )
     session.execute(
         insert(FollowSync).values(user_id=user_id)
-        .on_conflict_do_update(index_elements=[FollowSync.user_id], set_={"synced_at": datetime.now(UTC)})
+        .on_conflict_do_update(index_elements=[FollowSync.user_id], set_={"synced_at": clock.now()})
     )
-    session.commit()
 
 
-def record_follow(session, payload, following):
-    """Apply auth's user_followed (following=True) or user_unfollowed event once."""
-    follower, followee = parse_uuid(payload.get("follower_id")), parse_uuid(payload.get("followee_id"))
-    event_id = parse_uuid(payload.get("event_id"))
-    if not (follower and followee and event_id):
-        return False
-    handler = "user_followed" if following else "user_unfollowed"
-    if not first_delivery(session, ProcessedEvent, event_id, handler):
-        session.rollback()
-        return False
-    if following:
-        deleted = select(DeletedUser.user_id).where(DeletedUser.user_id.in_([follower, followee]))
-        session.execute(
-            insert(Follow).from_select(
-                ["follower_id", "followee_id"],
-                select(literal(follower, UUID(as_uuid=False)), literal(followee, UUID(as_uuid=False)))
-                .where(~deleted.exists()),
-            ).on_conflict_do_nothing()
-        )
-    else:
-        session.execute(delete(Follow).where(Follow.follower_id == follower, Follow.followee_id == followee))
-    session.commit()
-    return True
+def follow(uow, follower_id, followee_id):
+    """Apply auth's user_followed: unless either account is gone."""
+    deleted = select(DeletedUser.user_id).where(DeletedUser.user_id.in_([follower_id, followee_id]))
+    uow.session.execute(
+        insert(Follow).from_select(
+            ["follower_id", "followee_id"],
+            select(literal(follower_id, UUID(as_uuid=False)), literal(followee_id, UUID(as_uuid=False)))
+            .where(~deleted.exists()),
+        ).on_conflict_do_nothing()
+    )
+
+
+def unfollow(uow, follower_id, followee_id):
+    """Apply auth's user_unfollowed."""
+    uow.session.execute(delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id))

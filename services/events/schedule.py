@@ -1,19 +1,58 @@
-"""Events: creating and changing them, who may see them, joining and leaving,
-and range queries over their occurrences.
+"""Events: the rules of their fields, creating and changing them, who may see
+them, joining and leaving, and range queries over their occurrences.
 
-Functions take a SQLAlchemy session and the collaborators they need; they know
-nothing of HTTP or AMQP. Each commits its own unit of work, with the domain
-events it records in the outbox.
+Functions work in the caller's unit of work (services.shared.unit_of_work):
+they read and write through `uow.session` and record domain events with
+`uow.record`; the caller commits or rolls back. They know nothing of HTTP or
+AMQP, and return rows and the domain values below, never JSON views.
 """
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, union
 from sqlalchemy.dialects.postgresql import insert
 
-from services.events import exceptions, recurrence, schemas
+from services.events import exceptions, recurrence
 from services.events.models import Event, Follow, Media, Occurrence, Participant, Post
 from services.events.people import ensure_follows, users_by_id
-from services.shared import clock
-from services.shared.errors import DomainError, InvalidInput
+from services.shared import clock, contracts
+from services.shared.errors import InvalidInput
+
+# The rules of an event's fields ----------------------------------------------------
+
+VISIBILITIES = ("public", "followers", "private")
+STATUSES = ("active", "cancelled")
+MAX_TITLE_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 5000
+MAX_LOCATION_LENGTH = 300
+MAX_CAPACITY = 100_000
+DEFAULT_EVENT_DURATION = timedelta(hours=1)
+MAX_EVENT_DURATION = timedelta(days=31)
+# Every time an event, an import or a range query names lies in [EARLIEST, LATEST).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# How long a range query ([from, to)) may span.
+MAX_RANGE = timedelta(days=366)
+MAX_SEARCH_LENGTH = 100
+
+
+def check_times(starts_at, ends_at):
+    """Field errors of an event's times, after defaults are applied."""
+    if ends_at <= starts_at:
+        return {"ends_at": ["Must be after starts_at."]}
+    if ends_at - starts_at > MAX_EVENT_DURATION:
+        return {"ends_at": [f"An event lasts at most {MAX_EVENT_DURATION.days} days."]}
+    return {}
+
+
+def check_range(range_from, range_to):
+    """Field errors of a range query's [from, to)."""
+    if range_to <= range_from:
+        return {"to": ["Must be after from."]}
+    if range_to - range_from > MAX_RANGE:
+        return {"to": [f"A range spans at most {MAX_RANGE.days} days."]}
+    return {}
+
 
 # What decides when an event's occurrences start: changing any of them
 # rewrites its rows in the occurrences table.
@@ -22,6 +61,39 @@ TIMING_FIELDS = ("starts_at", "rrule", "timezone")
 
 def _escape_like(text):
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# What a viewer is shown ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventOccurrence:
+    """When one occurrence of an event takes place. Occurrences of a recurring
+    event share the event id; the pair (id, starts_at) names one of them."""
+    starts_at: datetime
+    ends_at: datetime
+    occurrence_id: str | None
+
+
+def occurrence_of(event, starts_at=None):
+    """The occurrence of `event` starting at `starts_at` (its first by default);
+    every occurrence lasts as long as the first."""
+    starts_at = starts_at or event.starts_at
+    return EventOccurrence(
+        starts_at=starts_at,
+        ends_at=starts_at + (event.ends_at - event.starts_at),
+        occurrence_id=f"{event.id}:{clock.iso(starts_at)}" if event.rrule else None,
+    )
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """An event as one viewer sees it: at one occurrence, with the viewer's
+    status (organizer, joined or None) and the organizer's summary from auth
+    (None once the account is gone)."""
+    event: Event
+    occurrence: EventOccurrence
+    my_status: str | None
+    organizer: dict | None
 
 
 # Who sees what -------------------------------------------------------------------
@@ -52,7 +124,6 @@ def visible_event(session, auth, viewer_id, event_id, for_update=False):
         query = query.with_for_update(of=Event)
     event = session.execute(query).scalar_one_or_none()
     if event is None:
-        session.rollback()
         raise exceptions.EventNotFound()
     return event
 
@@ -69,27 +140,29 @@ def statuses_of(session, viewer_id, events):
     }
 
 
-def views(session, auth, viewer_id, events_with_starts):
-    """Views of (event, occurrence start) pairs, with one user lookup for all."""
+def seen_by(session, auth, viewer_id, events_with_starts, users=None):
+    """SeenEvents of (event, occurrence start or None) pairs, with one user
+    lookup for all (none if the caller passes the `users` it has)."""
     events = [event for event, _ in events_with_starts]
-    users = users_by_id(auth, [event.organizer_id for event in events])
+    if users is None:
+        users = users_by_id(auth, [event.organizer_id for event in events])
     statuses = statuses_of(session, viewer_id, events)
-    return [schemas.event_view(event, users, statuses[event.id], start) for event, start in events_with_starts]
+    return [
+        SeenEvent(event, occurrence_of(event, start), statuses[event.id], users.get(event.organizer_id))
+        for event, start in events_with_starts
+    ]
 
 
-def event_message(event):
-    """What an event's domain events carry (`event_id` is the message's own id)."""
-    return {
-        "event": {
-            "id": event.id,
-            "title": event.title,
-            "starts_at": schemas.iso(event.starts_at),
-            "ends_at": schemas.iso(event.ends_at),
-            "visibility": event.visibility,
-            "status": event.status,
-        },
-        "organizer_id": event.organizer_id,
-    }
+def _seen_one(session, auth, viewer_id, event):
+    return seen_by(session, auth, viewer_id, [(event, None)])[0]
+
+
+def event_summary(event):
+    """What an event's domain events say of it."""
+    return contracts.EventSummary(
+        id=event.id, title=event.title, starts_at=clock.iso(event.starts_at), ends_at=clock.iso(event.ends_at),
+        visibility=event.visibility, status=event.status,
+    )
 
 
 # Occurrences ---------------------------------------------------------------------
@@ -117,12 +190,21 @@ def record_occurrences(session, event_id, starts):
 
 # Creating and changing -------------------------------------------------------------
 
+# The fields of an event that its organizer sets, and what each is when not given.
+EVENT_DEFAULTS = {
+    "description": "", "location": "", "is_online": False, "timezone": "UTC",
+    "capacity": None, "cover_media_id": None, "rrule": None, "ends_at": None,
+}
+UPDATABLE = ("title", "description", "starts_at", "ends_at", "timezone", "location", "is_online",
+             "visibility", "capacity", "cover_media_id", "rrule")
+
+
 def _settle(session, values, organizer_id, participants_count=0):
     """Apply defaults and cross-field rules to an event's full set of values;
     returns them with the event's occurrence starts."""
     if values.get("ends_at") is None:
-        values["ends_at"] = values["starts_at"] + schemas.DEFAULT_EVENT_DURATION
-    errors = schemas.check_times(values["starts_at"], values["ends_at"])
+        values["ends_at"] = values["starts_at"] + DEFAULT_EVENT_DURATION
+    errors = check_times(values["starts_at"], values["ends_at"])
     values["rrule"] = values.get("rrule") or None
     starts = None
     try:
@@ -147,57 +229,47 @@ def _is_image_of(session, media_id, owner_id):
     return media is not None and media.owner_id == owner_id and media.content_type.startswith("image/")
 
 
-EVENT_DEFAULTS = {
-    "description": "", "location": "", "is_online": False, "timezone": "UTC",
-    "capacity": None, "cover_media_id": None, "rrule": None, "ends_at": None,
-}
-
-
-def create_event(session, outbox, auth, organizer_id, data):
-    values, starts = _settle(session, dict(EVENT_DEFAULTS, **data), organizer_id)
+def create_event(uow, auth, organizer_id, fields):
+    """Create an event organized by organizer_id. `fields` maps names of
+    UPDATABLE to plain values (title, starts_at and visibility are required;
+    the others default to EVENT_DEFAULTS)."""
+    session = uow.session
+    values, starts = _settle(session, dict(EVENT_DEFAULTS, **fields), organizer_id)
     event = Event(organizer_id=organizer_id, status="active", participants_count=0, **values)
     session.add(event)
     session.flush()
     record_occurrences(session, event.id, starts)
-    outbox.add(session, "event_created", event_message(event))
-    session.commit()
-    return views(session, auth, organizer_id, [(event, None)])[0]
+    uow.record(contracts.EventCreated(event=event_summary(event), organizer_id=organizer_id))
+    return _seen_one(session, auth, organizer_id, event)
 
 
-def get_event(session, auth, viewer_id, event_id):
-    event = visible_event(session, auth, viewer_id, event_id)
-    return views(session, auth, viewer_id, [(event, None)])[0]
+def get_event(uow, auth, viewer_id, event_id):
+    event = visible_event(uow.session, auth, viewer_id, event_id)
+    return _seen_one(uow.session, auth, viewer_id, event)
 
 
 def _organized_event(session, auth, user_id, event_id):
+    """The event, locked for a change by its organizer (NotOrganizer for anyone else)."""
     event = visible_event(session, auth, user_id, event_id, for_update=True)
     if event.organizer_id != user_id:
-        session.rollback()
         raise exceptions.NotOrganizer()
     return event
 
 
-UPDATABLE = ("title", "description", "starts_at", "ends_at", "timezone", "location", "is_online",
-             "visibility", "capacity", "cover_media_id", "rrule")
-
-
-def update_event(session, outbox, auth, user_id, event_id, changes):
+def update_event(uow, auth, user_id, event_id, changes):
+    """Change an event. `changes` maps names of UPDATABLE to their new plain
+    values; the fields it leaves out keep theirs."""
+    session = uow.session
     event = _organized_event(session, auth, user_id, event_id)
     if event.status == "cancelled":
-        session.rollback()
         raise exceptions.EventCancelled()
     current = {field: getattr(event, field) for field in UPDATABLE}
     if "starts_at" in changes and "ends_at" not in changes:
         # Moving an event keeps its length.
         changes = dict(changes, ends_at=changes["starts_at"] + (event.ends_at - event.starts_at))
     if not changes:
-        session.commit()
-        return views(session, auth, user_id, [(event, None)])[0]
-    try:
-        values, starts = _settle(session, dict(current, **changes), user_id, event.participants_count)
-    except DomainError:
-        session.rollback()  # releases the row lock now rather than at teardown
-        raise
+        return _seen_one(session, auth, user_id, event)
+    values, starts = _settle(session, dict(current, **changes), user_id, event.participants_count)
     retimed = timing_changed(event, values)
     for field, value in values.items():
         setattr(event, field, value)
@@ -205,48 +277,48 @@ def update_event(session, outbox, auth, user_id, event_id, changes):
     session.flush()
     if retimed:
         record_occurrences(session, event.id, starts)
-    outbox.add(session, "event_updated", dict(event_message(event), changed=sorted(changes)))
-    session.commit()
-    return views(session, auth, user_id, [(event, None)])[0]
+    uow.record(contracts.EventUpdated(event=event_summary(event), organizer_id=event.organizer_id,
+                                      changed=sorted(changes)))
+    return _seen_one(session, auth, user_id, event)
 
 
-def cancel_event(session, outbox, auth, user_id, event_id):
-    event = _organized_event(session, auth, user_id, event_id)
+def cancel_event(uow, auth, user_id, event_id):
+    event = _organized_event(uow.session, auth, user_id, event_id)
     if event.status != "cancelled":
-        _cancel(session, outbox, event)
-    session.commit()
+        cancel(uow, event)
 
 
-def _cancel(session, outbox, event):
+def cancel(uow, event, reason=None):
+    """Mark an event cancelled and tell its participants (event_cancelled)."""
     event.status = "cancelled"
     event.updated_at = clock.now()
-    session.flush()
-    outbox.add(session, "event_cancelled", event_message(event))
+    uow.session.flush()
+    uow.record(contracts.EventCancelled(event=event_summary(event), organizer_id=event.organizer_id, reason=reason))
 
 
 # Joining and leaving -----------------------------------------------------------------
 
-def join(session, outbox, auth, user_id, event_id):
+def join(uow, auth, user_id, event_id):
     """Join an event; joining again changes nothing. The event row is locked
     while the seat is taken, so concurrent joins cannot overfill it."""
+    session = uow.session
     event = visible_event(session, auth, user_id, event_id, for_update=True)
     already = session.get(Participant, (event.id, user_id)) is not None
     if not already:
         if event.status == "cancelled":
-            session.rollback()
             raise exceptions.EventCancelled()
         if event.capacity is not None and event.participants_count >= event.capacity:
-            session.rollback()
             raise exceptions.EventFull(details={"capacity": event.capacity})
         session.execute(insert(Participant).values(event_id=event.id, user_id=user_id))
         event.participants_count += 1
         session.flush()
-        outbox.add(session, "participant_joined", dict(event_message(event), user_id=user_id))
-    session.commit()
-    return views(session, auth, user_id, [(event, None)])[0]
+        uow.record(contracts.ParticipantJoined(event=event_summary(event), organizer_id=event.organizer_id,
+                                               user_id=user_id))
+    return _seen_one(session, auth, user_id, event)
 
 
-def leave(session, auth, user_id, event_id):
+def leave(uow, auth, user_id, event_id):
+    session = uow.session
     event = visible_event(session, auth, user_id, event_id, for_update=True)
     removed = session.execute(
         Participant.__table__.delete()
@@ -255,10 +327,19 @@ def leave(session, auth, user_id, event_id):
     ).first()
     if removed:
         event.participants_count -= 1
-    session.commit()
 
 
-def participants_page(session, auth, viewer_id, event_id, limit, after):
+@dataclass(frozen=True)
+class Attendee:
+    """Someone who joined an event, with their summary from auth (None once the account is gone)."""
+    user_id: str
+    joined_at: datetime
+    user: dict | None
+
+
+def participants_page(uow, auth, viewer_id, event_id, after, limit):
+    """Up to limit + 1 Attendees, in the order they joined, after the keyset `after`."""
+    session = uow.session
     event = visible_event(session, auth, viewer_id, event_id)
     query = (
         select(Participant.user_id, Participant.joined_at)
@@ -269,9 +350,8 @@ def participants_page(session, auth, viewer_id, event_id, limit, after):
     if after:
         query = query.where(tuple_(Participant.joined_at, Participant.user_id) > tuple_(*after))
     rows = session.execute(query).all()
-    session.commit()
     users = users_by_id(auth, [row.user_id for row in rows[:limit]])
-    return rows, users
+    return [Attendee(row.user_id, row.joined_at, users.get(row.user_id)) for row in rows]
 
 
 # Range queries -------------------------------------------------------------------------
@@ -311,23 +391,34 @@ def occurrences(session, filters, window_from, window_to, after, limit):
     return [(start, event) for start, event in session.execute(query)]
 
 
-def range_page(session, auth, viewer_id, filters, args, after, needs_follows=True):
-    if needs_follows:
-        ensure_follows(session, auth, viewer_id)
-    found = occurrences(session, filters, args["range_from"], args["range_to"], after, args["limit"])
-    shown = found[: args["limit"]]
-    items = views(session, auth, viewer_id, [(event, start) for start, event in shown])
-    session.commit()
-    return found, items
+def _range_page(session, auth, viewer_id, filters, window, after, limit):
+    found = occurrences(session, filters, window[0], window[1], after, limit)
+    # The row past the page only says there is a next one: nobody is looked up for it.
+    users = users_by_id(auth, [event.organizer_id for _, event in found[:limit]])
+    return seen_by(session, auth, viewer_id, [(event, start) for start, event in found], users)
+
+
+def search_events(uow, auth, viewer_id, window, after, limit, q=None, organizer_id=None):
+    """Up to limit + 1 SeenEvents, one per occurrence starting in
+    window = (from, to), of the active events the viewer may see, by start."""
+    ensure_follows(uow.session, auth, viewer_id)
+    return _range_page(uow.session, auth, viewer_id, search_filters(viewer_id, q, organizer_id), window, after,
+                       limit)
+
+
+def calendar(uow, auth, user_id, window, after, limit):
+    """Like search_events, over the events the user organizes or joined."""
+    # What I organize or joined: no follow list involved.
+    return _range_page(uow.session, auth, user_id, calendar_filters(user_id), window, after, limit)
 
 
 # For operators ------------------------------------------------------------------------
 
-def counts(session):
+def counts(uow):
     def total(model, *conditions):
-        return session.scalar(select(func.count()).select_from(model).where(*conditions))
+        return uow.session.scalar(select(func.count()).select_from(model).where(*conditions))
 
-    answer = {
+    return {
         "events": total(Event, Event.status == "active"),
         "cancelled_events": total(Event, Event.status == "cancelled"),
         "participants": total(Participant),
@@ -335,5 +426,3 @@ def counts(session):
         "media": total(Media),
         "follows_replicated": total(Follow),
     }
-    session.commit()
-    return answer

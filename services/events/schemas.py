@@ -1,22 +1,32 @@
-"""Request schemas of the events API, and the views it answers with."""
-from datetime import UTC, datetime, timedelta
+"""Request schemas of the events API, and the answers it gives (each one
+schema that both serializes and documents it). The rules they apply (limits,
+defaults, allowed values) are the domain's: schedule, social and media.
+"""
+from datetime import UTC, datetime
 from zoneinfo import available_timezones
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_dump, validate, validates, validates_schema
+from marshmallow.utils import get_value, missing
 
+from http_edge import answers
+from http_edge.answers import Time
 from http_edge.fields import StrictBoolean, StrictInteger, Text, UUIDString
 from http_edge.pagination import PageArgs
 from services.events import recurrence
-
-VISIBILITIES = ("public", "followers", "private")
-MAX_EVENT_DURATION = timedelta(days=31)
-DEFAULT_EVENT_DURATION = timedelta(hours=1)
-MAX_RANGE = timedelta(days=366)
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-MAX_MEDIA_PER_POST = 10
-# What uploads may be, as their bytes say.
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm")
+from services.events.media import MEDIA_TYPES
+from services.events.schedule import (
+    EARLIEST,
+    LATEST,
+    MAX_CAPACITY,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_LOCATION_LENGTH,
+    MAX_SEARCH_LENGTH,
+    MAX_TITLE_LENGTH,
+    STATUSES,
+    VISIBILITIES,
+    check_range,
+)
+from services.events.social import MAX_BODY_LENGTH, MAX_MEDIA_PER_POST
 
 
 class Moment(fields.DateTime):
@@ -79,15 +89,15 @@ class Rule(fields.String):
 
 
 class EventFields(Schema):
-    title = Text(min=1, max=200)
-    description = Text(max=5000, multiline=True)
+    title = Text(min=1, max=MAX_TITLE_LENGTH)
+    description = Text(max=MAX_DESCRIPTION_LENGTH, multiline=True)
     starts_at = Moment()
     ends_at = Moment(allow_none=True)
     timezone = TimezoneName()
-    location = Text(max=300)
+    location = Text(max=MAX_LOCATION_LENGTH)
     is_online = StrictBoolean()
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
-    capacity = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=100_000))
+    capacity = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
     cover_media_id = UUIDString(allow_none=True)
     rrule = Rule(allow_none=True)
 
@@ -98,22 +108,13 @@ class EventFields(Schema):
 
 
 class EventCreate(EventFields):
-    title = Text(min=1, max=200, required=True)
+    title = Text(min=1, max=MAX_TITLE_LENGTH, required=True)
     starts_at = Moment(required=True)
     visibility = fields.String(required=True, validate=validate.OneOf(VISIBILITIES))
 
 
 class EventUpdate(EventFields):
     pass
-
-
-def check_times(starts_at, ends_at):
-    """Field errors of an event's times, after defaults are applied."""
-    if ends_at <= starts_at:
-        return {"ends_at": ["Must be after starts_at."]}
-    if ends_at - starts_at > MAX_EVENT_DURATION:
-        return {"ends_at": [f"An event lasts at most {MAX_EVENT_DURATION.days} days."]}
-    return {}
 
 
 class RangeArgs(PageArgs):
@@ -124,19 +125,18 @@ class RangeArgs(PageArgs):
     @validates_schema
     def bounded(self, data, **kwargs):
         if "range_from" in data and "range_to" in data:
-            if data["range_to"] <= data["range_from"]:
-                raise ValidationError({"to": ["Must be after from."]})
-            if data["range_to"] - data["range_from"] > MAX_RANGE:
-                raise ValidationError({"to": [f"A range spans at most {MAX_RANGE.days} days."]})
+            errors = check_range(data["range_from"], data["range_to"])
+            if errors:
+                raise ValidationError(errors)
 
 
 class EventSearchArgs(RangeArgs):
-    q = Text(min=1, max=100)
+    q = Text(min=1, max=MAX_SEARCH_LENGTH)
     organizer_id = UUIDString()
 
 
 class PostCreate(Schema):
-    body = Text(min=1, max=5000, multiline=True, required=True)
+    body = Text(min=1, max=MAX_BODY_LENGTH, multiline=True, required=True)
     event_id = UUIDString(allow_none=True)
     media_ids = fields.List(UUIDString(), validate=validate.Length(max=MAX_MEDIA_PER_POST), load_default=list)
 
@@ -160,54 +160,95 @@ class CalendarUrl(Schema):
 
 # Answers (what the API document says each call returns) --------------------------
 
-class UserSummary(Schema):
-    id = fields.UUID(required=True)
-    username = fields.String(required=True, allow_none=True, metadata={"description": "null for a deleted user"})
-    display_name = fields.String(required=True)
-    avatar_url = fields.String(required=True, allow_none=True)
+def media_url(media_id):
+    return f"/media/{media_id}"
 
 
-class Participant(UserSummary):
-    joined_at = fields.DateTime(required=True)
+class MediaUrl(fields.String):
+    """The URL of an upload, written from its id (null for no upload), which
+    is read where `id_from` says (by default, where the field's name says)."""
+
+    def __init__(self, id_from=None, **kwargs):
+        super().__init__(**kwargs)
+        self.id_from = id_from
+
+    def get_value(self, obj, attr, accessor=None, default=missing):
+        return super().get_value(obj, self.id_from or attr, accessor, default)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return media_url(value) if value else None
+
+
+class Person(fields.Nested):
+    """A user's summary (answers.UserSummary), read from the summary auth gave,
+    or the deleted user's when it gave none: `id_from` names where the id is."""
+
+    def __init__(self, id_from, **kwargs):
+        super().__init__(answers.UserSummary, required=True, **kwargs)
+        self.id_from = id_from
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        user_id = get_value(obj, self.id_from)
+        return super()._serialize(value or answers.deleted_user(user_id), attr, obj, **kwargs)
+
+
+class Participant(answers.UserSummary):
+    """Someone who joined (a schedule.Attendee)."""
+
+    joined_at = Time(required=True)
+
+    def get_attribute(self, attendee, attr, default):
+        if attr == "joined_at":
+            return attendee.joined_at
+        return (attendee.user or answers.deleted_user(attendee.user_id))[attr]
 
 
 class EventAnswer(Schema):
-    id = fields.UUID(required=True)
-    occurrence_id = fields.String(required=True, allow_none=True, metadata={
+    """An event at one of its occurrences, as the viewer sees it (a schedule.SeenEvent)."""
+
+    id = fields.UUID(required=True, attribute="event.id")
+    occurrence_id = fields.String(required=True, allow_none=True, attribute="occurrence.occurrence_id", metadata={
         "description": "`<id>:<starts_at>` for an occurrence of a recurring event, else null"})
-    title = fields.String(required=True)
-    description = fields.String(required=True)
-    starts_at = fields.DateTime(required=True)
-    ends_at = fields.DateTime(required=True)
-    timezone = fields.String(required=True)
-    location = fields.String(required=True)
-    is_online = fields.Boolean(required=True)
-    visibility = fields.String(required=True, metadata={"enum": list(VISIBILITIES)})
-    status = fields.String(required=True, metadata={"enum": ["active", "cancelled"]})
-    capacity = fields.Integer(required=True, allow_none=True)
-    participants_count = fields.Integer(required=True)
-    cover_media_id = fields.UUID(required=True, allow_none=True)
-    cover_url = fields.String(required=True, allow_none=True)
-    rrule = fields.String(required=True, allow_none=True)
-    series_starts_at = fields.DateTime(required=True)
-    organizer = fields.Nested(UserSummary, required=True)
+    title = fields.String(required=True, attribute="event.title")
+    description = fields.String(required=True, attribute="event.description")
+    starts_at = Time(required=True, attribute="occurrence.starts_at")
+    ends_at = Time(required=True, attribute="occurrence.ends_at")
+    timezone = fields.String(required=True, attribute="event.timezone")
+    location = fields.String(required=True, attribute="event.location")
+    is_online = fields.Boolean(required=True, attribute="event.is_online")
+    visibility = fields.String(required=True, attribute="event.visibility", metadata={"enum": list(VISIBILITIES)})
+    status = fields.String(required=True, attribute="event.status", metadata={"enum": list(STATUSES)})
+    capacity = fields.Integer(required=True, allow_none=True, attribute="event.capacity")
+    participants_count = fields.Integer(required=True, attribute="event.participants_count")
+    cover_media_id = fields.UUID(required=True, allow_none=True, attribute="event.cover_media_id")
+    cover_url = MediaUrl(required=True, allow_none=True, id_from="event.cover_media_id")
+    rrule = fields.String(required=True, allow_none=True, attribute="event.rrule")
+    series_starts_at = Time(required=True, attribute="event.starts_at")
+    organizer = Person("event.organizer_id")
     my_status = fields.String(required=True, allow_none=True, metadata={"enum": ["organizer", "joined", None]})
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = Time(required=True, attribute="event.created_at")
+    updated_at = Time(required=True, attribute="event.updated_at")
 
 
 class MediaRef(Schema):
+    """An upload a post shows, written from its id alone."""
+
     id = fields.UUID(required=True)
-    url = fields.String(required=True)
+    url = MediaUrl(required=True)
+
+    def get_attribute(self, media_id, attr, default):
+        return media_id
 
 
 class PostAnswer(Schema):
-    id = fields.UUID(required=True)
-    body = fields.String(required=True)
-    event_id = fields.UUID(required=True, allow_none=True)
-    media = fields.List(fields.Nested(MediaRef), required=True)
-    author = fields.Nested(UserSummary, required=True)
-    created_at = fields.DateTime(required=True)
+    """A post with its author (a social.SeenPost)."""
+
+    id = fields.UUID(required=True, attribute="post.id")
+    body = fields.String(required=True, attribute="post.body")
+    event_id = fields.UUID(required=True, allow_none=True, attribute="post.event_id")
+    media = fields.List(fields.Nested(MediaRef), required=True, attribute="post.media_ids")
+    author = Person("post.author_id")
+    created_at = Time(required=True, attribute="post.created_at")
 
 
 class FeedItem(Schema):
@@ -218,13 +259,18 @@ class FeedItem(Schema):
 
     type = fields.String(required=True, metadata={"enum": ["post", "event"]})
     id = fields.UUID(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
+
+    @post_dump(pass_original=True)
+    def with_the_item(self, data, entry, **kwargs):
+        answer = POST_ANSWER if entry.type == "post" else EVENT_ANSWER
+        return dict(answer.dump(entry.item), **data)
 
 
 class MediaAnswer(Schema):
     id = fields.UUID(required=True)
     owner_id = fields.UUID(required=True)
-    url = fields.String(required=True)
+    url = MediaUrl(required=True, id_from="id")
     content_type = fields.String(required=True)
     size = fields.Integer(required=True)
 
@@ -257,66 +303,10 @@ MEDIA_CONTENT_ANSWER = {"description": "The bytes, with their type.", "content":
 MEDIA_REDIRECT_ANSWER = {"description": "Stored in S3: a redirect to a short-lived URL of the bytes."}
 
 
-# Views -------------------------------------------------------------------------
-
-def iso(moment):
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def deleted_user(user_id):
-    return {"id": user_id, "username": None, "display_name": "Deleted user", "avatar_url": None}
-
-
-def media_url(media_id):
-    return f"/media/{media_id}"
-
-
-def event_view(event, users, my_status, occurrence_start=None):
-    duration = event.ends_at - event.starts_at
-    starts_at = occurrence_start or event.starts_at
-    return {
-        "id": event.id,
-        # Occurrences of a recurring event share the event id; the pair
-        # (id, starts_at) names one of them.
-        "occurrence_id": f"{event.id}:{iso(starts_at)}" if event.rrule else None,
-        "title": event.title,
-        "description": event.description,
-        "starts_at": iso(starts_at),
-        "ends_at": iso(starts_at + duration),
-        "timezone": event.timezone,
-        "location": event.location,
-        "is_online": event.is_online,
-        "visibility": event.visibility,
-        "status": event.status,
-        "capacity": event.capacity,
-        "participants_count": event.participants_count,
-        "cover_media_id": event.cover_media_id,
-        "cover_url": media_url(event.cover_media_id) if event.cover_media_id else None,
-        "rrule": event.rrule,
-        "series_starts_at": iso(event.starts_at),
-        "organizer": users.get(event.organizer_id) or deleted_user(event.organizer_id),
-        "my_status": my_status,
-        "created_at": iso(event.created_at),
-        "updated_at": iso(event.updated_at),
-    }
-
-
-def post_view(post, users):
-    return {
-        "id": post.id,
-        "body": post.body,
-        "event_id": post.event_id,
-        "media": [{"id": media_id, "url": media_url(media_id)} for media_id in post.media_ids],
-        "author": users.get(post.author_id) or deleted_user(post.author_id),
-        "created_at": iso(post.created_at),
-    }
-
-
-def media_view(media):
-    return {
-        "id": media.id,
-        "owner_id": media.owner_id,
-        "url": media_url(media.id),
-        "content_type": media.content_type,
-        "size": media.size,
-    }
+# Built once: a schema instance serves any number of dumps.
+EVENT_ANSWER = EventAnswer()
+POST_ANSWER = PostAnswer()
+FEED_ITEM = FeedItem()
+MEDIA_ANSWER = MediaAnswer()
+PARTICIPANT = Participant()
+IMPORT_ANSWER = ImportAnswer()

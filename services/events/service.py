@@ -1,4 +1,10 @@
-"""The events service: events and calendars, media, posts and the feed."""
+"""The events service: events and calendars, media, posts and the feed.
+
+Each entrypoint turns the request (or event) into plain arguments, runs one
+domain call in a unit of work, and writes the answer with its schema. The
+answer is written inside the unit of work: leaving it commits, which expires
+the rows, and reading them after would load each again.
+"""
 import logging
 
 import eventlet
@@ -12,18 +18,17 @@ from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.uploads import read_upload
-from http_edge.validation import json_body, path_id
-from services.events import calendars, media, schedule, schemas, social
+from http_edge.validation import json_body
+from services.events import calendars, media, people, schedule, schemas, social, user_removal
 from services.events.dependencies import CalendarFetcher, MediaStorage
 from services.events.exceptions import CalendarImportsBusy, EventNotFound, MediaNotFound, PostNotFound
-from services.events.models import Base
+from services.events.models import Base, ProcessedEvent
 from services.events.models import Outbox as OutboxTable
-from services.events.people import record_follow
 from services.events.storage import S3Storage
-from services.events.user_removal import forget_user
+from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
-from services.shared.events import durable_handler
+from services.shared.events import consumes
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
@@ -39,13 +44,18 @@ CALENDAR_READS = Semaphore(1)
 CALENDAR_READ_WAIT_SECONDS = 10
 
 
-# The mixin is reached through its module: `nameko run` would take a bare
+def _by_occurrence(seen):
+    """The keyset of range pages: (occurrence start, event id)."""
+    return seen.occurrence.starts_at, seen.event.id
+
+
+# The mixins are reached through their module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
+class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork):
     name = "events"
 
     db = Database(Base)
-    outbox = Outbox(OutboxTable)
+    outbox = Outbox(OutboxTable, ProcessedEvent)
     storage = MediaStorage()
     fetcher = CalendarFetcher()
     broker = health.BrokerProbe()
@@ -64,83 +74,84 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     @http("POST", "/events", body=schemas.EventCreate, responses={201: schemas.EventAnswer})
     def create_event(self, request):
         """Create an event; I am its organizer."""
-        return 201, schedule.create_event(self.db.session, self.outbox, self.auth, request.user_id, request.body)
+        with self.uow as uow:
+            seen = schedule.create_event(uow, self.auth, request.user_id, dict(request.body))
+            return 201, schemas.EVENT_ANSWER.dump(seen)
 
-    @http("GET", "/events/<string:id>", responses={200: schemas.EventAnswer})
+    @http("GET", "/events/<uuid:id>", responses={200: schemas.EventAnswer}, not_found=EventNotFound)
     def get_event(self, request, id):
         """An event, with its organizer and my status; 404 if I may not see it."""
-        return schedule.get_event(self.db.session, self.auth, request.user_id, _event_id(id))
+        with self.uow as uow:
+            return schemas.EVENT_ANSWER.dump(schedule.get_event(uow, self.auth, request.user_id, id))
 
-    @http("PATCH", "/events/<string:id>", body=schemas.EventUpdate, responses={200: schemas.EventAnswer},
-          errors=(403, 409))
+    @http("PATCH", "/events/<uuid:id>", body=schemas.EventUpdate, responses={200: schemas.EventAnswer},
+          errors=(403, 409), not_found=EventNotFound)
     def update_event(self, request, id):
         """Change an event (organizer only)."""
-        event_id = _event_id(id)
-        return schedule.update_event(
-            self.db.session, self.outbox, self.auth, request.user_id, event_id, request.body,
-        )
+        with self.uow as uow:
+            seen = schedule.update_event(uow, self.auth, request.user_id, id, dict(request.body))
+            return schemas.EVENT_ANSWER.dump(seen)
 
-    @http("DELETE", "/events/<string:id>", responses={204: None}, errors=(403,))
+    @http("DELETE", "/events/<uuid:id>", responses={204: None}, errors=(403,), not_found=EventNotFound)
     def cancel_event(self, request, id):
         """Cancel an event (organizer only); it stays, with status cancelled."""
-        schedule.cancel_event(self.db.session, self.outbox, self.auth, request.user_id, _event_id(id))
+        with self.uow as uow:
+            schedule.cancel_event(uow, self.auth, request.user_id, id)
 
     @http("GET", "/events", query=schemas.EventSearchArgs, responses={200: page_of(schemas.EventAnswer)})
     def search_events(self, request):
         """Active events I may see with an occurrence starting in [from, to), by starts_at."""
         args = request.query
-        filters = schedule.search_filters(request.user_id, args.get("q"), args.get("organizer_id"))
-        return self._range_page(request, args, filters, needs_follows=True)
+        with self.uow as uow:
+            found = schedule.search_events(
+                uow, self.auth, request.user_id, (args["range_from"], args["range_to"]),
+                BY_TIME.decode(args["cursor"]), args["limit"], q=args.get("q"), organizer_id=args.get("organizer_id"),
+            )
+            return page(found, args["limit"], _by_occurrence, schemas.EVENT_ANSWER.dump)
 
     @http("GET", "/calendar", query=schemas.RangeArgs, responses={200: page_of(schemas.EventAnswer)})
     def calendar(self, request):
         """Occurrences of events I organize or joined starting in [from, to), by starts_at."""
         args = request.query
-        # What I organize or joined: no follow list involved.
-        return self._range_page(request, args, schedule.calendar_filters(request.user_id), needs_follows=False)
-
-    def _range_page(self, request, args, filters, needs_follows):
-        after = BY_TIME.decode(args["cursor"])
-        found, items = schedule.range_page(
-            self.db.session, self.auth, request.user_id, filters, args, after, needs_follows,
-        )
-        rows = [(start, event, view) for (start, event), view in zip(found, items + [None], strict=False)]
-        return page(rows, args["limit"], lambda row: (row[0], row[1].id), lambda row: row[2])
+        with self.uow as uow:
+            found = schedule.calendar(uow, self.auth, request.user_id, (args["range_from"], args["range_to"]),
+                                      BY_TIME.decode(args["cursor"]), args["limit"])
+            return page(found, args["limit"], _by_occurrence, schemas.EVENT_ANSWER.dump)
 
     # Participants -------------------------------------------------------------------
 
-    @http("POST", "/events/<string:id>/participants", responses={201: schemas.EventAnswer}, errors=(409,))
+    @http("POST", "/events/<uuid:id>/participants", responses={201: schemas.EventAnswer}, errors=(409,),
+          not_found=EventNotFound)
     def join(self, request, id):
         """Join an event (idempotent); 409 EVENT_FULL or EVENT_CANCELLED."""
-        return 201, schedule.join(self.db.session, self.outbox, self.auth, request.user_id, _event_id(id))
+        with self.uow as uow:
+            return 201, schemas.EVENT_ANSWER.dump(schedule.join(uow, self.auth, request.user_id, id))
 
-    @http("DELETE", "/events/<string:id>/participants/me", responses={204: None})
+    @http("DELETE", "/events/<uuid:id>/participants/me", responses={204: None}, not_found=EventNotFound)
     def leave(self, request, id):
         """Leave an event (idempotent)."""
-        schedule.leave(self.db.session, self.auth, request.user_id, _event_id(id))
+        with self.uow as uow:
+            schedule.leave(uow, self.auth, request.user_id, id)
 
-    @http("GET", "/events/<string:id>/participants", query=PageArgs,
-          responses={200: page_of(schemas.Participant)})
+    @http("GET", "/events/<uuid:id>/participants", query=PageArgs,
+          responses={200: page_of(schemas.Participant)}, not_found=EventNotFound)
     def participants(self, request, id):
         """Who joined an event, in the order they joined."""
-        event_id = _event_id(id)
         args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        rows, users = schedule.participants_page(
-            self.db.session, self.auth, request.user_id, event_id, args["limit"], after,
-        )
-        return page(
-            rows, args["limit"], lambda row: (row.joined_at, row.user_id),
-            lambda row: dict(users.get(row.user_id) or schemas.deleted_user(row.user_id),
-                             joined_at=schemas.iso(row.joined_at)),
-        )
+        with self.uow as uow:
+            attendees = schedule.participants_page(
+                uow, self.auth, request.user_id, id, BY_TIME.decode(args["cursor"]), args["limit"],
+            )
+            return page(attendees, args["limit"], lambda attendee: (attendee.joined_at, attendee.user_id),
+                        schemas.PARTICIPANT.dump)
 
     # Calendars ----------------------------------------------------------------------
 
     @http("GET", "/calendar.ics", responses={200: schemas.CALENDAR_FILE_ANSWER})
     def calendar_file(self, request):
         """My calendar as an iCalendar file."""
-        body = calendars.export(self.db.session, request.user_id)
+        with self.uow as uow:
+            body = calendars.export(uow, request.user_id)
         return Response(body, mimetype="text/calendar", headers={
             "Content-Disposition": 'attachment; filename="lifytp.ics"', "Cache-Control": "private, no-store",
         })
@@ -160,7 +171,9 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
             parsed, skipped = calendars.parse(data, pause=eventlet.sleep)
         finally:
             CALENDAR_READS.release()
-        return calendars.import_events(self.db.session, self.outbox, request.user_id, parsed, skipped)
+        with self.uow as uow:
+            counts = calendars.import_events(uow, request.user_id, parsed, skipped)
+        return schemas.IMPORT_ANSWER.dump(counts)
 
     # Media ----------------------------------------------------------------------------
 
@@ -172,18 +185,22 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
         data = read_upload(request, "file", max_bytes)
         # Re-encoding a photo takes a core for a moment: off the event loop.
         content_type, data = tpool.execute(media.prepare, data)
-        return 201, media.store(self.db.session, self.storage, request.user_id, content_type, data)
+        with self.uow as uow:
+            stored = media.store(uow, self.storage, request.user_id, content_type, data)
+            return 201, schemas.MEDIA_ANSWER.dump(stored)
 
     # Public: media ids are unguessable, and avatars and covers appear in
     # places (image tags) that cannot send a bearer token.
-    @http("GET", "/media/<string:id>", public=True,
+    @http("GET", "/media/<uuid:id>", public=True, not_found=MediaNotFound,
           responses={200: schemas.MEDIA_CONTENT_ANSWER, 302: schemas.MEDIA_REDIRECT_ANSWER})
     def get_media_content(self, request, id):
         """The bytes of an upload, or a redirect to them."""
-        found, data, url = media.content(self.db.session, self.storage, path_id(id, MediaNotFound))
+        with self.uow as uow:
+            found, data, url = media.content(uow, self.storage, id)
+            content_type = found.content_type
         if url:
             return redirect(url, code=302)
-        return Response(data, mimetype=found.content_type, headers={
+        return Response(data, mimetype=content_type, headers={
             "Cache-Control": "public, max-age=31536000, immutable",
             "X-Content-Type-Options": "nosniff",
             "Content-Disposition": "inline",
@@ -194,52 +211,64 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     @http("POST", "/posts", body=schemas.PostCreate, responses={201: schemas.PostAnswer})
     def create_post(self, request):
         """Post, on an event I can see or on its own, with my uploads."""
-        return 201, social.create_post(self.db.session, self.outbox, self.auth, request.user_id, request.body)
+        with self.uow as uow:
+            return 201, schemas.POST_ANSWER.dump(social.create_post(uow, self.auth, request.user_id, **request.body))
 
-    @http("GET", "/posts/<string:id>", responses={200: schemas.PostAnswer})
+    @http("GET", "/posts/<uuid:id>", responses={200: schemas.PostAnswer}, not_found=PostNotFound)
     def get_post(self, request, id):
         """A post; 404 if it is on an event I may not see."""
-        return social.get_post(self.db.session, self.auth, request.user_id, _post_id(id))
+        with self.uow as uow:
+            return schemas.POST_ANSWER.dump(social.get_post(uow, self.auth, request.user_id, id))
 
-    @http("DELETE", "/posts/<string:id>", responses={204: None}, errors=(403,))
+    @http("DELETE", "/posts/<uuid:id>", responses={204: None}, errors=(403,), not_found=PostNotFound)
     def delete_post(self, request, id):
         """Delete a post (author only)."""
-        social.delete_post(self.db.session, self.auth, request.user_id, _post_id(id))
+        with self.uow as uow:
+            social.delete_post(uow, self.auth, request.user_id, id)
 
     @http("GET", "/posts", query=schemas.PostListArgs, responses={200: page_of(schemas.PostAnswer)}, errors=(404,))
     def list_posts(self, request):
         """Posts I may see, by author or event, newest first."""
         args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        posts, users = social.posts_page(self.db.session, self.auth, request.user_id, args, after)
-        return page(posts, args["limit"], lambda post: (post.created_at, post.id),
-                    lambda post: schemas.post_view(post, users))
+        with self.uow as uow:
+            posts = social.posts_page(uow, self.auth, request.user_id, BY_TIME.decode(args["cursor"]), args["limit"],
+                                      author_id=args.get("author_id"), event_id=args.get("event_id"))
+            return page(posts, args["limit"], lambda seen: (seen.post.created_at, seen.post.id),
+                        schemas.POST_ANSWER.dump)
 
     @http("GET", "/feed", query=PageArgs, responses={200: page_of(schemas.FeedItem)})
     def feed(self, request):
         """Posts and events of people I follow and mine, newest first."""
         args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        keys, items = social.feed_page(self.db.session, self.auth, request.user_id, args["limit"], after)
-        rows = list(zip(keys, items + [None], strict=False))
-        return page(rows, args["limit"], lambda row: (row[0][1], row[0][2]), lambda row: row[1])
+        with self.uow as uow:
+            entries = social.feed_page(uow, self.auth, request.user_id, BY_TIME.decode(args["cursor"]), args["limit"])
+            return page(entries, args["limit"], lambda entry: (entry.created_at, entry.id), schemas.FEED_ITEM.dump)
 
-    # Domain events from auth -------------------------------------------------------
+    # Domain events from auth (the handler names are the ids of their claims) --------
 
-    @durable_handler("auth", "user_followed")
-    def on_user_followed(self, payload):
-        record_follow(self.db.session, payload, following=True)
+    @consumes(contracts.UserFollowed)
+    def on_user_followed(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_followed"):
+                people.follow(uow, event.follower_id, event.followee_id)
 
-    @durable_handler("auth", "user_unfollowed")
-    def on_user_unfollowed(self, payload):
-        record_follow(self.db.session, payload, following=False)
+    @consumes(contracts.UserUnfollowed)
+    def on_user_unfollowed(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_unfollowed"):
+                people.unfollow(uow, event.follower_id, event.followee_id)
 
-    @durable_handler("auth", "user_deleted")
-    def on_user_deleted(self, payload):
-        for media_id in forget_user(self.db.session, self.outbox, payload):
+    @consumes(contracts.UserDeleted)
+    def on_user_deleted(self, event):
+        removed_media = []
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_deleted"):
+                removed_media = user_removal.forget_user(uow, event.user_id)
+        # The bytes go once their rows are gone for good, never before.
+        for media_id in removed_media:
             try:
                 self.storage.delete(media_id)
-            except Exception:  # the rows are gone; a stray file harms no one
+            except Exception:  # a stray file without a row harms no one
                 log.warning("could not delete media %s from storage", media_id, exc_info=True)
 
     # RPC: for the other services and for operators (`nameko shell`) -----------
@@ -248,17 +277,13 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def get_media(self, media_id):
         """{id, owner_id, url, content_type, size} of an upload, or None."""
         media_id = parse_uuid(media_id)
-        found = media.find(self.db.session, media_id) if media_id else None
-        return schemas.media_view(found) if found else None
+        if media_id is None:
+            return None
+        with self.uow as uow:
+            found = media.find(uow, media_id)
+            return schemas.MEDIA_ANSWER.dump(found) if found else None
 
     @rpc
     def counts(self):
-        return schedule.counts(self.db.session)
-
-
-def _event_id(value):
-    return path_id(value, EventNotFound)
-
-
-def _post_id(value):
-    return path_id(value, PostNotFound)
+        with self.uow as uow:
+            return schedule.counts(uow)

@@ -8,13 +8,35 @@ followees x page size index entries, whatever the total number of posts, and
 a follow or unfollow shows in the very next page. Pages are keyset pages on
 (created_at, id), so new items never shift the pages after the first.
 """
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import Select, cast, exists, literal, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import UUID
 
-from services.events import exceptions, media, schemas
+from services.events import exceptions, media
 from services.events.models import Event, Follow, Post
 from services.events.people import ensure_follows, users_by_id
-from services.events.schedule import statuses_of, visible_event, visible_to
+from services.events.schedule import SeenEvent, seen_by, visible_event, visible_to
+
+MAX_BODY_LENGTH = 5000
+MAX_MEDIA_PER_POST = 10
+
+
+@dataclass(frozen=True)
+class SeenPost:
+    """A post, with its author's summary from auth (None once the account is gone)."""
+    post: Post
+    author: dict | None
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item of the feed, newest first by (created_at, id): a post or an event."""
+    type: str
+    created_at: datetime
+    id: str
+    item: SeenPost | SeenEvent
 
 
 def post_visible_to(viewer_id):
@@ -23,43 +45,41 @@ def post_visible_to(viewer_id):
     return or_(Post.event_id.is_(None), exists().where(Event.id == Post.event_id, visible_to(viewer_id)))
 
 
-def create_post(session, outbox, auth, author_id, data):
-    if data.get("event_id"):
+def create_post(uow, auth, author_id, body, event_id=None, media_ids=()):
+    """Post `body`, on an event the author sees (or none), with the author's uploads."""
+    session = uow.session
+    if event_id:
         try:
-            visible_event(session, auth, author_id, data["event_id"])
+            visible_event(session, auth, author_id, event_id)
         except exceptions.EventNotFound:
             raise exceptions.InvalidEventReference(details={"event_id": ["No such event."]}) from None
-    media_ids = list(dict.fromkeys(data.get("media_ids") or []))
+    media_ids = list(dict.fromkeys(media_ids))
     if set(media_ids) - media.owned_ids(session, author_id, media_ids):
-        session.rollback()
         raise exceptions.InvalidMediaReference(details={"media_ids": ["Must be files you uploaded."]})
-    post = Post(author_id=author_id, body=data["body"], event_id=data.get("event_id"), media_ids=media_ids)
+    post = Post(author_id=author_id, body=body, event_id=event_id, media_ids=media_ids)
     session.add(post)
-    session.commit()
-    return schemas.post_view(post, users_by_id(auth, [author_id]))
+    session.flush()
+    return SeenPost(post, users_by_id(auth, [author_id]).get(author_id))
 
 
 def _visible_post(session, auth, viewer_id, post_id):
     ensure_follows(session, auth, viewer_id)
     post = session.execute(select(Post).where(Post.id == post_id, post_visible_to(viewer_id))).scalar_one_or_none()
     if post is None:
-        session.rollback()
         raise exceptions.PostNotFound()
     return post
 
 
-def get_post(session, auth, viewer_id, post_id):
-    post = _visible_post(session, auth, viewer_id, post_id)  # a read: nothing to commit
-    return schemas.post_view(post, users_by_id(auth, [post.author_id]))
+def get_post(uow, auth, viewer_id, post_id):
+    post = _visible_post(uow.session, auth, viewer_id, post_id)
+    return SeenPost(post, users_by_id(auth, [post.author_id]).get(post.author_id))
 
 
-def delete_post(session, auth, user_id, post_id):
-    post = _visible_post(session, auth, user_id, post_id)
+def delete_post(uow, auth, user_id, post_id):
+    post = _visible_post(uow.session, auth, user_id, post_id)
     if post.author_id != user_id:
-        session.rollback()
         raise exceptions.NotAuthor()
-    session.delete(post)
-    session.commit()
+    uow.session.delete(post)
 
 
 def _newest_first(query: Select, model, after, limit):
@@ -69,21 +89,20 @@ def _newest_first(query: Select, model, after, limit):
     return query
 
 
-def posts_page(session, auth, viewer_id, args, after):
+def posts_page(uow, auth, viewer_id, after, limit, author_id=None, event_id=None):
+    """Up to limit + 1 SeenPosts the viewer may see, newest first, by author
+    or on an event (EventNotFound if the viewer may not see that event)."""
+    session = uow.session
     ensure_follows(session, auth, viewer_id)
     query = select(Post).where(post_visible_to(viewer_id))
-    if args.get("author_id"):
-        query = query.where(Post.author_id == args["author_id"])
-    if args.get("event_id"):
-        visible_event(session, auth, viewer_id, args["event_id"])
-        query = query.where(Post.event_id == args["event_id"])
-    posts = session.execute(_newest_first(query, Post, after, args["limit"])).scalars().all()
-    # No commit: this reads only (ensure_follows commits its own writes), and a
-    # commit would expire every post, reloading each with its own SELECT.
-    users = users_by_id(auth, [post.author_id for post in posts[: args["limit"]]])
-    return posts, users
-
-
+    if author_id:
+        query = query.where(Post.author_id == author_id)
+    if event_id:
+        visible_event(session, auth, viewer_id, event_id)
+        query = query.where(Post.event_id == event_id)
+    posts = session.execute(_newest_first(query, Post, after, limit)).scalars().all()
+    users = users_by_id(auth, [post.author_id for post in posts[:limit]])
+    return [SeenPost(post, users.get(post.author_id)) for post in posts]
 # Feed ----------------------------------------------------------------------------
 
 def _authors(user_id):
@@ -106,8 +125,9 @@ def _newest_per_author(model, author_column, conditions, user_id, after, limit):
     )
 
 
-def feed_page(session, auth, user_id, limit, after):
-    """Up to limit + 1 items (type, created_at, id, object), newest first."""
+def feed_page(uow, auth, user_id, after, limit):
+    """Up to limit + 1 FeedEntries, newest first."""
+    session = uow.session
     ensure_follows(session, auth, user_id)
     post_query = _newest_per_author(Post, Post.author_id, [post_visible_to(user_id)], user_id, after, limit)
     event_query = _newest_per_author(
@@ -119,19 +139,18 @@ def feed_page(session, auth, user_id, limit, after):
     keys = keys[: limit + 1]
     posts = _by_id(session, Post, [key[2] for key in keys if key[0] == "post"])
     events = _by_id(session, Event, [key[2] for key in keys if key[0] == "event"])
+    # The entry past the page only says there is a next one: nobody is looked up for it.
     shown = keys[:limit]
     users = users_by_id(auth, [posts[key[2]].author_id for key in shown if key[0] == "post"]
                         + [events[key[2]].organizer_id for key in shown if key[0] == "event"])
-    shown_events = [events[key[2]] for key in shown if key[0] == "event"]
-    statuses = statuses_of(session, user_id, shown_events)
-    event_items = {event.id: schemas.event_view(event, users, statuses[event.id]) for event in shown_events}
-    items = [
-        dict(schemas.post_view(posts[key[2]], users), type="post") if key[0] == "post"
-        else dict(event_items[key[2]], type="event")
-        for key in shown
+    seen_events = {seen.event.id: seen for seen in seen_by(
+        session, auth, user_id, [(event, None) for event in events.values()], users)}
+    return [
+        FeedEntry(kind, created_at, item_id,
+                  SeenPost(posts[item_id], users.get(posts[item_id].author_id)) if kind == "post"
+                  else seen_events[item_id])
+        for kind, created_at, item_id in keys
     ]
-    session.commit()
-    return keys, items
 
 
 def _by_id(session, model, ids):

@@ -1,11 +1,12 @@
 """The messages domain: conversations, messages, reactions and read state.
 
-Functions take a SQLAlchemy session and the collaborators they need (the outbox,
-a `users(ids)` lookup of user summaries); they know nothing of HTTP or AMQP.
-Each commits its own unit of work together with the events it records, and
-every event names the members who should hear of it (`recipient_ids`), so
-realtime can deliver it without a database.
+Functions take the unit of work (services.shared.unit_of_work: its session,
+and `record` for domain events) and plain values, and return rows or plain
+dicts of values; they know nothing of HTTP or AMQP, and the entrypoint's unit
+of work commits or rolls back. Every event names the members who should hear of
+it (`recipient_ids`), so realtime can deliver it without a database.
 """
+import re
 from collections import defaultdict
 
 from sqlalchemy import func, select, tuple_, update
@@ -13,43 +14,80 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.messages import exceptions
 from services.messages.models import Conversation, Member, Message, Reaction
-from services.messages.schemas import deleted_member, iso, message_view
+from services.shared import clock, contracts
 
+# Rules (the request schemas state them to clients) ----------------------------------
+
+CONVERSATION_KINDS = ("direct", "group")
+MAX_MEMBERS = 100
+MAX_TITLE_CHARS = 120
+MAX_BODY_CHARS = 4000
+MAX_CLIENT_ID_CHARS = 64
 PREVIEW_CHARS = 140
+
+# A reaction is a short run of emoji, stated as one regular expression that
+# is both the rule and the API document's `pattern`, so what a generated client
+# or a fuzzer takes as valid is exactly what is accepted. An emoji is a
+# pictograph or symbol, with optional variation selector, skin tone and tag
+# characters (subdivision flags such as England's), joined to more by zero-width
+# joiners (families, professions); or a keycap (1️⃣). Flags are two regional
+# indicators, which the pictograph block includes. The characters are written
+# as themselves, not as escapes, so the pattern reads the same in any regex
+# dialect (ECMA-262's included). The pattern has no room for controls, bidi
+# overrides or combining marks (a Zalgo thumbs-up), which the text policy refuses too.
+MAX_EMOJI_CODEPOINTS = 16
+_PICTOGRAPH = (
+    "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21ff\u231a-\u2328\u232b-\u23ff\u24c2"
+    "\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\u3030\u303d\u3297\u3299\U0001f000-\U0001faff"
+)
+_MODIFIER = "\ufe0e\ufe0f\U0001f3fb-\U0001f3ff"
+_TAG = "\U000e0020-\U000e007f"
+_ELEMENT = f"(?:[{_PICTOGRAPH}][{_MODIFIER}]*[{_TAG}]*|[0-9#*]\ufe0f?\u20e3)"
+EMOJI_PATTERN = f"^(?:{_ELEMENT}(?:\u200d{_ELEMENT})*)+$"
+_EMOJI = re.compile(EMOJI_PATTERN)
+
+
+def is_emoji(value):
+    """True for the text of a reaction: the emoji pattern, whole (length is checked apart)."""
+    return _EMOJI.fullmatch(value) is not None
+
+
+def preview(body):
+    return body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS - 1] + "…"
 
 
 # Membership ---------------------------------------------------------------------
 
-def member_ids(session, conversation_id):
-    return list(session.execute(
+def member_ids(uow, conversation_id):
+    return list(uow.session.execute(
         select(Member.user_id).where(Member.conversation_id == conversation_id).order_by(Member.joined_at)
     ).scalars())
 
 
-def is_member(session, conversation_id, user_id):
-    return session.get(Member, (conversation_id, user_id)) is not None
+def is_member(uow, conversation_id, user_id):
+    return uow.session.get(Member, (conversation_id, user_id)) is not None
 
 
-def _membership(session, conversation_id, user_id):
+def _membership(uow, conversation_id, user_id):
     """The caller's membership; a conversation they are not in does not exist to them."""
-    member = session.get(Member, (conversation_id, user_id))
+    member = uow.session.get(Member, (conversation_id, user_id))
     if member is None:
         raise exceptions.ConversationNotFound()
     return member
 
 
-def _visible_message(session, message_id, user_id):
-    message = session.get(Message, message_id)
-    if message is None or not is_member(session, message.conversation_id, user_id):
+def _visible_message(uow, message_id, user_id):
+    message = uow.session.get(Message, message_id)
+    if message is None or not is_member(uow, message.conversation_id, user_id):
         raise exceptions.MessageNotFound()
     return message
 
 
 # Conversations --------------------------------------------------------------------
 
-def create_conversation(session, outbox, users, creator_id, member_ids_requested, title=None):
-    """Create a conversation; return (created, view). A 1:1 (one other member,
-    no title) that exists already is answered as it is."""
+def create_conversation(uow, users, creator_id, member_ids_requested, title=None):
+    """Create a conversation; return (created, conversation) (see conversation_details).
+    A 1:1 (one other member, no title) that exists already is answered as it is."""
     others = [user_id for user_id in dict.fromkeys(member_ids_requested) if user_id != creator_id]
     if not others:
         raise exceptions.NoOtherMembers(details={"member_ids": ["Name at least one other user."]})
@@ -59,10 +97,10 @@ def create_conversation(session, outbox, users, creator_id, member_ids_requested
         raise exceptions.UnknownMembers(details={"member_ids": unknown})
     direct_key = ":".join(sorted([creator_id, others[0]])) if len(others) == 1 and not title else None
     if direct_key:
-        existing = _direct_conversation(session, direct_key)
+        existing = _direct_conversation(uow, direct_key)
         if existing:
-            return False, conversation_views(session, users, creator_id, [existing], summaries)[existing.id]
-    conversation_id = session.execute(
+            return False, _details_of_one(uow, users, creator_id, existing, summaries)
+    conversation_id = uow.session.execute(
         insert(Conversation)
         .values(kind="direct" if direct_key else "group", title=title, direct_key=direct_key,
                 created_by=creator_id)
@@ -70,28 +108,36 @@ def create_conversation(session, outbox, users, creator_id, member_ids_requested
         .returning(Conversation.id)
     ).scalar()
     if conversation_id is None:
-        # Both people opened the 1:1 at the same moment; the other one won.
-        session.rollback()
-        existing = _direct_conversation(session, direct_key)
-        return False, conversation_views(session, users, creator_id, [existing], summaries)[existing.id]
-    session.add_all(Member(conversation_id=conversation_id, user_id=user_id) for user_id in [creator_id, *others])
-    session.commit()
-    conversation = session.get(Conversation, conversation_id)
-    return True, conversation_views(session, users, creator_id, [conversation], summaries)[conversation_id]
+        # Both people opened the 1:1 at the same moment and the other one won.
+        # The insert waited for that transaction to commit, and under READ
+        # COMMITTED the next statement sees its row: no rollback is needed.
+        existing = _direct_conversation(uow, direct_key)
+        return False, _details_of_one(uow, users, creator_id, existing, summaries)
+    uow.session.add_all(Member(conversation_id=conversation_id, user_id=user_id) for user_id in [creator_id, *others])
+    uow.session.flush()
+    conversation = uow.session.get(Conversation, conversation_id)
+    return True, _details_of_one(uow, users, creator_id, conversation, summaries)
 
 
-def _direct_conversation(session, direct_key):
-    return session.execute(select(Conversation).where(Conversation.direct_key == direct_key)).scalar_one_or_none()
+def _direct_conversation(uow, direct_key):
+    return uow.session.execute(
+        select(Conversation).where(Conversation.direct_key == direct_key)
+    ).scalar_one_or_none()
 
 
-def get_conversation(session, users, user_id, conversation_id):
-    _membership(session, conversation_id, user_id)
-    conversation = session.get(Conversation, conversation_id)
-    return conversation_views(session, users, user_id, [conversation])[conversation_id]
+def get_conversation(uow, users, user_id, conversation_id):
+    _membership(uow, conversation_id, user_id)
+    return _details_of_one(uow, users, user_id, uow.session.get(Conversation, conversation_id))
 
 
-def conversation_page(session, users, user_id, limit, after):
-    """The caller's conversations, latest activity first; (rows, views by id)."""
+def _details_of_one(uow, users, viewer_id, conversation, known_users=None):
+    return conversation_details(uow, users, viewer_id, [conversation], known_users)[conversation.id]
+
+
+def conversation_page(uow, users, user_id, limit, after):
+    """The caller's conversations, latest activity first: up to limit + 1 rows
+    (the extra one says there is a next page), and the details of the first
+    `limit` by id."""
     query = (
         select(Conversation)
         .join(Member, Member.conversation_id == Conversation.id)
@@ -101,18 +147,20 @@ def conversation_page(session, users, user_id, limit, after):
     )
     if after:
         query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*after))
-    rows = session.execute(query).scalars().all()
-    return rows, conversation_views(session, users, user_id, rows[:limit])
+    rows = uow.session.execute(query).scalars().all()
+    return rows, conversation_details(uow, users, user_id, rows[:limit])
 
 
-def conversation_views(session, users, viewer_id, conversations, known_users=None):
-    """Views of conversations with members, last message and the viewer's
-    unread count, in a fixed number of queries and one call to auth."""
+def conversation_details(uow, users, viewer_id, conversations, known_users=None):
+    """Conversations as viewer_id sees them, by id, in a fixed number of queries
+    and one call to auth: each a dict of its columns, `member_ids`, `users`
+    (the summaries auth has of them: a closed account has none), `last_message`
+    (message_values) and the viewer's `unread_count`."""
     ids = [conversation.id for conversation in conversations]
     if not ids:
         return {}
     members = defaultdict(list)
-    for conversation_id, user_id in session.execute(
+    for conversation_id, user_id in uow.session.execute(
         select(Member.conversation_id, Member.user_id)
         .where(Member.conversation_id.in_(ids)).order_by(Member.joined_at, Member.user_id)
     ):
@@ -124,19 +172,19 @@ def conversation_views(session, users, viewer_id, conversations, known_users=Non
     last_ids = [conversation.last_message_id for conversation in conversations if conversation.last_message_id]
     last_messages = {
         message.id: message
-        for message in session.execute(select(Message).where(Message.id.in_(last_ids))).scalars()
+        for message in uow.session.execute(select(Message).where(Message.id.in_(last_ids))).scalars()
     } if last_ids else {}
-    unread = _unread_counts(session, viewer_id, ids)
+    unread = _unread_counts(uow, viewer_id, ids)
     return {
         conversation.id: {
             "id": conversation.id,
             "kind": conversation.kind,
             "title": conversation.title,
-            # A member who has since been deactivated is shown by id alone.
-            "members": [summaries.get(user_id) or deleted_member(user_id) for user_id in members[conversation.id]],
-            "created_at": iso(conversation.created_at),
-            "last_activity_at": iso(conversation.last_activity_at),
-            "last_message": message_view(last_messages[conversation.last_message_id])
+            "member_ids": members[conversation.id],
+            "users": {user_id: summaries[user_id] for user_id in members[conversation.id] if user_id in summaries},
+            "created_at": conversation.created_at,
+            "last_activity_at": conversation.last_activity_at,
+            "last_message": message_values(last_messages[conversation.last_message_id])
             if conversation.last_message_id in last_messages else None,
             "unread_count": unread.get(conversation.id, 0),
         }
@@ -144,8 +192,8 @@ def conversation_views(session, users, viewer_id, conversations, known_users=Non
     }
 
 
-def _unread_counts(session, user_id, conversation_ids):
-    return dict(session.execute(
+def _unread_counts(uow, user_id, conversation_ids):
+    return dict(uow.session.execute(
         select(Message.conversation_id, func.count())
         .join(Member, (Member.conversation_id == Message.conversation_id) & (Member.user_id == user_id))
         .where(
@@ -159,54 +207,81 @@ def _unread_counts(session, user_id, conversation_ids):
 
 # Messages -----------------------------------------------------------------------
 
-def send_message(session, outbox, sender_id, conversation_id, body, client_id=None):
-    """Post a message; return (created, view). A retried send (same client_id
-    from the same sender) answers the message the first attempt created."""
-    _membership(session, conversation_id, sender_id)
+def message_values(message, reactions=()):
+    """A message as its members see it: what the API answers and MessageSent carries."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "body": message.body,
+        "client_id": message.client_id,
+        "created_at": message.created_at,
+        "reactions": list(reactions),
+    }
+
+
+def message_summary(values):
+    """message_values as the contract of the events that carry a message."""
+    return contracts.MessageSummary(**dict(
+        values,
+        created_at=clock.iso(values["created_at"]),
+        reactions=[contracts.ReactionSummary(**reaction) for reaction in values["reactions"]],
+    ))
+
+
+def send_message(uow, sender_id, conversation_id, body, client_id=None):
+    """Post a message; return (created, message_values). A retried send (same
+    client_id from the same sender) answers the message the first attempt created."""
+    _membership(uow, conversation_id, sender_id)
     if client_id:
-        existing = _sent_before(session, sender_id, client_id, conversation_id, body)
+        existing = _sent_before(uow, sender_id, client_id, conversation_id, body)
         if existing:
-            return False, message_view(existing, _reactions(session, [existing.id])[existing.id])
-    message = session.execute(
+            return False, _values_with_reactions(uow, existing)
+    message = uow.session.execute(
         insert(Message)
         .values(conversation_id=conversation_id, sender_id=sender_id, body=body, client_id=client_id)
         .on_conflict_do_nothing(constraint="uq_messages_sender_client_id")
         .returning(Message.id, Message.seq, Message.created_at)
     ).first()
     if message is None:
-        # A concurrent retry with the same client_id committed first.
-        session.rollback()
-        existing = _sent_before(session, sender_id, client_id, conversation_id, body)
-        return False, message_view(existing, _reactions(session, [existing.id])[existing.id])
-    session.execute(
+        # A concurrent retry with the same client_id won. The insert waited
+        # for it to commit, and under READ COMMITTED the next statement sees
+        # its row: no rollback is needed.
+        existing = _sent_before(uow, sender_id, client_id, conversation_id, body)
+        return False, _values_with_reactions(uow, existing)
+    uow.session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.last_message_seq < message.seq)
         .values(last_activity_at=func.greatest(Conversation.last_activity_at, message.created_at),
                 last_message_id=message.id, last_message_seq=message.seq)
     )
     # Whoever writes has read everything before their own message.
-    session.execute(
+    uow.session.execute(
         update(Member)
         .where(Member.conversation_id == conversation_id, Member.user_id == sender_id,
                Member.last_read_seq < message.seq)
         .values(last_read_seq=message.seq, last_read_message_id=message.id)
     )
-    view = message_view(Message(
+    values = message_values(Message(
         id=message.id, conversation_id=conversation_id, seq=message.seq, sender_id=sender_id, body=body,
         client_id=client_id, created_at=message.created_at,
     ))
-    outbox.add(session, "message_sent", {
-        "message": view,
-        "conversation_id": conversation_id,
-        "sender_id": sender_id,
-        "recipient_ids": member_ids(session, conversation_id),
-    })
-    session.commit()
-    return True, view
+    uow.record(contracts.MessageSent(
+        message=message_summary(values),
+        conversation_id=conversation_id,
+        sender_id=sender_id,
+        recipient_ids=member_ids(uow, conversation_id),
+    ))
+    return True, values
 
 
-def _sent_before(session, sender_id, client_id, conversation_id, body):
-    existing = session.execute(
+def _values_with_reactions(uow, message):
+    return message_values(message, reactions_of(uow, [message.id])[message.id])
+
+
+def _sent_before(uow, sender_id, client_id, conversation_id, body):
+    existing = uow.session.execute(
         select(Message).where(Message.sender_id == sender_id, Message.client_id == client_id)
     ).scalar_one_or_none()
     if existing is not None and (existing.conversation_id != conversation_id or existing.body != body):
@@ -214,25 +289,27 @@ def _sent_before(session, sender_id, client_id, conversation_id, body):
     return existing
 
 
-def message_page(session, user_id, conversation_id, limit, before_seq=None, before_id=None, after_id=None):
-    """Messages newest first: older than `before` (a cursor's seq or a message
-    id), newer than `after` (a message id). Returns (rows, reactions by id)."""
-    _membership(session, conversation_id, user_id)
+def message_page(uow, user_id, conversation_id, limit, before_seq=None, before_id=None, after_id=None):
+    """Messages newest first (by seq): older than `before` (a cursor's seq or a
+    message id), newer than `after` (a message id). Returns up to limit + 1 rows
+    and, for the first `limit`, their message_values by id."""
+    _membership(uow, conversation_id, user_id)
     query = (
         select(Message).where(Message.conversation_id == conversation_id)
         .order_by(Message.seq.desc()).limit(limit + 1)
     )
-    upper_bounds = [seq for seq in (before_seq, before_id and _seq_in(session, conversation_id, before_id)) if seq]
+    upper_bounds = [seq for seq in (before_seq, before_id and _seq_in(uow, conversation_id, before_id)) if seq]
     if upper_bounds:
         query = query.where(Message.seq < min(upper_bounds))
     if after_id:
-        query = query.where(Message.seq > _seq_in(session, conversation_id, after_id))
-    rows = session.execute(query).scalars().all()
-    return rows, _reactions(session, [row.id for row in rows[:limit]])
+        query = query.where(Message.seq > _seq_in(uow, conversation_id, after_id))
+    rows = uow.session.execute(query).scalars().all()
+    reactions = reactions_of(uow, [row.id for row in rows[:limit]])
+    return rows, {row.id: message_values(row, reactions[row.id]) for row in rows[:limit]}
 
 
-def _seq_in(session, conversation_id, message_id):
-    seq = session.execute(
+def _seq_in(uow, conversation_id, message_id):
+    seq = uow.session.execute(
         select(Message.seq).where(Message.id == message_id, Message.conversation_id == conversation_id)
     ).scalar()
     if seq is None:
@@ -240,12 +317,12 @@ def _seq_in(session, conversation_id, message_id):
     return seq
 
 
-def _reactions(session, message_ids):
+def reactions_of(uow, message_ids):
     """Per message: [{emoji, count, user_ids}] in order of first use."""
     grouped = {message_id: {} for message_id in message_ids}
     if not message_ids:
         return grouped
-    for message_id, emoji, user_id in session.execute(
+    for message_id, emoji, user_id in uow.session.execute(
         select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
         .where(Reaction.message_id.in_(message_ids)).order_by(Reaction.created_at, Reaction.user_id)
     ):
@@ -258,71 +335,64 @@ def _reactions(session, message_ids):
 
 # Reactions and read state -----------------------------------------------------------
 
-def add_reaction(session, outbox, user_id, message_id, emoji):
+def add_reaction(uow, user_id, message_id, emoji):
     """True if added, False if the user had already reacted with that emoji."""
-    message = _visible_message(session, message_id, user_id)
-    added = session.execute(
+    message = _visible_message(uow, message_id, user_id)
+    added = uow.session.execute(
         insert(Reaction).values(message_id=message_id, user_id=user_id, emoji=emoji)
         .on_conflict_do_nothing().returning(Reaction.message_id)
     ).first()
     if added:
-        _record_reaction(session, outbox, "reaction_added", message, user_id, emoji)
-    session.commit()
+        uow.record(contracts.ReactionAdded(**_reaction_change(uow, message, user_id, emoji)))
     return added is not None
 
 
-def remove_reaction(session, outbox, user_id, message_id, emoji):
-    message = _visible_message(session, message_id, user_id)
-    removed = session.execute(
+def remove_reaction(uow, user_id, message_id, emoji):
+    message = _visible_message(uow, message_id, user_id)
+    removed = uow.session.execute(
         Reaction.__table__.delete()
         .where(Reaction.message_id == message_id, Reaction.user_id == user_id, Reaction.emoji == emoji)
         .returning(Reaction.message_id)
     ).first()
     if removed:
-        _record_reaction(session, outbox, "reaction_removed", message, user_id, emoji)
-    session.commit()
+        uow.record(contracts.ReactionRemoved(**_reaction_change(uow, message, user_id, emoji)))
 
 
-def _record_reaction(session, outbox, event_type, message, user_id, emoji):
-    outbox.add(session, event_type, {
+def _reaction_change(uow, message, user_id, emoji):
+    return {
         "message_id": message.id,
         "conversation_id": message.conversation_id,
         "user_id": user_id,
         "emoji": emoji,
-        "action": "added" if event_type == "reaction_added" else "removed",
-        "recipient_ids": member_ids(session, message.conversation_id),
-    })
+        "recipient_ids": member_ids(uow, message.conversation_id),
+    }
 
 
-def mark_read(session, outbox, user_id, conversation_id, message_id):
+def mark_read(uow, user_id, conversation_id, message_id):
     """Move the caller's read mark forward to message_id (never back)."""
-    _membership(session, conversation_id, user_id)
-    seq = _seq_in(session, conversation_id, message_id)
-    moved = session.execute(
+    _membership(uow, conversation_id, user_id)
+    seq = _seq_in(uow, conversation_id, message_id)
+    moved = uow.session.execute(
         update(Member)
         .where(Member.conversation_id == conversation_id, Member.user_id == user_id, Member.last_read_seq < seq)
         .values(last_read_seq=seq, last_read_message_id=message_id)
         .returning(Member.user_id)
     ).first()
     if moved:
-        outbox.add(session, "conversation_read", {
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "message_id": message_id,
-            "recipient_ids": member_ids(session, conversation_id),
-        })
-    session.commit()
+        uow.record(contracts.ConversationRead(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            message_id=message_id,
+            recipient_ids=member_ids(uow, conversation_id),
+        ))
 
 
 # For operators ------------------------------------------------------------------------
 
-def counts(session):
+def counts(uow):
+    session = uow.session
     return {
         "conversations": session.scalar(select(func.count()).select_from(Conversation)),
         "messages": session.scalar(select(func.count()).select_from(Message)),
         "reactions": session.scalar(select(func.count()).select_from(Reaction)),
     }
-
-
-def preview(body):
-    return body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS - 1] + "…"

@@ -16,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.shared.outbox import event_tables
+from services.shared.unit_of_work import event_tables
 
 SCHEMA = "messages"
 

@@ -1,17 +1,22 @@
-"""The messages service: conversations, messages, reactions, read state and notifications."""
+"""The messages service: conversations, messages, reactions, read state and notifications.
 
+Each entrypoint translates its request or event into plain arguments, runs one
+domain call (services.messages.conversations, .notifications) in its unit of
+work, and dumps the answer with its schema (services.messages.schemas), inside
+the block: the commit expires the rows an answer is read from.
+"""
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_SEQUENCE, BY_TIME, PageArgs, page, page_of
-from http_edge.validation import path_id
 from services.messages import conversations, notifications, schemas
 from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
-from services.messages.models import Base
+from services.messages.models import Base, ProcessedEvent
 from services.messages.models import Outbox as OutboxTable
+from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
-from services.shared.events import durable_handler
+from services.shared.events import consumes
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
@@ -19,13 +24,13 @@ from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy, rpc
 
 
-# The mixin is reached through its module: `nameko run` would take a bare
+# The mixins are reached through their module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
+class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork):
     name = "messages"
 
     db = Database(Base)
-    outbox = Outbox(OutboxTable)
+    outbox = Outbox(OutboxTable, ProcessedEvent)
     presence = PresenceProvider()
     redis = Redis()
     broker = health.BrokerProbe()
@@ -42,46 +47,51 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def create_conversation(self, request):
         """Start a conversation; a 1:1 that exists already is answered as it is (200)."""
         data = request.body
-        created, view = conversations.create_conversation(
-            self.db.session, self.outbox, self.auth.get_users, request.user_id, data["member_ids"], data["title"],
-        )
-        return (201 if created else 200), view
+        with self.uow as uow:
+            created, conversation = conversations.create_conversation(
+                uow, self.auth.get_users, request.user_id, data["member_ids"], data["title"],
+            )
+            return (201 if created else 200), schemas.CONVERSATION_ANSWER.dump(conversation)
 
     @http("GET", "/messages/conversations", query=PageArgs, responses={200: page_of(schemas.ConversationAnswer)})
     def list_conversations(self, request):
         """My conversations with members, last message and unread count, latest activity first."""
         args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        rows, views = conversations.conversation_page(
-            self.db.session, self.auth.get_users, request.user_id, args["limit"], after,
-        )
-        return page(rows, args["limit"], lambda row: (row.last_activity_at, row.id), lambda row: views[row.id])
+        with self.uow as uow:
+            rows, details = conversations.conversation_page(
+                uow, self.auth.get_users, request.user_id, args["limit"], BY_TIME.decode(args["cursor"]),
+            )
+            return page(rows, args["limit"], lambda row: (row.last_activity_at, row.id),
+                        lambda row: schemas.CONVERSATION_ANSWER.dump(details[row.id]))
 
-    @http("GET", "/messages/conversations/<string:id>", responses={200: schemas.ConversationAnswer})
+    @http("GET", "/messages/conversations/<uuid:id>", responses={200: schemas.ConversationAnswer},
+          not_found=ConversationNotFound)
     def get_conversation(self, request, id):
         """One of my conversations; 404 for anyone who is not a member."""
-        return conversations.get_conversation(self.db.session, self.auth.get_users, request.user_id, _conversation(id))
+        with self.uow as uow:
+            conversation = conversations.get_conversation(uow, self.auth.get_users, request.user_id, id)
+            return schemas.CONVERSATION_ANSWER.dump(conversation)
 
-    @http("GET", "/messages/conversations/<string:id>/messages", query=schemas.MessagePageArgs,
-          responses={200: page_of(schemas.MessageAnswer)})
+    @http("GET", "/messages/conversations/<uuid:id>/messages", query=schemas.MessagePageArgs,
+          responses={200: page_of(schemas.MessageAnswer)}, not_found=ConversationNotFound)
     def list_messages(self, request, id):
         """Messages newest first; `after` (a message id) catches up after being offline."""
-        conversation_id = _conversation(id)
         args = request.query
-        after = BY_SEQUENCE.decode(args["cursor"])
-        rows, reactions = conversations.message_page(
-            self.db.session, request.user_id, conversation_id, args["limit"],
-            before_seq=after[0] if after else None, before_id=args["before"], after_id=args["after"],
-        )
-        return page(rows, args["limit"], lambda row: (row.seq,),
-                    lambda row: schemas.message_view(row, reactions[row.id]), BY_SEQUENCE)
+        cursor = BY_SEQUENCE.decode(args["cursor"])
+        with self.uow as uow:
+            rows, messages = conversations.message_page(
+                uow, request.user_id, id, args["limit"],
+                before_seq=cursor[0] if cursor else None, before_id=args["before"], after_id=args["after"],
+            )
+            return page(rows, args["limit"], lambda row: (row.seq,),
+                        lambda row: schemas.MESSAGE_ANSWER.dump(messages[row.id]), BY_SEQUENCE)
 
-    @http("POST", "/messages/conversations/<string:id>/read", body=schemas.ReadMark, responses={204: None})
+    @http("POST", "/messages/conversations/<uuid:id>/read", body=schemas.ReadMark, responses={204: None},
+          not_found=ConversationNotFound)
     def mark_read(self, request, id):
         """Move my read mark forward to a message of the conversation."""
-        conversation_id = _conversation(id)
-        data = request.body
-        conversations.mark_read(self.db.session, self.outbox, request.user_id, conversation_id, data["message_id"])
+        with self.uow as uow:
+            conversations.mark_read(uow, request.user_id, id, request.body["message_id"])
 
     # Messages and reactions -------------------------------------------------------
 
@@ -90,27 +100,29 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def send_message(self, request):
         """Send a message; the same client_id again answers the same message (200)."""
         data = request.body
-        created, view = conversations.send_message(
-            self.db.session, self.outbox, request.user_id, data["conversation_id"], data["body"], data["client_id"],
-        )
-        return (201 if created else 200), view
+        with self.uow as uow:
+            created, message = conversations.send_message(
+                uow, request.user_id, data["conversation_id"], data["body"], data["client_id"],
+            )
+            return (201 if created else 200), schemas.MESSAGE_ANSWER.dump(message)
 
-    @http("POST", "/messages/<string:id>/reactions", body=schemas.ReactionCreate,
-          responses={201: schemas.ReactionAnswer, 200: schemas.ReactionAnswer})
+    @http("POST", "/messages/<uuid:id>/reactions", body=schemas.ReactionCreate,
+          responses={201: schemas.ReactionAnswer, 200: schemas.ReactionAnswer}, not_found=MessageNotFound)
     def add_reaction(self, request, id):
         """React with an emoji (one of each per user; again answers 200)."""
-        message_id = _message(id)
-        data = request.body
-        added = conversations.add_reaction(self.db.session, self.outbox, request.user_id, message_id, data["emoji"])
-        return (201 if added else 200), {"message_id": message_id, "user_id": request.user_id, "emoji": data["emoji"]}
+        emoji = request.body["emoji"]
+        with self.uow as uow:
+            added = conversations.add_reaction(uow, request.user_id, id, emoji)
+        return (201 if added else 200), schemas.REACTION_ANSWER.dump(
+            {"message_id": id, "user_id": request.user_id, "emoji": emoji})
 
-    @http("DELETE", "/messages/<string:id>/reactions/<path:emoji>", responses={204: None}, errors=(422,),
-          path={"emoji": schemas.Emoji()})
+    @http("DELETE", "/messages/<uuid:id>/reactions/<path:emoji>", responses={204: None}, errors=(422,),
+          path={"emoji": schemas.Emoji()}, not_found=MessageNotFound)
     def remove_reaction(self, request, id, emoji):
         """Take my reaction back (idempotent)."""
-        message_id = _message(id)
         emoji = schemas.load_emoji(emoji)
-        conversations.remove_reaction(self.db.session, self.outbox, request.user_id, message_id, emoji)
+        with self.uow as uow:
+            conversations.remove_reaction(uow, request.user_id, id, emoji)
 
     # Notifications ------------------------------------------------------------------
 
@@ -119,64 +131,71 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations):
     def list_notifications(self, request):
         """My notifications, newest first."""
         args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        rows = notifications.notification_page(
-            self.db.session, request.user_id, args["unread_only"] in ("true", "1"), args["limit"], after,
-        )
-        return page(rows, args["limit"], lambda row: (row.created_at, row.id), schemas.notification_view)
+        with self.uow as uow:
+            rows = notifications.notification_page(
+                uow, request.user_id, args["unread_only"] in ("true", "1"), args["limit"],
+                BY_TIME.decode(args["cursor"]),
+            )
+            return page(rows, args["limit"], lambda row: (row.created_at, row.id), schemas.NOTIFICATION_ANSWER.dump)
 
     @http("POST", "/notifications/read", body=schemas.NotificationsRead, responses={204: None})
     def read_notifications(self, request):
         """Mark my notifications read: those in ids, or all of them."""
-        data = request.body
-        notifications.mark_read(self.db.session, request.user_id, data["ids"])
+        with self.uow as uow:
+            notifications.mark_read(uow, request.user_id, request.body["ids"])
 
     # Events from other services, and our own -------------------------------------------
     # Requeued when the database or Redis is down (services.shared.events); each
-    # claims its event id in the transaction of its effect, so a redelivery is harmless.
+    # claims its event in the unit of work of its effect, so a redelivery is harmless.
 
-    @durable_handler("auth", "user_followed")
-    def on_user_followed(self, payload):
-        notifications.on_user_followed(self.db.session, self.outbox, payload)
+    @consumes(contracts.UserFollowed)
+    def on_user_followed(self, event):
+        with self.uow as uow:
+            notifications.on_user_followed(uow, event)
 
-    @durable_handler("auth", "user_deleted")
-    def on_user_deleted(self, payload):
-        notifications.on_user_deleted(self.db.session, payload)
+    @consumes(contracts.UserDeleted)
+    def on_user_deleted(self, event):
+        with self.uow as uow:
+            notifications.on_user_deleted(uow, event)
 
-    @durable_handler("events", "participant_joined")
-    def on_participant_joined(self, payload):
-        notifications.on_participant_joined(self.db.session, self.outbox, payload)
+    @consumes(contracts.ParticipantJoined)
+    def on_participant_joined(self, event):
+        with self.uow as uow:
+            notifications.on_participant_joined(uow, event)
 
-    @durable_handler("messages", "message_sent")
-    def on_message_sent(self, payload):
-        notifications.on_message_sent(self.db.session, self.outbox, self.presence, payload)
+    @consumes(contracts.MessageSent)
+    def on_message_sent(self, event):
+        with self.uow as uow:
+            notifications.on_message_sent(uow, self.presence, event)
 
     # RPC: for realtime, the other services and operators (`nameko shell`) ------------
 
     @rpc
     def is_member(self, conversation_id, user_id):
         conversation_id, user_id = parse_uuid(conversation_id), parse_uuid(user_id)
-        return bool(conversation_id and user_id) and conversations.is_member(self.db.session, conversation_id, user_id)
+        if not (conversation_id and user_id):
+            return False
+        with self.uow as uow:
+            return conversations.is_member(uow, conversation_id, user_id)
 
     @rpc
     def member_ids(self, conversation_id):
         """The member ids of a conversation ([] for none)."""
         conversation_id = parse_uuid(conversation_id)
-        return conversations.member_ids(self.db.session, conversation_id) if conversation_id else []
+        if not conversation_id:
+            return []
+        with self.uow as uow:
+            return conversations.member_ids(uow, conversation_id)
 
     @rpc
     def unread_notifications(self, user_id):
         user_id = parse_uuid(user_id)
-        return notifications.unread_count(self.db.session, user_id) if user_id else 0
+        if not user_id:
+            return 0
+        with self.uow as uow:
+            return notifications.unread_count(uow, user_id)
 
     @rpc
     def counts(self):
-        return conversations.counts(self.db.session)
-
-
-def _conversation(value):
-    return path_id(value, ConversationNotFound)
-
-
-def _message(value):
-    return path_id(value, MessageNotFound)
+        with self.uow as uow:
+            return conversations.counts(uow)

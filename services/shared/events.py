@@ -1,22 +1,32 @@
-"""Event handlers that do not lose an event when a dependency is down.
+"""Event handlers that take typed events and do not lose one when a dependency is down.
+
+    @consumes(contracts.UserFollowed)
+    def on_user_followed(self, event): ...   # event is a contracts.UserFollowed
+
+The payload is validated against its contract (services.shared.contracts)
+before any worker runs. One the contract refuses is a bug of its producer:
+it is logged and rejected without requeue, which the broker's `event-queues`
+policy dead-letters to `lifytp.dead-letters` for an operator to look at.
 
 Nameko 2's `event_handler` acknowledges an event whose worker raised (unless
 `requeue_on_error=True`), so an effect that failed because Redis, PostgreSQL
-or an RPC peer was briefly unreachable is lost for good. `durable_handler`
+or an RPC peer was briefly unreachable is lost for good. `consumes`
 requeues the event in that case, after a short pause so that a long outage
 does not turn into a hot redelivery loop; RabbitMQ then delivers it again (to
 this replica or another). Every handler using it must be idempotent: the
-consumers here claim each event id (`first_delivery`: a PostgreSQL insert
-in the handler's own transaction, so a claim and its effect commit together).
+consumers here claim each event's envelope id (`uow.first_delivery`: a
+PostgreSQL insert in the handler's own unit of work, so a claim and its effect
+commit together).
 
-Any other failure (a malformed payload, a bug) is acknowledged and logged, as
-before: requeueing it would only repeat the same failure forever.
+Any other failure (a bug) is logged and dead-lettered the same way:
+requeueing it would only repeat the same failure forever.
 """
 import logging
 
 import eventlet
 from nameko.events import EventHandler
 
+from services.shared.contracts import MalformedEvent
 from services.shared.errors import DependencyUnavailable
 from services.shared.failures import as_domain_error
 
@@ -36,9 +46,20 @@ def is_transient(exc):
 class DurableEventHandler(EventHandler):
     pause_seconds = REQUEUE_PAUSE_SECONDS
 
-    def __init__(self, source_service, event_type, **kwargs):
+    def __init__(self, contract, **kwargs):
         kwargs.pop("requeue_on_error", None)
-        super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
+        self.contract = contract
+        super().__init__(contract.source, contract.event_type, requeue_on_error=True, **kwargs)
+
+    def handle_message(self, body, message):
+        try:
+            event = self.contract.from_payload(body)
+        except MalformedEvent as exc:
+            log.warning("%s.%s: the event is dead-lettered, its payload breaks its contract (%s)",
+                        self.source_service, self.event_type, exc)
+            self._settle(_dead_letter, message)
+            return
+        super().handle_message(event, message)
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None and is_transient(exc_info[1]):
@@ -48,8 +69,10 @@ class DurableEventHandler(EventHandler):
             self._settle(self.queue_consumer.requeue_message, message)
             return
         if exc_info is not None:
-            log.warning("%s.%s: the event is dropped, its handler failed (%s)",
+            log.warning("%s.%s: the event is dead-lettered, its handler failed (%s)",
                         self.source_service, self.event_type, type(exc_info[1]).__name__)
+            self._settle(_dead_letter, message)
+            return
         self._settle(self.queue_consumer.ack_message, message)
 
     def _settle(self, settle, message):
@@ -64,4 +87,11 @@ class DurableEventHandler(EventHandler):
                         self.source_service, self.event_type, type(exc).__name__)
 
 
-durable_handler = DurableEventHandler.decorator
+def _dead_letter(message):
+    # As QueueConsumer.ack_message: a message whose connection is gone is the
+    # broker's again already.
+    if message.channel.connection:
+        message.reject(requeue=False)
+
+
+consumes = DurableEventHandler.decorator

@@ -13,16 +13,29 @@ from sqlalchemy.exc import OperationalError as DbOperationalError
 
 from services.shared import errors
 
+# What kombu and py-amqp raise of their own when RabbitMQ is unreachable.
+BROKER_ERRORS = (KombuOperationalError, AmqpConnectionError)
+
 # A dependency that is down: the caller may retry; never a bug of ours.
+# Of the socket's own errors only ConnectionError (refused, reset, broken
+# pipe) counts here: any other OSError may be a bug of ours (a missing media
+# file, a permission) and must stay a 500.
 DEPENDENCY_FAILURES = (
     DbOperationalError,
     redis.ConnectionError,
     redis.TimeoutError,
-    KombuOperationalError,
-    AmqpConnectionError,
+    *BROKER_ERRORS,
     UnknownService,
     ConnectionError,
 )
+
+# Where only the broker's connection can have failed (publishing an RPC
+# request or reply), any OSError means it did: kombu passes the socket's
+# errors through as they are, and they are not all ConnectionErrors —
+# socket.timeout is a TimeoutError, and py-amqp raises a bare
+# OSError("Socket closed") or OSError("Server unexpectedly closed
+# connection") itself.
+BROKER_FAILURES = (*BROKER_ERRORS, OSError)
 
 
 def as_domain_error(exc):

@@ -27,19 +27,27 @@ def alembic_config(service, url):
     return config
 
 
+def service_metadata(service):
+    return importlib.import_module(f"services.{service}.models").Base.metadata
+
+
+def comparison_options(metadata):
+    """How Alembic compares a service's models with its schema: only that
+    schema counts (every service shares one database), its version table included."""
+    return {
+        "target_metadata": metadata,
+        "version_table_schema": metadata.schema,
+        "include_schemas": True,
+        "include_name": lambda name, type_, parent: type_ != "schema" or name == metadata.schema,
+    }
+
+
 def run_env(context):
     """The body of every service's migrations/env.py."""
-    service = context.config.attributes["service"]
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
+    metadata = service_metadata(context.config.attributes["service"])
     engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=metadata,
-            version_table_schema=metadata.schema,
-            include_schemas=True,
-            include_name=lambda name, type_, parent: type_ != "schema" or name == metadata.schema,
-        )
+        context.configure(connection=connection, **comparison_options(metadata))
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

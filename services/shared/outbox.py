@@ -1,44 +1,30 @@
 """Transactional outbox and idempotent consumption of domain events.
 
 A service records an event in its own `outbox` table inside the transaction
-that changes the data the event describes. After the worker finishes, a relay
-publishes unpublished rows to RabbitMQ in id order and marks them published.
-If the broker is down, writes still succeed; the relay retries until it is back.
+that changes the data the event describes (its unit of work,
+services.shared.unit_of_work). Once that commits, a relay publishes
+unpublished rows to RabbitMQ in id order and marks them published. If the
+broker is down, writes still succeed; the relay retries until it is back.
 
 Publishing is at-least-once (a crash between publish and mark republishes), so
 every consumer records the ids it has handled in `processed_events`, inside the
 transaction of its own effect, and skips an id it has seen.
 """
 import logging
-import uuid
 import zlib
 from datetime import UTC, datetime
-from weakref import WeakKeyDictionary
 
 import eventlet
 from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Identity,
-    Index,
-    String,
-    Table,
-    create_engine,
-    func,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy import create_engine, func, select, update
 
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import InvalidInput
 from services.shared.rpc import rpc
+from services.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -47,72 +33,38 @@ IDLE_SWEEP_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 
 
-def event_tables(metadata):
-    """Declare `outbox` and `processed_events` in a service's schema."""
-    outbox = Table(
-        "outbox",
-        metadata,
-        Column("id", BigInteger, Identity(), primary_key=True),
-        Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
-        Column("event_type", String(64), nullable=False),
-        Column("payload", JSONB, nullable=False),
-        Column("request_id", String(64)),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("published_at", DateTime(timezone=True)),
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    )
-    processed = Table(
-        "processed_events",
-        metadata,
-        Column("event_id", UUID(as_uuid=False), primary_key=True),
-        Column("handler", String(64), primary_key=True),
-        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    return outbox, processed
+class OutboxHandle:
+    """What a worker gets: the units of work of its service, and the relay's
+    operator actions (see OutboxOperations)."""
 
-
-def first_delivery(session, processed_table, event_id, handler):
-    """Claim (event_id, handler) in the caller's transaction; False if seen before."""
-    claimed = session.execute(
-        insert(processed_table)
-        .values(event_id=event_id, handler=handler)
-        .on_conflict_do_nothing()
-        .returning(processed_table.c.event_id)
-    ).first()
-    return claimed is not None
-
-
-class OutboxWriter:
-    """What a worker gets: records events in the session it is committing."""
-
-    def __init__(self, table, request_id, relay):
-        self._table = table
+    def __init__(self, provider, request_id):
+        self._provider = provider
         self._request_id = request_id
-        self.recorded = False
-        # Operator actions on the relay (see OutboxOperations).
-        self.pending_count = relay.pending_count
-        self.replay = relay.replay
+        self.pending_count = provider.pending_count
+        self.replay = provider.replay
 
-    def add(self, session, event_type, payload):
-        event_id = str(uuid.uuid4())
-        session.execute(
-            self._table.insert().values(
-                event_id=event_id,
-                event_type=event_type,
-                payload=dict(payload, event_id=event_id),
-                request_id=self._request_id,
-            )
-        )
-        self.recorded = True
-        return event_id
+    def unit_of_work(self, session):
+        # The relay is woken once the events are committed, so they reach
+        # sockets in milliseconds rather than at the next sweep.
+        return UnitOfWork(session, self._provider.table, self._provider.processed_table,
+                          request_id=self._request_id, on_recorded=self._provider.notify)
+
+
+class UnitsOfWork:
+    """Mixed into a service that has `db` (services.shared.database) and
+    `outbox` (Outbox): `with self.uow as uow:` runs one unit of work."""
+
+    @property
+    def uow(self):
+        return self.outbox.unit_of_work(self.db.session)
 
 
 class Outbox(DependencyProvider):
-    def __init__(self, outbox_table):
+    def __init__(self, outbox_table, processed_table):
         self.table = outbox_table
+        self.processed_table = processed_table
         self._wake = Event()
         self._running = False
-        self._writers = WeakKeyDictionary()
 
     def setup(self):
         config = self.container.config
@@ -129,7 +81,7 @@ class Outbox(DependencyProvider):
 
     def stop(self):
         self._running = False
-        self._notify()
+        self.notify()
         try:
             self.flush()
         except Exception:  # the broker may be the reason we stop; rows stay for later
@@ -141,18 +93,9 @@ class Outbox(DependencyProvider):
         self.engine.dispose()
 
     def get_dependency(self, worker_ctx):
-        writer = OutboxWriter(self.table, worker_ctx.context_data.get("request_id"), self)
-        self._writers[worker_ctx] = writer
-        return writer
+        return OutboxHandle(self, worker_ctx.context_data.get("request_id"))
 
-    def worker_teardown(self, worker_ctx):
-        # The worker's transaction is over by now: publish without waiting for
-        # the next sweep, so events reach sockets in milliseconds.
-        writer = self._writers.pop(worker_ctx, None)
-        if writer is not None and writer.recorded:
-            self._notify()
-
-    def _notify(self):
+    def notify(self):
         if not self._wake.ready():
             self._wake.send(True)
 
@@ -225,7 +168,7 @@ class Outbox(DependencyProvider):
                 .where(self.table.c.created_at >= since, self.table.c.published_at.is_not(None))
                 .values(published_at=None)
             ).rowcount
-        self._notify()
+        self.notify()
         return queued
 
     def pending_count(self):

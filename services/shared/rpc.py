@@ -15,22 +15,39 @@ back (the caller, bounded by its own deadline, has answered 503 by then).
 import logging
 
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu.exceptions import OperationalError
 from nameko import rpc as nameko_rpc
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcConsumer, RpcProxy
+from nameko.rpc import ReplyListener, RpcConsumer, RpcProxy
 
 from services.shared.errors import DependencyUnavailable
+from services.shared.failures import BROKER_FAILURES
 
 log = logging.getLogger(__name__)
-
-BROKER_FAILURES = (OperationalError, AmqpConnectionError, ConnectionError, OSError)
 
 DEFAULT_TIMEOUT_SECONDS = 5
 
 
+class BrokerTolerantReplyListener(ReplyListener):
+    """Nameko 2's ReplyListener acks each reply before handing it to the caller
+    waiting on it. When RabbitMQ has just reset the connection, that ack raises
+    an OSError (ConnectionResetError) that QueueConsumer.ack_message does not
+    catch, and the error kills the whole container. Here the reply is handed on
+    all the same: the broker takes an unacked reply back by itself, and a
+    redelivered one finds no caller waiting and is dropped."""
+
+    def handle_message(self, body, message):
+        try:
+            self.queue_consumer.ack_message(message)
+        except BROKER_FAILURES:
+            log.warning("RPC reply not acknowledged: the broker connection is gone", exc_info=True)
+        waiting = self._reply_events.pop(message.properties.get("correlation_id"), None)
+        if waiting is not None:
+            waiting.send(body)
+
+
 class BoundedRpcProxy(RpcProxy):
+    rpc_reply_listener = BrokerTolerantReplyListener()
+
     def get_dependency(self, worker_ctx):
         timeout = self.container.config.get("RPC_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
         return BoundedServiceProxy(super().get_dependency(worker_ctx), self.target_service, timeout)
@@ -62,7 +79,7 @@ def call_with_deadline(service_name, method, timeout, args, kwargs):
             f"The {service_name} service did not answer in time.",
             details={"service": service_name},
         ) from None
-    except (UnknownService, OperationalError, ConnectionError) as exc:
+    except (UnknownService, *BROKER_FAILURES) as exc:
         raise DependencyUnavailable(
             f"The {service_name} service is unavailable.",
             details={"service": service_name},

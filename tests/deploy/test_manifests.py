@@ -137,6 +137,44 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
             assert image == f"lifytp-{name}:dev"
 
 
+def _as_the_shape(name, port, rendered):
+    """A process's rendered objects with its name and port put back to the
+    component's placeholders, and what its kustomization patches undone."""
+    text = re.sub(rf"\b{port}\b", "0", re.sub(rf"\b{name}\b", "process", json.dumps(rendered)))
+    text = re.sub(r"\b((?:process-secrets|jwt-signing|jwt-public))-[a-z0-9]{10}\b", r"\1", text)  # content hashes
+    deployment, service, budget, autoscaler = json.loads(text)
+    if name == "auth":  # it alone mounts the signing key
+        (jwt,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "jwt"]
+        assert jwt["secret"]["secretName"] == "jwt-signing"
+        jwt["secret"]["secretName"] = "jwt-public"
+    if name == "realtime":  # Socket.IO sessions stay on their replica
+        assert service["spec"].pop("sessionAffinity") == "ClientIP"
+        service["spec"].pop("sessionAffinityConfig")
+    return deployment, service, budget, autoscaler
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_is_the_one_shape_with_its_name_port_and_the_patches_it_names(overlay):
+    """deploy/components/process is each process's Deployment, Service, budget
+    and autoscaler; deploy/base/<process>/ gives only its values and patches."""
+    shapes = {}
+    for name, port in PROCESSES.items():
+        with open(os.path.join(ROOT, "deploy", "base", name, "kustomization.yaml")) as handle:
+            kustomization = yaml.safe_load(handle)
+        assert os.listdir(os.path.join(ROOT, "deploy", "base", name)) == ["kustomization.yaml"], name
+        assert kustomization["components"] == ["../../components/process"] and "resources" not in kustomization
+        (values,) = kustomization["configMapGenerator"]
+        assert values["literals"] == [f"name={name}", f"port={port}"], name
+        assert bool(kustomization.get("patches")) == (name in ("auth", "realtime")), name
+        rendered = [objects(overlay, kind)[name] for kind in
+                    ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")]
+        shapes[name] = _as_the_shape(name, port, rendered)
+    for name, shape in shapes.items():
+        assert shape == shapes["auth"], f"{name} differs from auth beyond its name, port and patches"
+    # The values stay in the build: no ConfigMap of them is applied.
+    assert not [name for name in objects(overlay, "ConfigMap") if name.endswith("-values")]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
     docs = built(overlay)[1]
@@ -157,6 +195,43 @@ def test_only_auth_gets_the_private_key_and_every_reference_resolves(overlay):
     for configmap in configmaps.values():
         for key, value in configmap.get("data", {}).items():
             assert "PASSWORD" not in key and "://" not in value.split("@")[0] or "@" not in value, key
+
+
+def dockerfile_entrypoints():
+    """{stage: ENTRYPOINT} of the Dockerfile's stages that set one."""
+    entrypoints, stage = {}, None
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        for line in handle:
+            if match := re.match(r"FROM \S+ AS (\S+)", line):
+                stage = match.group(1)
+            elif line.startswith("ENTRYPOINT "):
+                entrypoints[stage] = json.loads(line.removeprefix("ENTRYPOINT "))
+    return entrypoints
+
+
+def test_the_auth_process_runs_the_api_document_beside_auth_everywhere_it_is_deployed():
+    nameko_run = ["/opt/venv/bin/nameko", "run", "--config", "/app/config.yaml"]
+    modules = {"auth": ["services.auth.service", "services.api"], "events": ["services.events.service"],
+               "messages": ["services.messages.service"], "realtime": ["realtime.service"]}
+    entrypoints = dockerfile_entrypoints()
+    for name in PROCESSES:
+        assert entrypoints[name] == nameko_run + modules[name], name
+    # Kubernetes and compose run each image's own command, unchanged.
+    for overlay in OVERLAYS:
+        for name in PROCESSES:
+            (container,) = objects(overlay, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+            assert "command" not in container and "args" not in container, (overlay, name)
+    services = compose_config()["services"]
+    for name in PROCESSES:
+        assert services[name]["build"]["target"] == name
+        assert not services[name].get("entrypoint") and not services[name].get("command"), name
+    # What `nameko run` finds in those modules: services.api holds no service
+    # class but its own, so auth's process runs auth once.
+    found = run([sys.executable, "-W", "ignore", "-c",
+                 "import sys; from nameko.cli.run import import_service; "
+                 "print(' '.join(s.__name__ for m in sys.argv[1:] for s in import_service(m)))", *modules["auth"]],
+                cwd=ROOT).stdout.split()
+    assert found == ["AuthService", "ApiDocsService"]
 
 
 def _secret_holds_private_key(secret):
@@ -273,6 +348,9 @@ def test_make_secrets_writes_matching_rabbitmq_hashes_and_an_ed25519_pair():
     password = re.match(r"amqp://lifytp-auth:([^@]+)@", env["AMQP_URI"]).group(1)
     raw = base64.b64decode(users["lifytp-auth"])
     assert hashlib.sha256(raw[:4] + password.encode()).digest() == raw[4:]
+    # The Secret's definitions are rabbitmq/definitions.json but for the hashes.
+    with open(os.path.join(secrets_dir, "rabbitmq-definitions.json")) as handle:
+        assert _without_hashes(json.load(handle)) == _without_hashes(definitions())
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -304,6 +382,31 @@ def test_no_real_secret_is_in_the_repository():
 def definitions():
     with open(os.path.join(ROOT, "rabbitmq", "definitions.json")) as handle:
         return json.load(handle)
+
+
+def _without_hashes(doc):
+    return dict(doc, users=[{k: v for k, v in user.items() if k != "password_hash"} for user in doc["users"]])
+
+
+def test_the_rabbitmq_definitions_are_stored_once():
+    """rabbitmq/definitions.json is the one copy in the repository: compose
+    mounts it, deploy/make-secrets.py writes each overlay's Secret from it."""
+    source = _without_hashes(definitions())
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.split()
+    copies = []
+    for path in listed:
+        if path == "rabbitmq/definitions.json" or ".json" not in os.path.basename(path):
+            continue
+        try:
+            with open(os.path.join(ROOT, path)) as handle:
+                doc = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        users = doc.get("users") if isinstance(doc, dict) else None
+        if isinstance(users, list) and all(isinstance(u, dict) for u in users) and _without_hashes(doc) == source:
+            copies.append(path)
+    assert not copies
 
 
 # Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).

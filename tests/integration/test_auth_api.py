@@ -84,7 +84,7 @@ BAD_INPUTS = [
     ("PATCH", "/users/me", {"email": "new@example.com"}, 422, "VALIDATION_FAILED"),
     ("PATCH", "/users/me", {"avatar_media_id": "not-a-uuid"}, 422, "VALIDATION_FAILED"),
     ("PATCH", "/users/me", b"null", 400, "MALFORMED_JSON"),
-    ("GET", "/users/not-a-uuid", None, 404, "NOT_FOUND"),
+    ("GET", "/users/not-a-uuid", None, 404, "USER_NOT_FOUND"),  # the same 404 as an unknown id
     ("GET", "/users/me", None, 405, "METHOD_NOT_ALLOWED"),
     ("GET", "/users/" + str(uuid.uuid4()), None, 404, "USER_NOT_FOUND"),
     ("GET", "/users?q=", None, 422, "VALIDATION_FAILED"),

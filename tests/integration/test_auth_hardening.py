@@ -21,7 +21,7 @@ import socketio
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
-from services.auth.dependencies import hash_refresh_token
+from services.auth.sessions import hash_refresh_token
 from services.shared.redis import redis_from_config
 from tests.conftest import Api, lone_auth
 from tests.integration.test_auth_api import fingerprint

@@ -310,3 +310,24 @@ def test_socketio_outlives_every_http_timeout_and_still_gets_pushes(edge, transp
         assert client.connected
     finally:
         client.disconnect()
+
+
+def test_a_keep_alive_request_after_the_last_service_let_go_is_told_to_retry():
+    """A replica's listener closes once its last service stops, but a proxy's
+    keep-alive connection accepted before may still bring a request: it gets a
+    503 to retry elsewhere, never a 404 from a routing table that is empty now."""
+    from http_edge.server import SharedListener
+
+    listener = SharedListener(("127.0.0.1", 0))
+    connection = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=PATIENCE_SECONDS)
+    try:
+        connection.request("GET", "/metrics")
+        connection.getresponse().read()
+        listener.detach(None)  # as EdgeWebServer.stop does for the last service
+        connection.request("GET", "/users/" + str(uuid.uuid4()))
+        response = connection.getresponse()
+        assert response.status == 503
+        assert json.loads(response.read())["error"]["code"] == "SHUTTING_DOWN"
+        assert response.getheader("Connection") == "close"
+    finally:
+        connection.close()

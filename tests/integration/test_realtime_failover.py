@@ -34,6 +34,7 @@ from tests.conftest import (
     unavailable,
 )
 from tests.integration.test_realtime_sockets import RealtimeReplica, _conversation, wait_for
+from tests.support.processes import LoggedProcess, listening
 
 pytestmark = pytest.mark.integration
 
@@ -194,23 +195,14 @@ class PrivateRedis:
         self.process = None
 
     def start(self):
-        self.process = subprocess.Popen(
+        self.process = LoggedProcess(
             [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", STATE_DIR],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+             "--appendonly", "no", "--dir", STATE_DIR], name="redis-server")
+        self.process.wait_until_ready(lambda: listening(self.port), timeout=10, interval=0.05)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        if self.process:
+            self.process.stop(grace=10)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from services.shared.tokens import signer_from_file
 from tests.conftest import JS_DIR, ROOT, STATE_DIR, TEST_PORT
+from tests.support.processes import LoggedProcess, answers_ready
 
 pytestmark = pytest.mark.integration
 
@@ -29,39 +30,21 @@ REPLICA_PORTS = (TEST_PORT + 140, TEST_PORT + 141)
 SETTLE_SECONDS = 0.6
 
 
-class RealtimeReplica:
+class RealtimeReplica(LoggedProcess):
     """One more `nameko run realtime.service`, as Kubernetes runs it: alone."""
 
     def __init__(self, port):
         self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = os.path.join(STATE_DIR, f"realtime-{port}.log")
-        env = dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        self.process = subprocess.Popen(
+        super().__init__(
             [os.path.join(ROOT, ".venv", "bin", "nameko"), "run", "--config", "config.yaml", "realtime.service"],
-            cwd=ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-        )
+            os.path.join(STATE_DIR, f"realtime-{port}.log"), name="replica",
+            env=dict(os.environ, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}"))
 
     def wait_until_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("replica exited:\n" + open(self.log_path).read()[-3000:])
-            try:
-                if requests.get(self.base_url + "/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("replica not ready:\n" + open(self.log_path).read()[-3000:])
+        super().wait_until_ready(lambda: answers_ready(self.base_url, timeout=1), timeout)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop(grace=15)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +142,8 @@ def test_each_recipient_gets_each_push_once_across_replicas(api, replicas, socke
     for socket in members:  # the sender's own devices included
         assert [data["message"]["id"] for data in socket.of("message:new")] == [sent["id"]]
         assert socket.of("message:new")[0]["message"]["seq"] == sent["seq"] > 0
+        # The message a socket gets is the message the API answered, nothing more.
+        assert without_event_id(socket.of("message:new")) == [{"message": sent}]
         assert without_event_id(socket.of("message:reaction")) == [{
             "message_id": sent["id"], "conversation_id": group["id"], "user_id": bob["id"],
             "emoji": "🎉", "action": "added",
@@ -186,8 +171,7 @@ def test_a_push_published_again_reaches_each_socket_once(api, replicas, sockets,
 
     ann = api.register()
     on_a, on_b, on_main = sockets(replicas[0], ann), sockets(replicas[1], ann), sockets(api.base_url, ann)
-    event_id = str(uuid.uuid4())
-    event = {"event_id": event_id, "message": {"id": str(uuid.uuid4()), "body": "once"}, "recipient_ids": [ann["id"]]}
+    event_id, event = _message_sent(ann["id"], "once")
     dispatch = event_dispatcher(config)
     dispatch("messages", "message_sent", event)
     wait_for(lambda: all(socket.of("message:new") for socket in (on_a, on_b, on_main)))
@@ -195,16 +179,32 @@ def test_a_push_published_again_reaches_each_socket_once(api, replicas, sockets,
     redis = redis_from_config(config)
     assert redis.delete("realtime:pushed:" + event_id) == 1  # as a Redis restart forgets it
     dispatch("messages", "message_sent", event)  # redelivered: published again
-    repeat = {"method": "emit", "event": "message:new", "data": [dict(event, event_id=event_id)], "binary": False,
+    pushed = {"message": event["message"], "event_id": event_id}
+    repeat = {"method": "emit", "event": "message:new", "data": [pushed], "binary": False,
               "namespace": "/", "room": ["user:" + ann["id"]], "skip_sid": None, "callback": None,
               "host_id": "a replica whose PUBLISH reply was lost", "push_id": event_id}
     assert redis.publish(pubsub_channel(config["REDIS_URL"]), json.dumps(repeat)) >= 3  # every replica hears it
-    later = dict(event, event_id=str(uuid.uuid4()), message={"id": str(uuid.uuid4()), "body": "next"})
+    later_id, later = _message_sent(ann["id"], "next")
     dispatch("messages", "message_sent", later)  # the pipeline still works after the repeats
     wait_for(lambda: all(len(socket.of("message:new")) >= 2 for socket in (on_a, on_b, on_main)))
     time.sleep(SETTLE_SECONDS)  # time for any duplicate to arrive
     for socket in (on_a, on_b, on_main):
-        assert [push["event_id"] for push in socket.of("message:new")] == [event_id, later["event_id"]]
+        assert socket.of("message:new")[0] == pushed
+        assert [push["event_id"] for push in socket.of("message:new")] == [event_id, later_id]
+
+
+def _message_sent(recipient_id, body):
+    """A message_sent payload as the messages service records it: (envelope id, payload)."""
+    from services.shared import contracts
+
+    envelope_id, conversation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    event = contracts.MessageSent(
+        message=contracts.MessageSummary(id=str(uuid.uuid4()), conversation_id=conversation_id, seq=1,
+                                         sender_id=recipient_id, body=body, client_id=None,
+                                         created_at="2026-11-23T18:00:00Z"),
+        conversation_id=conversation_id, sender_id=recipient_id, recipient_ids=[recipient_id],
+    )
+    return envelope_id, dict(event.to_payload(), **{contracts.ENVELOPE_ID: envelope_id})
 
 
 def test_a_socket_that_emits_disconnect_is_still_closed_at_expiry_and_when_its_account_is(api, replicas, config):

@@ -18,7 +18,7 @@ import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support.processes import ROOT, LoggedProcess, ServedProcess, listening, stop_all
 
 MODULES = {
     "auth": "services.auth.service",
@@ -57,63 +57,25 @@ class PortPool:
         raise RuntimeError("no free port left in the harness's range")
 
 
-class Replica:
+class Replica(ServedProcess):
+    """One service's module alone in a process, as a Kubernetes pod runs it."""
+
     def __init__(self, service, port, env, log_dir, generation):
         self.service = service
-        self.port = port
-        self.name = f"{service}-{generation}"
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = os.path.join(log_dir, f"{self.name}-{port}.log")
-        process_env = dict(env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        self.process = subprocess.Popen(
-            [os.path.join(ROOT, "deploy", "local", "serve.sh"), MODULES[service]],
-            cwd=ROOT, env=process_env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-        )
-        self.started_at = time.monotonic()
-
-    def alive(self):
-        return self.process.poll() is None
+        name = f"{service}-{generation}"
+        super().__init__([MODULES[service]], port, os.path.join(log_dir, f"{name}-{port}.log"), name=name, env=env)
 
     def ready(self, timeout=1.0):
-        try:
-            return requests.get(self.base_url + "/ready", timeout=timeout).status_code == 200
-        except requests.RequestException:
-            return False
+        return super().ready(timeout)
 
     def wait_until_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-            if self.ready():
-                return time.monotonic() - self.started_at
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log_tail()}")
+        return super().wait_until_ready(timeout, interval=0.2)
 
     def terminate(self, grace=30):
         """SIGTERM, as Kubernetes stops a pod; returns the exit code and how long it took."""
         started = time.monotonic()
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return "killed after grace", time.monotonic() - started
-        return self.process.returncode, time.monotonic() - started
-
-    def kill(self):
-        if self.alive():
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, chars=4000):
-        try:
-            with open(self.log_path) as handle:
-                return handle.read()[-chars:]
-        except OSError:
-            return ""
+        code = self.stop(grace)
+        return ("killed after grace" if code is None else code), time.monotonic() - started
 
 
 class LoadBalancer:
@@ -209,20 +171,12 @@ class LoadBalancer:
             handle.write(self.render(upstreams))
         os.replace(self.conf_path + ".new", self.conf_path)
         if self.process is None:
-            self.process = subprocess.Popen(
-                ["nginx", "-p", self.dir, "-c", self.conf_path, "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "a"),
-            )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                        return
-                if self.process.poll() is not None:
-                    raise RuntimeError("nginx exited: " + open(os.path.join(self.dir, "stderr.log")).read())
-                time.sleep(0.1)
-            raise RuntimeError("nginx did not listen")
-        self.process.send_signal(signal.SIGHUP)
+            self.process = LoggedProcess(
+                ["nginx", "-p", self.dir, "-c", self.conf_path, "-g", "daemon off;"], name="nginx",
+                stderr_path=os.path.join(self.dir, "stderr.log"), append=True)
+            self.process.wait_until_ready(lambda: listening(self.port), timeout=10, interval=0.1)
+            return
+        self.process.ask_to_stop(signal.SIGHUP)  # not a stop: nginx reloads its configuration
         self.reloads += 1
         self._wait_generation(self.generation)
 
@@ -241,13 +195,8 @@ class LoadBalancer:
         raise RuntimeError(f"nginx did not load configuration {generation} within {timeout}s")
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests, close
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            self.process.stop(grace=10, signum=signal.SIGQUIT)  # graceful: finish requests, close
 
     def log_size(self):
         try:
@@ -365,12 +314,5 @@ class Cluster:
         self._stop.set()
         if self._loop is not None:
             self._loop.join(5)
-        for replica in self.all_replicas():
-            if replica.alive():
-                replica.process.send_signal(signal.SIGTERM)
-        for replica in self.all_replicas():
-            try:
-                replica.process.wait(20)
-            except subprocess.TimeoutExpired:
-                replica.kill()
+        stop_all(self.all_replicas(), grace=20)
         self.lb.stop()

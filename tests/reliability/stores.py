@@ -9,16 +9,8 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
-
-def _wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not come up within {timeout}s")
+from tests.support.processes import LoggedProcess, wait_until
 
 
 def _quiet(command, env=None, timeout=60, check=False):
@@ -79,22 +71,16 @@ class PrivateRedis:
         self.start()
 
     def start(self):
-        self.process = subprocess.Popen(
+        self.process = LoggedProcess(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        _wait_for(lambda: _quiet(["redis-cli", "-p", str(self.port), "ping"]).stdout.strip() == "PONG",
-                  20, "redis")
+            name="redis")
+        wait_until(lambda: _quiet(["redis-cli", "-p", str(self.port), "ping"]).stdout.strip() == "PONG",
+                   20, "redis")
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            self.process.stop(grace=10)
 
     kill = stop
 
@@ -162,17 +148,12 @@ class PrivateRabbit:
         return _quiet([self.ctl, "-n", self.node, *args], env=self.env, timeout=timeout)
 
     def start(self):
-        subprocess.Popen([self.server], env=self.env, cwd=self.dir, start_new_session=True,
-                         stdout=open(os.path.join(self.dir, "server.out"), "a"), stderr=subprocess.STDOUT)
+        # A session of its own: the node outlives no signal meant for the harness.
+        LoggedProcess([self.server], os.path.join(self.dir, "server.out"), name="private RabbitMQ",
+                      env=self.env, cwd=self.dir, append=True, new_session=True)
         # await_startup fails at once while the node is not yet registered.
-        deadline = time.monotonic() + 90
-        while True:
-            result = self.ctl_run("await_startup", "--timeout", "30", timeout=40)
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError("private RabbitMQ did not start: " + result.stdout + result.stderr)
-            time.sleep(0.5)
+        wait_until(lambda: self.ctl_run("await_startup", "--timeout", "30", timeout=40).returncode == 0,
+                   90, "private RabbitMQ", interval=0.5)
 
     def stop(self):
         self.ctl_run("stop", self.env["RABBITMQ_PID_FILE"], timeout=60)

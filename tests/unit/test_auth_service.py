@@ -1,6 +1,9 @@
-"""Auth's entrypoints and collaborators in isolation (Nameko's worker_factory)."""
+"""Auth without I/O: its rules (sessions, profiles, avatars, throttles), its
+answers as the schemas write them, and what its entrypoints hand the domain.
+What needs the database is in tests/interface/test_auth.py."""
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import bcrypt
@@ -10,10 +13,16 @@ from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from services.auth import accounts, exceptions, schemas, sessions
 from services.auth.dependencies import LoginThrottle, Passwords
+from services.auth.models import User
+from services.auth.profiles import Profile
 from services.auth.service import AuthService
 from services.shared.config import load_config
-from services.shared.errors import InvalidInput, MalformedRequest, NotFound, RateLimited, UnsupportedType
+from services.shared.errors import InvalidInput, MalformedRequest, RateLimited, UnsupportedType
+
+ANN_ID = "2c1b6f3e-5a4d-4b8e-9c1f-0a2b3c4d5e6f"
+MEDIA_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 
 def json_request(body, user_id=None, content_type="application/json"):
@@ -32,6 +41,15 @@ def validated(handler, request):
     entrypoint._validate(request)
     return request
 
+
+def ann(**columns):
+    """Ann's account as a row (never added to a session)."""
+    return User(**{"id": ANN_ID, "email": "ann@example.com", "username": "ann", "display_name": "Ann",
+                   "bio": "", "avatar_media_id": None, "is_active": True,
+                   "created_at": datetime(2026, 11, 23, 18, 0, 0, 123456, tzinfo=UTC), **columns})
+
+
+# Requests: validated before any worker runs --------------------------------------
 
 def test_register_is_validated_before_any_worker_runs():
     with pytest.raises(InvalidInput) as failure:
@@ -57,11 +75,12 @@ def test_unknown_fields_are_named():
     assert "admin" in failure.value.details
 
 
-def test_register_normalises_and_hands_the_domain_clean_data():
+def test_register_hands_the_domain_the_normalised_names_as_plain_arguments():
     service = worker_factory(AuthService)
     request = validated(AuthService.register, json_request(
         {"email": " Ann@Example.COM ", "username": "Ann_1", "password": "long enough"}))
-    with mock.patch("services.auth.accounts.register", return_value={"user": {}}) as register:
+    with mock.patch("services.auth.accounts.register") as register, \
+            mock.patch.object(schemas.SESSION, "dump", return_value={}):
         status, _ = service.register(request)
     assert status == 201
     assert register.call_args.kwargs == {"email": "ann@example.com", "username": "ann_1",
@@ -71,24 +90,124 @@ def test_register_normalises_and_hands_the_domain_clean_data():
 def test_login_passes_the_client_address_to_the_throttle():
     service = worker_factory(AuthService)
     request = validated(AuthService.login, json_request({"login": "ann", "password": "pw"}))
-    with mock.patch("services.auth.accounts.login", return_value={}) as login:
+    with mock.patch("services.auth.accounts.login") as login, \
+            mock.patch.object(schemas.SESSION, "dump", return_value={}):
         service.login(request)
     assert login.call_args.args[4:] == ("ann", "pw", request.remote_addr)
 
 
-def test_profile_of_a_non_uuid_is_not_found_without_a_query():
-    service = worker_factory(AuthService)
-    with pytest.raises(NotFound):
-        service.get_profile(json_request({}, user_id="2c1b6f3e-5a4d-4b8e-9c1f-0a2b3c4d5e6f"), id="1 OR 1=1")
-    assert not service.db.session.method_calls
+def test_every_user_id_in_a_path_is_parsed_at_the_edge_into_the_users_404():
+    routes = [entrypoint for name in dir(AuthService)
+              for entrypoint in getattr(getattr(AuthService, name), "nameko_entrypoints", ())
+              if "<" in getattr(entrypoint, "url", "")]
+    assert len(routes) == 5
+    for entrypoint in routes:
+        assert "<uuid:id>" in entrypoint.url and entrypoint.not_found is exceptions.UserNotFound
 
 
 def test_rpc_get_users_ignores_ids_that_are_not_uuids():
     service = worker_factory(AuthService)
     with mock.patch("services.auth.accounts.users_by_ids", return_value=[]) as lookup:
-        service.get_users(["7c9e6679-7425-40de-944b-e07fc1f90ae7", "nope", 42, None])
-    assert lookup.call_args.args[1] == ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+        assert service.get_users([MEDIA_ID, "nope", 42, None]) == []
+    assert lookup.call_args.args[1] == [MEDIA_ID]
 
+
+# Sessions --------------------------------------------------------------------------
+
+def test_a_reused_refresh_token_is_refused_after_its_family_revocation_is_committed():
+    service = worker_factory(AuthService)
+    uow = service.outbox.unit_of_work.return_value
+    with mock.patch("services.auth.sessions.refresh", return_value=sessions.FAMILY_REVOKED):
+        with pytest.raises(exceptions.RefreshTokenReused):
+            service.refresh(validated(AuthService.refresh, json_request({"refresh_token": "abc"})))
+    # The unit of work was left without an error (it commits), before the refusal.
+    uow.__exit__.assert_called_once_with(None, None, None)
+
+
+class FakeSigner:
+    ttl_seconds = 900
+
+    def sign(self, user_id):
+        return "token-of-" + user_id
+
+
+def test_refresh_tokens_are_stored_as_their_hash_and_expire_after_their_lifetime():
+    tokens = sessions.Tokens(FakeSigner(), refresh_ttl_seconds=3600)
+    raw, token_hash, expires_at = tokens.new_refresh_token()
+    assert token_hash == sessions.hash_refresh_token(raw) != raw and len(token_hash) == 64
+    assert timedelta(seconds=3590) < expires_at - datetime.now(UTC) <= timedelta(seconds=3600)
+    assert tokens.access_token(ANN_ID) == "token-of-" + ANN_ID and tokens.access_ttl_seconds == 900
+
+
+def test_a_lowered_lifetime_shortens_the_refresh_tokens_already_issued():
+    now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    tokens = sessions.Tokens(FakeSigner(), refresh_ttl_seconds=3600)
+    assert not tokens.refresh_token_too_old(now - timedelta(minutes=59), now)
+    assert tokens.refresh_token_too_old(now - timedelta(minutes=60), now)
+    assert tokens.refresh_token_too_old(None, now)
+
+
+# Rules that refuse before anything is read ---------------------------------------------
+
+def test_nobody_follows_themselves():
+    with pytest.raises(exceptions.CannotFollowYourself):
+        accounts.follow(None, ANN_ID, ANN_ID)  # no unit of work needed: nothing is read
+
+
+def test_a_registration_over_the_limit_is_refused_before_anything_is_read():
+    throttle = mock.Mock()
+    throttle.reserve.side_effect = RateLimited(retry_after=60)
+    with pytest.raises(RateLimited):
+        accounts.register(None, None, None, throttle, "203.0.113.7", "ann@example.com", "ann", "long enough")
+    throttle.reserve.assert_called_once_with("203.0.113.7")
+
+
+def test_a_batch_of_no_ids_reads_nothing():
+    assert accounts.users_by_ids(None, []) == []
+
+
+@pytest.mark.parametrize("media, allowed", [
+    ({"owner_id": ANN_ID, "content_type": "image/png"}, True),
+    ({"owner_id": ANN_ID, "content_type": "video/mp4"}, False),
+    ({"owner_id": MEDIA_ID, "content_type": "image/png"}, False),
+    ({"owner_id": ANN_ID}, False),
+    (None, False),
+])
+def test_an_avatar_is_an_image_of_ones_own(media, allowed):
+    assert accounts.is_own_image(media, ANN_ID) is allowed
+
+
+# Answers -------------------------------------------------------------------------------
+
+def test_the_summary_other_services_rely_on_keeps_its_keys_and_values():
+    assert schemas.USER_SUMMARY.dump(ann(avatar_media_id=MEDIA_ID)) == {
+        "id": ANN_ID, "username": "ann", "display_name": "Ann", "avatar_url": "/media/" + MEDIA_ID}
+    assert schemas.USER_SUMMARY.dump([ann()], many=True)[0]["avatar_url"] is None
+
+
+def test_a_private_user_has_email_and_a_time_to_the_second():
+    assert schemas.PRIVATE_USER.dump(Profile(ann(), followers_count=2, following_count=3)) == {
+        "id": ANN_ID, "username": "ann", "display_name": "Ann", "avatar_url": None, "bio": "",
+        "followers_count": 2, "following_count": 3, "is_following": False,
+        "email": "ann@example.com", "created_at": "2026-11-23T18:00:00Z"}
+
+
+def test_a_public_user_says_whether_the_viewer_follows_them_and_hides_the_email():
+    answer = schemas.PUBLIC_USER.dump(Profile(ann(), 0, 1, is_following=True))
+    assert answer["is_following"] is True and "email" not in answer and "created_at" not in answer
+
+
+def test_a_session_answer():
+    signed_in = sessions.SignedIn(user=Profile(ann(), 0, 0), access_token="a", refresh_token="r", expires_in=900)
+    answer = schemas.SESSION.dump(signed_in)
+    assert answer["token_type"] == "Bearer" and answer["expires_in"] == 900 and answer["user"]["email"]
+
+
+def test_operators_see_whether_an_account_is_closed():
+    assert schemas.OPERATOR_USER.dump(Profile(ann(is_active=False), 0, 0))["is_active"] is False
+
+
+# Passwords and throttles -----------------------------------------------------------------
 
 def test_production_bcrypt_cost_is_12():
     import os

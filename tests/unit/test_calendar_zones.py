@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar.timezone import tzp
 
-from services.events import calendars, ics_reading, ics_zones, recurrence, schemas
+from services.events import calendars, ics_reading, ics_zones, recurrence, schedule
 from services.events.exceptions import InvalidCalendar
 
 BERLIN_LIKE = """BEGIN:VTIMEZONE\r
@@ -181,7 +181,7 @@ def test_mutated_calendars_either_import_in_range_or_are_refused():
             continue
         outcomes["imported"] += 1
         for values in parsed:
-            assert schemas.EARLIEST <= values["starts_at"] < values["ends_at"] < schemas.LATEST + timedelta(days=31)
-            assert values["ends_at"] - values["starts_at"] <= schemas.MAX_EVENT_DURATION
+            assert schedule.EARLIEST <= values["starts_at"] < values["ends_at"] < schedule.LATEST + timedelta(days=31)
+            assert values["ends_at"] - values["starts_at"] <= schedule.MAX_EVENT_DURATION
             assert values["series_ends_at"] >= values["ends_at"] and recurrence.valid_timezone(values["timezone"])
     assert outcomes["imported"] > 100 and outcomes["refused"] > 100

@@ -1,24 +1,18 @@
-"""Unit tests of the events service: pure rules, parsers and guards, and the
-service's entrypoints through Nameko's worker_factory (mocks only here)."""
-import http.server
+"""Unit tests of the events service: its rules, parsers and guards, with no
+I/O (the service itself runs in tests/interface/test_events.py)."""
 import io
-import socket
 import struct
-import threading
-import time
 import zlib
-from datetime import UTC, datetime
-from unittest.mock import MagicMock
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from marshmallow import ValidationError
-from nameko.testing.services import worker_factory
 
-from services.events import calendars, images, media, recurrence, schemas, videos
-from services.events.exceptions import InvalidCalendar, UrlFetchFailed, UrlNotAllowed
+from services.events import calendars, images, media, recurrence, schedule, schemas, videos
+from services.events.exceptions import InvalidCalendar, UrlNotAllowed
 from services.events.fetching import Fetcher, public_address
-from services.events.service import EventsService
-from services.shared.errors import InvalidInput, TooLarge, UnsupportedType
+from services.shared.errors import InvalidInput, UnsupportedType
 from tests.fixtures.events.media_samples import decoded, mp4_lasting, phone_photo, webm_lasting
 
 MONDAY = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)
@@ -154,74 +148,6 @@ def test_public_address(address, allowed):
     assert public_address(address) is allowed
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes = {}
-
-    def do_GET(self):
-        status, headers, body = self.routes.get(self.path, (404, {}, b""))
-        if status == "slow":
-            time.sleep(2)
-            status = 200
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        _Handler.hosts.append(self.headers.get("Host"))
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def calendar_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    port = server.server_address[1]
-    _Handler.hosts = []
-    _Handler.routes = {
-        "/cal.ics": (200, {}, b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
-        "/to-private": (302, {"Location": f"http://127.0.0.2:{port}/cal.ics"}, b""),
-        "/to-self": (302, {"Location": "/to-self"}, b""),
-        "/big": (200, {}, b"x" * 5000),
-        "/slow": ("slow", {}, b""),
-    }
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield port
-    server.shutdown()
-    server.server_close()
-
-
-def local_fetcher(**kwargs):
-    """Treats 127.0.0.1 as if it were public, every other address as private,
-    and resolves calendar.test to 127.0.0.1."""
-    def resolver(host, port):
-        return ["127.0.0.1"] if host == "calendar.test" else [host]
-    return Fetcher(kwargs.pop("max_bytes", 1000), kwargs.pop("timeout", 5), resolver=resolver,
-                   allowed=lambda address: address == "127.0.0.1", ports=kwargs.pop("ports", range(1, 65536)))
-
-
-def test_fetch_connects_to_the_checked_address_with_the_host_name(calendar_server):
-    body = local_fetcher().fetch(f"http://calendar.test:{calendar_server}/cal.ics")
-    assert body.startswith(b"BEGIN:VCALENDAR")
-    assert _Handler.hosts == [f"calendar.test:{calendar_server}"]
-
-
-def test_redirects_are_checked_like_the_first_url(calendar_server):
-    with pytest.raises(UrlNotAllowed):
-        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/to-private")
-    with pytest.raises(UrlFetchFailed):
-        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/to-self")
-
-
-def test_fetch_limits_size_and_time(calendar_server):
-    with pytest.raises(TooLarge):
-        local_fetcher().fetch(f"http://127.0.0.1:{calendar_server}/big")
-    with pytest.raises(UrlFetchFailed):
-        local_fetcher(timeout=0.5).fetch(f"http://127.0.0.1:{calendar_server}/slow")
-
-
 @pytest.mark.parametrize("address", [
     "::127.0.0.1", "::10.0.0.1", "::ffff:0:7f00:1", "::ffff:0:a00:1", "fec0::1", "feff::1", "::ffff:127.0.0.1",
     "64:ff9b::7f00:1", "2002:7f00:1::", "::1", "::", "127.0.0.1", "169.254.169.254", "100.64.0.1", "fe80::1%eth0",
@@ -238,79 +164,6 @@ def test_only_web_ports_are_fetched_and_refused_before_any_lookup():
     for url in ("http://calendar.test:22/cal.ics", "https://calendar.test:8443/cal.ics", "http://calendar.test:0/"):
         with pytest.raises(UrlNotAllowed):
             fetcher.fetch(url)
-
-
-def test_a_refused_connection_and_a_timeout_read_the_same(calendar_server):
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    refused_port = closed.getsockname()[1]
-    closed.close()  # nothing listens there now
-    answers = []
-    for url, timeout in ((f"http://127.0.0.1:{refused_port}/cal.ics", 5),
-                         (f"http://127.0.0.1:{calendar_server}/slow", 0.5)):
-        with pytest.raises(UrlFetchFailed) as failed:
-            local_fetcher(timeout=timeout).fetch(url)
-        answers.append(failed.value.details)
-    assert answers[0] == answers[1]
-
-
-def test_the_real_policy_refuses_this_machine(calendar_server):
-    with pytest.raises(UrlNotAllowed):
-        Fetcher(1000, 5).fetch(f"http://localhost:{calendar_server}/cal.ics")
-
-
-# Entrypoints (worker_factory) -------------------------------------------------------------
-
-def test_get_media_with_a_bad_id_answers_none_without_the_database():
-    service = worker_factory(EventsService)
-    assert service.get_media("../etc/passwd") is None
-    assert service.get_media(None) is None
-    service.db.session.get.assert_not_called()
-
-
-def test_follow_events_without_ids_are_ignored():
-    service = worker_factory(EventsService)
-    service.on_user_followed({"follower_id": "x", "followee_id": "y", "event_id": "z"})
-    service.db.session.execute.assert_not_called()
-    service.db.session.commit.assert_not_called()
-
-
-def test_user_deleted_twice_is_handled_once():
-    service = worker_factory(EventsService)
-    # first_delivery's INSERT ... RETURNING finds the event id already claimed.
-    service.db.session.execute.return_value.first.return_value = None
-    service.on_user_deleted({"user_id": "6f0c6b8e-5d41-4cf1-9d0f-1f2a3b4c5d6e",
-                             "event_id": "0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c"})
-    assert service.db.session.execute.call_count == 1
-    service.db.session.commit.assert_not_called()
-    service.storage.delete.assert_not_called()
-
-
-def test_readiness_probes_cover_database_and_broker():
-    service = worker_factory(EventsService, storage=MagicMock(spec=[]))
-    assert set(service.readiness_probes()) == {"database", "broker"}
-
-
-def test_a_page_of_events_costs_one_user_lookup():
-    from types import SimpleNamespace
-
-    from services.events import schedule
-
-    organizers = ["6f0c6b8e-5d41-4cf1-9d0f-1f2a3b4c5d6e", "0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c"]
-    events = [
-        SimpleNamespace(id=str(index), organizer_id=organizers[index % 2], rrule=None, title="t", description="",
-                        starts_at=MONDAY, ends_at=MONDAY, timezone="UTC", location="", is_online=False,
-                        visibility="public", status="active", capacity=None, participants_count=0,
-                        cover_media_id=None, created_at=MONDAY, updated_at=MONDAY)
-        for index in range(5)
-    ]
-    auth, session = MagicMock(), MagicMock()
-    auth.get_users.return_value = [{"id": organizers[0], "username": "ann", "display_name": "Ann", "avatar_url": None}]
-    session.execute.return_value.scalars.return_value = []
-    answered = schedule.views(session, auth, "viewer", [(event, None) for event in events])
-    auth.get_users.assert_called_once()
-    assert sorted(auth.get_users.call_args.args[0]) == sorted(organizers)
-    assert [view["organizer"]["username"] for view in answered] == ["ann", None, "ann", None, "ann"]
 
 
 # Pictures: published upright and without metadata -----------------------------
@@ -348,3 +201,67 @@ def test_unreadable_or_huge_pictures_are_refused(data):
 def test_gifs_and_videos_are_kept_as_sent():
     assert images.without_metadata(b"GIF89a...", "image/gif") == b"GIF89a..."
     assert images.without_metadata(b"....ftypmp42", "video/mp4") == b"....ftypmp42"
+
+
+# Rules of an event's times -------------------------------------------------------------
+
+def test_an_event_ends_after_it_starts_and_lasts_at_most_a_month():
+    assert schedule.check_times(MONDAY, MONDAY + schedule.DEFAULT_EVENT_DURATION) == {}
+    assert "ends_at" in schedule.check_times(MONDAY, MONDAY)
+    assert "ends_at" in schedule.check_times(MONDAY, MONDAY + schedule.MAX_EVENT_DURATION + timedelta(seconds=1))
+    assert schedule.check_range(MONDAY, MONDAY + schedule.MAX_RANGE) == {}
+    assert "to" in schedule.check_range(MONDAY, MONDAY + schedule.MAX_RANGE + timedelta(days=1))
+
+
+def _event(**fields):
+    values = dict(id="6f0c6b8e-5d41-4cf1-9d0f-1f2a3b4c5d6e", organizer_id="0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c",
+                  rrule=None, title="t", description="", starts_at=MONDAY, ends_at=MONDAY + timedelta(hours=2),
+                  timezone="UTC", location="", is_online=False, visibility="public", status="active", capacity=None,
+                  participants_count=0, cover_media_id=None, created_at=MONDAY, updated_at=MONDAY)
+    return SimpleNamespace(**dict(values, **fields))
+
+
+def test_an_occurrence_lasts_as_long_as_the_first_and_is_named_only_in_a_series():
+    single = schedule.occurrence_of(_event())
+    assert (single.starts_at, single.ends_at, single.occurrence_id) == (MONDAY, MONDAY + timedelta(hours=2), None)
+    weekly = _event(rrule="FREQ=WEEKLY")
+    later = schedule.occurrence_of(weekly, MONDAY + timedelta(days=7))
+    assert later.ends_at == MONDAY + timedelta(days=7, hours=2)
+    assert later.occurrence_id == f"{weekly.id}:2027-03-08T17:00:00Z"
+
+
+# Answers -------------------------------------------------------------------------------
+
+def test_an_event_answer_shows_its_occurrence_and_a_deleted_organizer():
+    event = _event(rrule="FREQ=WEEKLY", cover_media_id="1c9f6a8e-7d41-4cf1-9d0f-1f2a3b4c5d6e")
+    seen = schedule.SeenEvent(event, schedule.occurrence_of(event, MONDAY + timedelta(days=7)), None, None)
+    answer = schemas.EVENT_ANSWER.dump(seen)
+    assert answer["starts_at"] == "2027-03-08T17:00:00Z" and answer["series_starts_at"] == "2027-03-01T17:00:00Z"
+    assert answer["cover_url"] == f"/media/{event.cover_media_id}"
+    assert answer["organizer"] == {"id": event.organizer_id, "username": None, "display_name": "Deleted user",
+                                   "avatar_url": None}
+    assert schemas.EventAnswer().validate(answer) == {}
+
+
+def test_a_feed_item_is_the_answer_of_its_post_with_its_type():
+    from services.events import social
+
+    post = SimpleNamespace(id="1c9f6a8e-7d41-4cf1-9d0f-1f2a3b4c5d6e", body="hi", event_id=None,
+                           media_ids=["2d9f6a8e-7d41-4cf1-9d0f-1f2a3b4c5d6e"],
+                           author_id="0b8e9f3c-6a3e-4a59-9d6e-2f0f1f2e3d4c", created_at=MONDAY)
+    author = {"id": post.author_id, "username": "ann", "display_name": "Ann", "avatar_url": None}
+    item = schemas.FEED_ITEM.dump(social.FeedEntry("post", MONDAY, post.id, social.SeenPost(post, author)))
+    assert item == dict(schemas.POST_ANSWER.dump(social.SeenPost(post, author)), type="post")
+    assert item["media"] == [{"id": post.media_ids[0], "url": f"/media/{post.media_ids[0]}"}]
+    assert item["author"] == author and item["created_at"] == "2027-03-01T17:00:00Z"
+
+
+def test_readiness_probes_cover_database_and_broker():
+    from unittest.mock import MagicMock
+
+    from nameko.testing.services import worker_factory
+
+    from services.events.service import EventsService
+
+    service = worker_factory(EventsService, storage=MagicMock(spec=[]))
+    assert set(service.readiness_probes()) == {"database", "broker"}

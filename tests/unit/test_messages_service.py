@@ -1,25 +1,34 @@
-"""The messages service's entrypoints and rules in isolation (Nameko's worker_factory)."""
+"""The messages service's rules and answers in isolation, with no I/O (what needs the
+database is in tests/interface/test_messages.py)."""
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime
-from unittest import mock
 
 import pytest
 from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.messages import notifications
-from services.messages.exceptions import ConversationNotFound, MessageNotFound, NoOtherMembers, UnknownMembers
-from services.messages.schemas import MessageCreate, check_emoji
+from http_edge.answers import deleted_user
+from services.messages import conversations, notifications
+from services.messages.models import Message, Notification
+from services.messages.schemas import (
+    CONVERSATION_ANSWER,
+    MESSAGE_ANSWER,
+    NOTIFICATION_ANSWER,
+    MessageCreate,
+    check_emoji,
+    load_emoji,
+)
 from services.messages.service import MessagesService
-from services.shared import clock
 from services.shared.errors import InvalidInput
 
 ANN = "11111111-1111-4111-8111-111111111111"
 BOB = "22222222-2222-4222-8222-222222222222"
 CAT = "33333333-3333-4333-8333-333333333333"
 CONVERSATION = "44444444-4444-4444-8444-444444444444"
+MESSAGE = "66666666-6666-4666-8666-666666666666"
 
 
 def json_request(body, user_id=ANN, method="POST", handler=None):
@@ -63,93 +72,61 @@ def test_bodies_keep_newlines_and_are_trimmed():
     assert loaded["body"] == "line one\nline two"
 
 
-def test_a_conversation_with_only_yourself_is_refused_without_asking_auth():
-    service = worker_factory(MessagesService)
-    with pytest.raises(NoOtherMembers):
-        service.create_conversation(json_request({"member_ids": [ANN]}, handler=MessagesService.create_conversation))
-    assert not service.auth.get_users.called
-
-
-def test_unknown_members_are_named_and_nothing_is_written():
-    service = worker_factory(MessagesService)
-    service.auth.get_users.return_value = [{"id": ANN}, {"id": BOB}]
-    with pytest.raises(UnknownMembers) as failure:
-        service.create_conversation(json_request({"member_ids": [BOB, CAT]},
-                                                 handler=MessagesService.create_conversation))
-    assert failure.value.details == {"member_ids": [CAT]}
-    service.auth.get_users.assert_called_once_with([ANN, BOB, CAT])  # one batched call
-    assert not service.db.session.add_all.called and not service.db.session.commit.called
-
-
-def test_ids_that_are_not_uuids_name_nothing():
-    service = worker_factory(MessagesService)
-    with pytest.raises(ConversationNotFound):
-        service.get_conversation(json_request({}, method="GET"), "1 OR 1=1")
-    with pytest.raises(MessageNotFound):
-        service.add_reaction(json_request({"emoji": "👍"}, handler=MessagesService.add_reaction), "../etc")
-
-
 def test_reactions_are_validated_before_any_worker_runs():
     with pytest.raises(InvalidInput) as failure:
         json_request({"emoji": "ok"}, handler=MessagesService.add_reaction)
     assert "emoji" in failure.value.details
 
 
-def test_removing_a_reaction_checks_the_emoji_in_the_path():
-    service = worker_factory(MessagesService)
+def test_an_emoji_in_a_path_is_checked_as_a_body_field_would_be():
     with pytest.raises(InvalidInput) as failure:
-        service.remove_reaction(json_request({}, method="DELETE"), CONVERSATION, "abc")
+        load_emoji("abc")
     assert "emoji" in failure.value.details
-    assert not service.db.session.method_calls
+    assert load_emoji("👍") == "👍"
 
 
-def test_rpc_answers_nothing_for_malformed_ids():
+def test_rpc_answers_nothing_for_malformed_ids_without_a_transaction():
     service = worker_factory(MessagesService)
     assert service.is_member("nope", ANN) is False
     assert service.member_ids(None) == []
-    assert not service.db.session.method_calls
+    assert service.unread_notifications("1 OR 1=1") == 0
+    assert not service.db.session.method_calls and not service.outbox.method_calls
 
 
-def _claimed_session():
-    session = mock.MagicMock()
-    session.execute.return_value.first.return_value = ("claimed",)
-    return session
+def test_a_preview_is_cut_to_its_length_with_an_ellipsis():
+    assert conversations.preview("short") == "short"
+    cut = conversations.preview("x" * 500)
+    assert len(cut) == conversations.PREVIEW_CHARS and cut.endswith("…")
 
 
-def test_a_message_notifies_only_recipients_without_a_socket():
-    session, outbox, presence = _claimed_session(), mock.Mock(), mock.Mock()
-    presence.online_among.return_value = {BOB}
-    session.execute.return_value.scalars.return_value.first.return_value = None  # no unread one to update
-    payload = {"event_id": "55555555-5555-4555-8555-555555555555", "recipient_ids": [ANN, BOB, CAT],
-               "message": {"id": "m", "conversation_id": CONVERSATION, "sender_id": ANN, "body": "x" * 500}}
-    with mock.patch.object(clock, "now", return_value=datetime(2026, 1, 1, tzinfo=UTC)):
-        notifications.on_message_sent(session, outbox, presence, payload)
-    presence.online_among.assert_called_once_with([BOB, CAT])  # never the sender
-    (notified,) = [call.args[0] for call in session.add.call_args_list]
-    assert notified.user_id == CAT and notified.type == "message"
-    assert len(notified.data["preview"]) == 140 and notified.data["count"] == 1
-    outbox.add.assert_called_once()
-    assert outbox.add.call_args.args[2]["recipient_ids"] == [CAT]
-    session.commit.assert_called_once()
+SENT_AT = datetime(2026, 11, 23, 18, 0, 0, 123456, tzinfo=UTC)
 
 
-def test_an_event_seen_before_changes_nothing():
-    session, outbox = mock.MagicMock(), mock.Mock()
-    session.execute.return_value.first.return_value = None  # the claim found it already processed
-    notifications.on_user_followed(session, outbox, {"event_id": CONVERSATION, "follower_id": ANN,
-                                                     "followee_id": BOB})
-    assert not session.add.called and not outbox.add.called
-    session.rollback.assert_called_once()
+def test_a_message_event_carries_the_message_as_the_api_answers_it():
+    message = Message(id=MESSAGE, conversation_id=CONVERSATION, seq=7, sender_id=ANN, body="hi", client_id="c",
+                      created_at=SENT_AT)
+    values = conversations.message_values(message, [{"emoji": "👍", "count": 1, "user_ids": [BOB]}])
+    answer = MESSAGE_ANSWER.dump(values)
+    assert answer["created_at"] == "2026-11-23T18:00:00Z"  # to the second, as every answer
+    assert dataclasses.asdict(conversations.message_summary(values)) == answer
 
 
-def test_an_event_without_an_id_is_not_handled():
-    session, outbox = mock.MagicMock(), mock.Mock()
-    notifications.on_user_followed(session, outbox, {"follower_id": ANN, "followee_id": BOB})
-    assert not session.execute.called and not outbox.add.called
+def test_a_notification_event_carries_the_notification_as_the_api_answers_it():
+    notification = Notification(id=MESSAGE, user_id=ANN, type="message", data={"count": 2}, created_at=SENT_AT,
+                                read_at=None)
+    answer = NOTIFICATION_ANSWER.dump(notification)
+    assert answer == {"id": MESSAGE, "type": "message", "data": {"count": 2}, "created_at": "2026-11-23T18:00:00Z",
+                      "read_at": None}
+    assert dataclasses.asdict(notifications.notification_summary(notification)) == answer
 
 
-def test_joining_your_own_event_notifies_nobody():
-    session, outbox = _claimed_session(), mock.Mock()
-    notifications.on_participant_joined(session, outbox, {
-        "event_id": CONVERSATION, "organizer_id": ANN, "user_id": ANN, "event": {"id": BOB, "title": "T"}})
-    assert not session.add.called and not outbox.add.called
+def test_a_member_auth_no_longer_knows_is_shown_as_the_deleted_user():
+    conversation = {
+        "id": CONVERSATION, "kind": "group", "title": None, "member_ids": [ANN, BOB],
+        "users": {ANN: {"id": ANN, "username": "ann", "display_name": "Ann", "avatar_url": None}},
+        "created_at": SENT_AT, "last_activity_at": SENT_AT, "last_message": None, "unread_count": 0,
+    }
+    answer = CONVERSATION_ANSWER.dump(conversation)
+    assert answer["members"] == [conversation["users"][ANN], deleted_user(BOB)]
+    assert "member_ids" not in answer and "users" not in answer
+

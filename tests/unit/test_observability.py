@@ -13,7 +13,6 @@ from nameko.containers import ServiceContainer
 from nameko.events import EventHandler
 from nameko.rpc import Rpc
 from nameko.testing.services import dummy, entrypoint_hook
-from nameko.timer import Timer
 from prometheus_client import REGISTRY
 from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Request, Response
@@ -272,7 +271,7 @@ class FakeOutbox(Outbox):
 
 class ServiceWithOutbox:
     name = "obs_outbox_probe"
-    outbox = FakeOutbox(None)
+    outbox = FakeOutbox(None, None)
     observability = Observability()
 
     @dummy
@@ -293,7 +292,6 @@ def test_the_outbox_backlog_is_published_without_a_request():
 @pytest.mark.parametrize("entrypoint, kind", [
     (Rpc(), "rpc"),
     (EventHandler("auth", "user_registered"), "event"),
-    (Timer(interval=1), "timer"),
     (JsonHttpEntrypoint("GET", "/x"), "http"),
 ])
 def test_entrypoint_kinds(entrypoint, kind):

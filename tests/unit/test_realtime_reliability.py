@@ -19,13 +19,17 @@ from realtime.membership import MemberCache
 from realtime.peers import Peers
 from realtime.service import RealtimeService
 from realtime.sockets import ChannelManager, SocketServer
+from services.shared import contracts
 from services.shared.errors import DependencyUnavailable
 from services.shared.events import DurableEventHandler
 from tests.conftest import ROOT
 
 ANN = "11111111-1111-4111-8111-111111111111"
 EVENT = "55555555-5555-4555-8555-555555555555"
-PAYLOAD = {"event_id": EVENT, "message": {"id": "m"}, "recipient_ids": [ANN]}
+SENT = contracts.MessageSent.from_payload({
+    "domain_event_id": EVENT, "conversation_id": ANN, "sender_id": ANN, "recipient_ids": [ANN],
+    "message": {"id": EVENT, "conversation_id": ANN, "seq": 1, "sender_id": ANN, "body": "hi", "client_id": None,
+                "created_at": "2026-11-23T18:00:00Z", "reactions": []}})
 
 
 def service_classes():
@@ -64,7 +68,7 @@ def test_a_push_that_cannot_be_published_fails_and_is_not_marked_pushed():
     service.redis.exists.return_value = 0
     service.sockets.emit_to_users.side_effect = redis.ConnectionError("gone")
     with pytest.raises(redis.ConnectionError):
-        service.on_message_sent(PAYLOAD)
+        service.on_message_sent(SENT)
     assert not service.redis.set.called  # so the redelivery pushes it
 
 
@@ -72,7 +76,7 @@ def test_a_push_whose_mark_fails_is_still_done_once():
     service = worker_factory(RealtimeService, members=MemberCache())
     service.redis.exists.return_value = 0
     service.redis.set.side_effect = redis.ConnectionError("gone")
-    service.on_message_sent(PAYLOAD)  # acknowledged: a repeat would be dropped on receipt
+    service.on_message_sent(SENT)  # acknowledged: a repeat would be dropped on receipt
     assert service.sockets.emit_to_users.call_count == 1
 
 
@@ -80,7 +84,7 @@ def test_nothing_is_pushed_while_the_replica_is_not_subscribed():
     service = worker_factory(RealtimeService, members=MemberCache())
     service.sockets.check_subscribed.side_effect = DependencyUnavailable()
     with pytest.raises(DependencyUnavailable):
-        service.on_message_sent(PAYLOAD)
+        service.on_message_sent(SENT)
     assert not service.redis.exists.called and not service.sockets.emit_to_users.called
 
 

@@ -14,6 +14,7 @@ from realtime.delivered import RecentIds
 from realtime.membership import MemberCache
 from realtime.service import RealtimeService
 from realtime.sockets import ChannelManager, SocketServer, pubsub_channel
+from services.shared import contracts
 from services.shared.errors import InvalidInput, NotFound
 
 ANN = "11111111-1111-4111-8111-111111111111"
@@ -72,23 +73,53 @@ def test_member_cache_expires_and_stays_bounded():
     assert list(cache._entries) == ["b", "c"]
 
 
-def test_a_push_goes_out_once_per_event_id_and_carries_it():
+MESSAGE = {"id": CAT, "conversation_id": CHAT, "seq": 7, "sender_id": ANN, "body": "hi", "client_id": None,
+           "created_at": "2026-11-23T18:00:00Z", "reactions": [{"emoji": "👍", "count": 1, "user_ids": [BOB]}]}
+NOTIFICATION = {"id": CAT, "type": "message", "data": {"conversation_id": CHAT, "count": 2},
+                "created_at": "2026-11-23T18:00:00Z", "read_at": None}
+REACTION = {"message_id": CAT, "conversation_id": CHAT, "user_id": BOB, "emoji": "👍"}
+
+
+def received(contract, payload):
+    """An event as the messages service records it and realtime's handler is handed it."""
+    return contract.from_payload(dict(payload, domain_event_id=EVENT))
+
+
+def test_a_push_goes_out_once_per_envelope_id_and_carries_it_as_event_id():
     service = realtime()
     service.redis.exists.side_effect = [0, 1]
-    payload = {"event_id": EVENT, "message": {"id": "m"}, "recipient_ids": [ANN, "junk", BOB]}
-    service.on_message_sent(payload)
-    service.on_message_sent(payload)  # redelivered
+    event = received(contracts.MessageSent, {"message": MESSAGE, "conversation_id": CHAT, "sender_id": ANN,
+                                             "recipient_ids": [ANN, BOB]})
+    service.on_message_sent(event)
+    service.on_message_sent(event)  # redelivered
     service.sockets.emit_to_users.assert_called_once_with(
-        [ANN, BOB], "message:new", {"message": {"id": "m"}, "event_id": EVENT}, push_id=EVENT)
+        [ANN, BOB], "message:new", {"message": MESSAGE, "event_id": EVENT}, push_id=EVENT)
     service.redis.set.assert_called_once_with("realtime:pushed:" + EVENT, 1, ex=3600)
 
 
-@pytest.mark.parametrize("payload", [{"event_id": EVENT}, {"event_id": "x", "recipient_ids": [ANN]},
-                                     {"recipient_ids": ANN, "event_id": EVENT}, "junk"])
-def test_a_malformed_domain_event_pushes_nothing(payload):
+# What each socket event carries (docs/API.md): exactly these fields, whatever else the domain event has.
+@pytest.mark.parametrize("handler, contract, payload, socket_event, pushed", [
+    ("on_reaction_added", contracts.ReactionAdded, dict(REACTION, action="added"), "message:reaction",
+     dict(REACTION, action="added")),
+    ("on_reaction_removed", contracts.ReactionRemoved, dict(REACTION, action="removed"), "message:reaction",
+     dict(REACTION, action="removed")),
+    ("on_conversation_read", contracts.ConversationRead, {"conversation_id": CHAT, "user_id": BOB, "message_id": CAT},
+     "conversation:read", {"conversation_id": CHAT, "user_id": BOB, "message_id": CAT}),
+    ("on_notification_created", contracts.NotificationCreated, {"notification": NOTIFICATION, "user_id": BOB},
+     "notification:new", {"notification": NOTIFICATION}),
+], ids=["reaction_added", "reaction_removed", "conversation_read", "notification_created"])
+def test_each_push_carries_what_the_socket_contract_says(handler, contract, payload, socket_event, pushed):
     service = realtime()
-    service.on_reaction_added(payload)
-    assert not service.sockets.emit_to_users.called
+    service.redis.exists.return_value = 0
+    getattr(service, handler)(received(contract, dict(payload, recipient_ids=[BOB])))
+    service.sockets.emit_to_users.assert_called_once_with(
+        [BOB], socket_event, dict(pushed, event_id=EVENT), push_id=EVENT)
+
+
+def test_a_closed_account_loses_its_sockets():
+    service = realtime()
+    service.on_user_deleted(received(contracts.UserDeleted, {"user_id": ANN}))
+    service.sockets.close_user.assert_called_once_with(ANN)
 
 
 def test_redis_databases_get_their_own_channel():

@@ -5,7 +5,7 @@
 
 Its worker hooks see every entrypoint. For all of them it sets the worker's
 call context (so every record logged by the worker carries its request id);
-for RPC calls, events and timers it also counts the call, times it and logs one
+for RPC calls and events it also counts the call, times it and logs one
 line. HTTP requests are counted and logged by `http_edge`, which knows the
 status code. It also reports the service's worker pool and outbox backlog.
 """
@@ -16,7 +16,6 @@ import eventlet
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
-from nameko.timer import Timer
 from nameko.web.handlers import HttpRequestHandler
 
 from services.shared.observability.logs import current_call
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 # One COUNT over a partial index per service this often, whoever scrapes.
 BACKLOG_REFRESH_SECONDS = 5.0
 
-_KINDS = ((HttpRequestHandler, "http"), (Rpc, "rpc"), (EventHandler, "event"), (Timer, "timer"))
+_KINDS = ((HttpRequestHandler, "http"), (Rpc, "rpc"), (EventHandler, "event"))
 
 
 def entrypoint_kind(entrypoint):
@@ -91,10 +90,8 @@ class Observability(DependencyProvider):
         seconds = time.monotonic() - call["started"]
         outcome = outcome_of(entrypoint, exc_info)
         observe_call(self.service_name, kind, entrypoint.method_name, outcome, seconds)
-        # A timer ticks whether or not anything happens: its quiet ticks are for debugging.
-        level = logging.DEBUG if kind == "timer" and outcome == "ok" else logging.INFO
-        calls_log.log(
-            level, "%s %s %s %.1fms", kind, call["entrypoint"], outcome, seconds * 1000,
+        calls_log.info(
+            "%s %s %s %.1fms", kind, call["entrypoint"], outcome, seconds * 1000,
             extra={
                 "kind": kind,
                 "outcome": outcome,

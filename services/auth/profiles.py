@@ -1,0 +1,66 @@
+"""Users as the API shows them: the account with its follow counts, and
+whether the viewer follows it."""
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from services.auth import exceptions
+from services.auth.models import Follow, User
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A user with their follow counts. It reads as the user too
+    (`profile.username`), so one answer schema writes both."""
+    user: User
+    followers_count: int
+    following_count: int
+    is_following: bool = False
+
+    def __getattr__(self, name):
+        # Only reached for what the dataclass itself lacks: the user's columns.
+        return getattr(self.user, name)
+
+
+def active_user(session, user_id):
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise exceptions.UserNotFound()
+    return user
+
+
+def profile_of(session, user, viewer_id=None):
+    (profile,) = profiles_of(session, [user], viewer_id)
+    return profile
+
+
+def profiles_of(session, users, viewer_id=None):
+    """The profiles of users, in their order, as viewer_id (None: nobody) sees them."""
+    ids = [user.id for user in users]
+    counts = _follow_counts(session, ids)
+    followed = _followed_among(session, viewer_id, ids)
+    return [Profile(user, *counts[user.id], is_following=user.id in followed) for user in users]
+
+
+def _follow_counts(session, user_ids):
+    """{user_id: (followers, following)}."""
+    counts = {user_id: [0, 0] for user_id in user_ids}
+    if not user_ids:
+        return counts
+    for user_id, total in session.execute(
+        select(Follow.followee_id, func.count()).where(Follow.followee_id.in_(user_ids)).group_by(Follow.followee_id)
+    ):
+        counts[user_id][0] = total
+    for user_id, total in session.execute(
+        select(Follow.follower_id, func.count()).where(Follow.follower_id.in_(user_ids)).group_by(Follow.follower_id)
+    ):
+        counts[user_id][1] = total
+    return {user_id: tuple(pair) for user_id, pair in counts.items()}
+
+
+def _followed_among(session, viewer_id, user_ids):
+    if not viewer_id or not user_ids:
+        return set()
+    return set(session.execute(
+        select(Follow.followee_id).where(Follow.follower_id == viewer_id, Follow.followee_id.in_(user_ids))
+    ).scalars())

@@ -1,0 +1,126 @@
+"""Sessions: the tokens a sign-in hands out, and the families refresh tokens rotate in.
+
+A sign-in starts a family; each refresh spends its token and issues the next
+one of the same family. A spent token presented again means that the client
+or a thief holds a copy, and we cannot tell which: the whole family is revoked.
+
+Only a hash of each refresh token is stored, so a database leak yields no
+usable token.
+"""
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from services.auth import exceptions
+from services.auth.models import RefreshToken, User
+from services.auth.profiles import Profile, profile_of
+from services.shared import clock
+
+
+def hash_refresh_token(raw):
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Tokens:
+    """Issues access tokens (with the signer it is given) and refresh tokens,
+    which live `refresh_ttl_seconds`."""
+
+    def __init__(self, signer, refresh_ttl_seconds):
+        self.signer = signer
+        self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+
+    def access_token(self, user_id):
+        return self.signer.sign(user_id)
+
+    @property
+    def access_ttl_seconds(self):
+        return self.signer.ttl_seconds
+
+    def new_refresh_token(self):
+        raw = secrets.token_urlsafe(32)
+        return raw, hash_refresh_token(raw), clock.now() + self.refresh_ttl
+
+    def refresh_token_too_old(self, created_at, now):
+        """Whether a refresh token has outlived the lifetime in force now,
+        whatever its stored expiry says: lowering REFRESH_TOKEN_TTL_SECONDS
+        shortens the tokens already issued too."""
+        return created_at is None or now - created_at >= self.refresh_ttl
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What a sign-in or a refresh gives the client."""
+    user: Profile
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+# What refresh() answers when a spent token came back: the family is revoked
+# in the caller's unit of work, which must commit that before refusing the
+# client (RefreshTokenReused), or the thief's copy would keep working.
+FAMILY_REVOKED = object()
+
+
+def sign_in(uow, tokens, user, family_id=None):
+    """Issue an access token and a refresh token (of a new family unless given)."""
+    raw, token_hash, expires_at = tokens.new_refresh_token()
+    uow.session.add(RefreshToken(
+        token_hash=token_hash, user_id=user.id, expires_at=expires_at,
+        family_id=family_id or str(uuid.uuid4()),
+    ))
+    uow.session.flush()
+    return SignedIn(
+        user=profile_of(uow.session, user),
+        access_token=tokens.access_token(user.id),
+        refresh_token=raw,
+        expires_in=tokens.access_ttl_seconds,
+    )
+
+
+def refresh(uow, tokens, raw_token):
+    """Rotate a refresh token: SignedIn, or FAMILY_REVOKED for a spent one."""
+    current = uow.session.execute(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)).with_for_update()
+    ).scalar_one_or_none()
+    now = clock.now()
+    if current is None or current.revoked_at is not None or current.expires_at <= now \
+            or tokens.refresh_token_too_old(current.created_at, now):
+        raise exceptions.InvalidRefreshToken()
+    if current.used_at is not None:
+        revoke_family(uow, current.family_id)
+        return FAMILY_REVOKED
+    user = uow.session.get(User, current.user_id)
+    if user is None or not user.is_active:
+        raise exceptions.InvalidRefreshToken()
+    current.used_at = now
+    return sign_in(uow, tokens, user, family_id=current.family_id)
+
+
+def sign_out(uow, raw_token):
+    """End the session (the family) a refresh token belongs to; an unknown token ends nothing."""
+    current = uow.session.execute(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token))
+    ).scalar_one_or_none()
+    if current is not None:
+        revoke_family(uow, current.family_id)
+
+
+def revoke_family(uow, family_id):
+    uow.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+def revoke_every_session(uow, user_id):
+    uow.session.execute(
+        update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )

@@ -1,0 +1,268 @@
+"""The domain events that services publish to each other, one typed contract each.
+
+A producer builds the event from its contract and records it in its unit of
+work (`uow.record(UserFollowed(follower_id=..., followee_id=...))`); the relay
+publishes the contract's payload under its `event_type`, from its `source`
+service. A consumer declares the contract it handles
+(`@consumes(contracts.UserFollowed)`, services.shared.events) and is handed
+the event validated against it; a payload the contract refuses is dead-lettered
+and never reaches the handler.
+
+Every payload also carries its envelope id (ENVELOPE_ID), given when the event
+is recorded: the id of this domain event, by which consumers recognise a
+redelivery. It is not the id of anything the event is about.
+
+A contract that no service of LifyTP consumes says so (`outside=True`): it is
+published for integrations, and the test of the contracts holds every other one
+to having a consumer.
+"""
+import uuid
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import marshmallow
+import marshmallow_dataclass
+
+ENVELOPE_ID = "domain_event_id"
+# Events recorded before the envelope id had its own name carried it as
+# `event_id`; an outbox or queue may still hold some after an upgrade.
+LEGACY_ENVELOPE_ID = "event_id"
+
+
+class MalformedEvent(ValueError):
+    """A payload its contract refuses: a bug of its producer, never worth a retry."""
+
+
+def _canonical_uuid(value):
+    try:
+        canonical = str(uuid.UUID(value)) == value
+    except (TypeError, ValueError, AttributeError):
+        canonical = False
+    if not canonical:
+        raise marshmallow.ValidationError("Not a UUID in canonical form.")
+
+
+Id = marshmallow_dataclass.NewType("Id", str, validate=_canonical_uuid)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent:
+    source: ClassVar[str]
+    event_type: ClassVar[str]
+    outside: ClassVar[bool] = False
+    # Set on the events a consumer receives: see ENVELOPE_ID.
+    envelope_id: Id | None = field(default=None, metadata={"data_key": ENVELOPE_ID})
+
+    def to_payload(self):
+        payload = _schema(type(self)).dump(self)
+        payload.pop(ENVELOPE_ID, None)
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload):
+        if not isinstance(payload, dict):
+            raise MalformedEvent(f"{cls.__name__}: the payload is not an object")
+        if ENVELOPE_ID not in payload and LEGACY_ENVELOPE_ID in payload:
+            payload = {key: value for key, value in payload.items() if key != LEGACY_ENVELOPE_ID} | {
+                ENVELOPE_ID: payload[LEGACY_ENVELOPE_ID]}
+        try:
+            event = _schema(cls).load(payload, unknown=marshmallow.EXCLUDE)
+        except marshmallow.ValidationError as exc:
+            raise MalformedEvent(f"{cls.__name__}: {exc.messages}") from None
+        if event.envelope_id is None:
+            raise MalformedEvent(f"{cls.__name__}: no {ENVELOPE_ID}")
+        return event
+
+
+_SCHEMAS = {}
+
+
+def _schema(contract):
+    if contract not in _SCHEMAS:
+        _SCHEMAS[contract] = marshmallow_dataclass.class_schema(contract)()
+    return _SCHEMAS[contract]
+
+
+def every_contract():
+    """Every concrete contract, for the test that each is consumed."""
+    found, pending = [], list(DomainEvent.__subclasses__())
+    while pending:
+        contract = pending.pop()
+        pending.extend(contract.__subclasses__())
+        if "event_type" in vars(contract):
+            found.append(contract)
+    return sorted(found, key=lambda contract: (contract.source, contract.event_type))
+
+
+# auth ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class UserRegistered(DomainEvent):
+    source = "auth"
+    event_type = "user_registered"
+    outside = True
+    user_id: Id
+    username: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserFollowed(DomainEvent):
+    source = "auth"
+    event_type = "user_followed"
+    follower_id: Id
+    followee_id: Id
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserUnfollowed(DomainEvent):
+    source = "auth"
+    event_type = "user_unfollowed"
+    follower_id: Id
+    followee_id: Id
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDeleted(DomainEvent):
+    """An account was closed: every service forgets or hides what it holds of it."""
+    source = "auth"
+    event_type = "user_deleted"
+    user_id: Id
+
+
+# events --------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class EventSummary:
+    """What an event's domain events say of it (times are ISO 8601 UTC)."""
+    id: Id
+    title: str
+    starts_at: str
+    ends_at: str
+    visibility: str
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventCreated(DomainEvent):
+    source = "events"
+    event_type = "event_created"
+    outside = True
+    event: EventSummary
+    organizer_id: Id
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventUpdated(DomainEvent):
+    source = "events"
+    event_type = "event_updated"
+    outside = True
+    event: EventSummary
+    organizer_id: Id
+    changed: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventCancelled(DomainEvent):
+    source = "events"
+    event_type = "event_cancelled"
+    outside = True
+    event: EventSummary
+    organizer_id: Id
+    # "organizer_deleted" when the organizer's account was closed.
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantJoined(DomainEvent):
+    source = "events"
+    event_type = "participant_joined"
+    event: EventSummary
+    organizer_id: Id
+    user_id: Id
+
+
+# messages ------------------------------------------------------------------------
+# Each names the members who should hear of it (recipient_ids), so realtime
+# delivers it to their sockets without a database.
+
+@dataclass(frozen=True, kw_only=True)
+class ReactionSummary:
+    emoji: str
+    count: int
+    user_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSummary:
+    """A message as its members see it (the API's message answer)."""
+    id: Id
+    conversation_id: Id
+    seq: int
+    sender_id: Id
+    body: str
+    client_id: str | None
+    created_at: str
+    reactions: list[ReactionSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSent(DomainEvent):
+    source = "messages"
+    event_type = "message_sent"
+    message: MessageSummary
+    conversation_id: Id
+    sender_id: Id
+    recipient_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactionChanged(DomainEvent):
+    message_id: Id
+    conversation_id: Id
+    user_id: Id
+    emoji: str
+    action: str
+    recipient_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactionAdded(ReactionChanged):
+    source = "messages"
+    event_type = "reaction_added"
+    action: str = "added"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactionRemoved(ReactionChanged):
+    source = "messages"
+    event_type = "reaction_removed"
+    action: str = "removed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationRead(DomainEvent):
+    source = "messages"
+    event_type = "conversation_read"
+    conversation_id: Id
+    user_id: Id
+    message_id: Id
+    recipient_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationSummary:
+    """A notification as its user sees it (the API's notification answer)."""
+    id: Id
+    type: str
+    data: dict
+    created_at: str
+    read_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationCreated(DomainEvent):
+    source = "messages"
+    event_type = "notification_created"
+    notification: NotificationSummary
+    user_id: Id
+    recipient_ids: list[Id]
