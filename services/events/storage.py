@@ -46,18 +46,34 @@ class LocalStorage:
 
 
 class S3Storage:
+    """A bucket that the service writes through `endpoint_url` and phones read
+    from through `public_endpoint_url`.
+
+    The two differ whenever the store sits inside a private network (compose,
+    Kubernetes): the edge routes `/<bucket>/` on the public base URL to the
+    store, unchanged, and the presigned URL is signed for that public host and
+    path, which are what the store sees and checks. Without it, the URL names
+    a host that only the private network resolves.
+    """
+
     def __init__(self, bucket, endpoint_url=None, region=None, access_key_id=None, secret_access_key=None,
-                 public_base_url=None):
+                 public_base_url=None, public_endpoint_url=None):
         self.bucket = bucket
         self.public_base_url = (public_base_url or "").rstrip("/")
+        credentials = {
+            "region_name": region or None,
+            "aws_access_key_id": access_key_id or None,
+            "aws_secret_access_key": secret_access_key or None,
+        }
         self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url or None,
-            region_name=region or None,
-            aws_access_key_id=access_key_id or None,
-            aws_secret_access_key=secret_access_key or None,
+            "s3", endpoint_url=endpoint_url or None, **credentials,
             config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2},
                               s3={"addressing_style": "path"}),
+        )
+        # Signing is local: this client never connects anywhere.
+        self.signer = self.client if not public_endpoint_url else boto3.client(
+            "s3", endpoint_url=public_endpoint_url.rstrip("/"), **credentials,
+            config=BotoConfig(s3={"addressing_style": "path"}, signature_version="s3v4"),
         )
 
     def put(self, key, data, content_type):
@@ -70,7 +86,7 @@ class S3Storage:
         """(None, url): the client fetches the bytes from the store itself."""
         if self.public_base_url:
             return None, f"{self.public_base_url}/{key}"
-        url = self.client.generate_presigned_url(
+        url = self.signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=PRESIGNED_URL_SECONDS,
         )
         return None, url
@@ -90,6 +106,6 @@ def storage_from_config(config):
         return S3Storage(
             config["S3_BUCKET"], config.get("S3_ENDPOINT_URL"), config.get("S3_REGION"),
             config.get("S3_ACCESS_KEY_ID"), config.get("S3_SECRET_ACCESS_KEY"),
-            config.get("MEDIA_PUBLIC_BASE_URL"),
+            config.get("MEDIA_PUBLIC_BASE_URL"), config.get("S3_PUBLIC_ENDPOINT_URL"),
         )
     return LocalStorage(config.get("MEDIA_LOCAL_DIR", "var/media"))

@@ -33,6 +33,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, SUITE_LIMITS, TEST_NAME, TEST_PORT, TEST_REDIS_DB, unavailable
+from tests.deploy.conftest import TAG, run
 
 pytestmark = pytest.mark.integration
 
@@ -43,29 +44,14 @@ PROCESSES = {
     "messages": ("services/messages/service.py", 2),
     "realtime": ("realtime/service.py", 3),
 }
-TARGETS = ("auth", "events", "messages", "realtime", "migrations")
 # Containers get ports of their own: 4493-4496 for LIFYTP_TEST_PORT=4293.
 PORT_BASE = TEST_PORT + 200
 EDGE_PORT = TEST_PORT + 204  # the nginx edge in front of them
+STORE_PORT = TEST_PORT + 209  # where the edge looks for the media store: nothing listens
 NAME = TEST_NAME + "_img"  # database and vhost
 DB_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
-TAG = "test-" + (os.environ.get("LIFYTP_TEST_ID") or "local")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Kubernetes gives 60 s minus the 10 s preStop pause; compose gives 40 s.
 GRACE_SECONDS = 30
-BUILD_TIMEOUT = 1200
-
-
-def loud_skip(reason):
-    unavailable("IMAGE TEST NOT RUN: " + reason)
-
-
-def run(args, timeout=120, check=True, **kwargs):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError("{} exited {}:\n{}\n{}".format(
-            " ".join(args[:6]), result.returncode, result.stdout[-3000:], result.stderr[-3000:]))
-    return result
 
 
 def tracked(path):
@@ -74,40 +60,6 @@ def tracked(path):
         return False
     result = subprocess.run(["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True)
     return result.returncode == 0 or not os.path.isdir(os.path.join(ROOT, ".git"))
-
-
-@pytest.fixture(scope="module")
-def docker():
-    script = os.path.join(ROOT, "deploy", "local", "container-runtime.sh")
-    try:
-        result = subprocess.run([script], capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        loud_skip("installing or starting docker took over 10 minutes")
-    if result.returncode != 0:
-        loud_skip(f"no working docker on this machine ({result.stderr.strip()[-500:]})")
-    return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def images(docker):
-    timings = {}
-    started = time.monotonic()
-    run([os.path.join(ROOT, "deploy", "docker", "base-image.sh")], timeout=900,
-        env=dict(os.environ, DOCKER=docker))
-    timings["base image"] = time.monotonic() - started
-    env = dict(os.environ, DOCKER_BUILDKIT="1")
-    built = {}
-    for target in TARGETS:
-        tag = f"lifytp-{target}:{TAG}"
-        args = [docker, "build", "--network", "host", "--target", target, "--tag", tag]
-        if os.path.exists(CA_BUNDLE):
-            args += ["--secret", "id=pip_ca,src=" + CA_BUNDLE]
-        step = time.monotonic()
-        run(args + [ROOT], timeout=BUILD_TIMEOUT, env=env)
-        timings["build " + target] = time.monotonic() - step
-        built[target] = tag
-    print("\nimage timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    return built
 
 
 def rabbitmq_hash(password):
@@ -301,6 +253,8 @@ def test_the_compose_edge_serves_the_api_and_socketio_on_one_base_url(running):
         conf = conf.replace(f"server {name}:{4100 + offset};", f"server 127.0.0.1:{PORT_BASE + offset};")
         assert f"127.0.0.1:{PORT_BASE + offset}" in conf, name
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{EDGE_PORT};")
+    # The media store is not part of this test (test_compose.py loads media): a port nothing listens on.
+    conf = conf.replace("proxy_pass http://minio:9000;", f"proxy_pass http://127.0.0.1:{STORE_PORT};")
     directory = tempfile.mkdtemp(prefix="lifytp-edge-")
     os.chmod(directory, 0o755)  # nginx's workers drop root
     main = (f"worker_processes 1;\nerror_log stderr;\npid {directory}/nginx.pid;\nevents {{}}\n"
@@ -327,6 +281,8 @@ def test_the_compose_edge_serves_the_api_and_socketio_on_one_base_url(running):
                 assert response.status_code == 401, (path, response.status_code, response.text[:200])
                 assert response.json()["error"]["code"], path
         assert requests.get(base + "/nowhere", timeout=5).status_code == 404
+        assert requests.get(base + "/lifytp-media/x", timeout=5).status_code == 502  # routed to the store
+        assert requests.put(base + "/lifytp-media/x", data=b"x", timeout=5).status_code == 403  # reads only
         if "realtime" in running["processes"]:
             import websocket
 

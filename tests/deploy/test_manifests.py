@@ -321,9 +321,29 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_process_needs
     for backing, clients in {"postgres": {"auth", "events", "messages", "migrations"},
                              "rabbitmq": set(PROCESSES), "redis": set(PROCESSES), "minio": {"events", "minio-bucket"}
                              }.items():
-        allowed = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-                   for rule in policies[backing]["spec"]["ingress"] for peer in rule["from"]}
+        peers = [peer for rule in policies[backing]["spec"]["ingress"] for peer in rule["from"]]
+        allowed = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in peers
+                   if "podSelector" in peer}
         assert allowed == clients, backing
+        namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers
+                      if "namespaceSelector" in peer]
+        # Phones load media through the ingress controller (the media Ingress); nothing else is public.
+        assert namespaces == (["ingress-nginx"] if backing == "minio" else []), backing
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_media_urls_are_signed_for_the_public_host_that_routes_the_bucket_to_the_store(overlay):
+    config = objects(overlay, "ConfigMap")["lifytp-config"]["data"]
+    media = objects(overlay, "Ingress")["media"]["spec"]
+    (rule,) = media["rules"]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/{}/".format(config["S3_BUCKET"]) and path["pathType"] == "Prefix"
+    assert path["backend"]["service"] == {"name": "minio", "port": {"name": "s3"}}
+    api_host = objects(overlay, "Ingress")["api"]["spec"]["rules"][0]["host"]
+    assert rule["host"] == api_host
+    scheme = "https" if media.get("tls") else "http"
+    assert config["S3_PUBLIC_ENDPOINT_URL"] == f"{scheme}://{api_host}"
+    assert objects(overlay, "Service")["minio"]["spec"]["ports"][0]["name"] == "s3"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -573,6 +593,12 @@ def test_compose_edge_routes_like_the_ingress():
                 matched = [upstream for pattern, upstream in locations if re.match(pattern, path)]
                 assert matched[:1] == [service], path
     assert re.search(r"location /socket\.io/ \{[^}]*proxy_pass http://realtime;[^}]*Upgrade \$http_upgrade", conf)
+    # Media: the bucket's path to the store, reads only, with the Host the URL was signed for.
+    bucket = compose_config()["services"]["events"]["environment"]["S3_BUCKET"]
+    media = re.search(r"location /" + re.escape(bucket) + r"/ \{(.*?)\n    \}", conf, re.S)
+    assert media, bucket
+    assert "limit_except GET { deny all; }" in media[1] and "proxy_pass http://minio:9000;" in media[1]
+    assert "proxy_set_header Host $http_host;" in media[1]
     assert "ip_hash" in conf
     compose_ports = compose_config()["services"]
     for service, port in PROCESSES.items():

@@ -49,7 +49,9 @@ STORAGE_SCRIPT = textwrap.dedent("""
     storage.ping()
     storage.put("some-key", b"bytes of a picture", "image/png")
     data, url = storage.get("some-key")
-    print(json.dumps({"data": data, "url": url}))
+    behind_an_edge = S3Storage(sys.argv[1], sys.argv[2], "us-east-1", "testing", "testing",
+                               public_endpoint_url="https://api.lifytp.example/")
+    print(json.dumps({"data": data, "url": url, "public_url": behind_an_edge.get("some-key")[1]}))
     sys.stdout.flush()
     sys.stdin.readline()  # the test fetches the URL meanwhile
     storage.delete("some-key")
@@ -62,6 +64,9 @@ def test_s3_storage_puts_serves_and_deletes(s3_endpoint):
     try:
         answer = json.loads(child.stdout.readline())
         assert answer["data"] is None and answer["url"].startswith(s3_endpoint)
+        # Behind an edge: signed for the public host, on the bucket's own path, which the edge routes.
+        assert answer["public_url"].startswith(f"https://api.lifytp.example/{BUCKET}/some-key?")
+        assert "X-Amz-Signature=" in answer["public_url"]
         fetched = requests.get(answer["url"], timeout=5)
         assert fetched.status_code == 200 and fetched.content == b"bytes of a picture"
         assert fetched.headers["Content-Type"] == "image/png"

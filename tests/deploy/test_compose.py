@@ -1,0 +1,198 @@
+"""docker compose up, end to end: docker-compose.yml as users run it.
+
+The upstream images cannot be pulled here, so tests/deploy/compose.standins.yml
+swaps in stand-ins built from Debian's packages (tests/deploy/standins); every
+other line, the product's images, environment, volumes, health checks and
+start order, is docker-compose.yml's own. A project of its own, ports of its
+own and passwords only this run knows; its volumes are removed at the end.
+
+Through the edge's published port, as a phone: register, log in, create an
+event, upload a PNG and load it through the URL the API gave, a post, and a
+chat message delivered live on a Socket.IO client. The RabbitMQ management
+API lists the `lifytp` vhost and the services' queues. Then `down` and `up`
+again: the user, the event and the media are still there.
+"""
+import os
+import secrets
+import shutil
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+import socketio
+
+from tests.conftest import ROOT, TEST_ID, TEST_PORT
+from tests.deploy.conftest import TAG, run
+from tests.fixtures.events.media_samples import decoded, png_bytes
+
+pytestmark = pytest.mark.integration
+
+EDGE_PORT = TEST_PORT + 210
+MANAGEMENT_PORT = TEST_PORT + 211
+BASE = f"http://127.0.0.1:{EDGE_PORT}"
+PROJECT = "lifytp-test-" + (TEST_ID.lower() or "local")
+UP_TIMEOUT = 300
+# The example definitions' operator account (rabbitmq/definitions.json, .env.example).
+OPERATOR = ("lifytp-admin", "example-admin")
+
+
+@pytest.fixture(scope="module")
+def compose(request, docker, images, standin_images):
+    """`docker compose …` for this project, with an env file as a user's .env."""
+    directory = tempfile.mkdtemp(prefix="lifytp-compose-")
+    env_file = os.path.join(directory, "env")
+    settings = {
+        "POSTGRES_PASSWORD": secrets.token_hex(12),
+        "REDIS_PASSWORD": secrets.token_hex(12),
+        "MINIO_ROOT_USER": "lifytp-media",
+        "MINIO_ROOT_PASSWORD": secrets.token_hex(12),
+        # The example definitions hash these example passwords (.env.example).
+        "RABBITMQ_DEFINITIONS": "./rabbitmq/definitions.json",
+        **{f"RABBITMQ_{name}_PASSWORD": "example-" + name.lower()
+           for name in ("AUTH", "EVENTS", "MESSAGES", "REALTIME")},
+        "LIFYTP_PORT": str(EDGE_PORT),
+        "RABBITMQ_MANAGEMENT_PORT": str(MANAGEMENT_PORT),
+        "LIFYTP_PUBLIC_URL": BASE,
+        "LIFYTP_TAG": TAG,
+    }
+    with open(env_file, "w") as out:
+        out.writelines(f"{key}={value}\n" for key, value in settings.items())
+    command = [docker, "compose", "--project-name", PROJECT, "--project-directory", ROOT,
+               "-f", os.path.join(ROOT, "docker-compose.yml"),
+               "-f", os.path.join(ROOT, "tests", "deploy", "compose.standins.yml"), "--env-file", env_file]
+
+    def compose_command(*args, timeout=UP_TIMEOUT + 60, check=True):
+        return run(command + list(args), timeout=timeout, check=check)
+
+    compose_command("down", "--volumes", "--remove-orphans", check=False)
+    failed_before = request.session.testsfailed
+    yield compose_command
+    if request.session.testsfailed > failed_before:
+        print(compose_command("logs", "--no-color", "--tail", "40", check=False).stdout[-20000:])
+    compose_command("down", "--volumes", "--remove-orphans", check=False)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def up(compose):
+    started = time.monotonic()
+    try:
+        compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT), "--no-build")
+    except AssertionError as failure:
+        states = compose("ps", "--all", "--format", "{{.Service}} {{.State}} {{.Health}}", check=False).stdout
+        logs = compose("logs", "--no-color", "--tail", "30", check=False).stdout
+        raise AssertionError(f"{failure}\n{states}\n{logs[-12000:]}") from None
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def stack(compose):
+    seconds = up(compose)
+    print(f"\ndocker compose up --wait: {seconds:.1f}s")
+    return {}
+
+
+class Phone:
+    """The mobile app against the edge's published port."""
+
+    def __init__(self):
+        self.http = requests.Session()
+
+    def call(self, method, path, token=None, **kwargs):
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        return self.http.request(method, BASE + path, headers=headers, timeout=20, **kwargs)
+
+    def register(self):
+        username = "c" + uuid.uuid4().hex[:12]
+        response = self.call("POST", "/auth/register", json={
+            "email": username + "@example.com", "username": username, "password": "correct horse battery"})
+        assert response.status_code == 201, response.text
+        return {"username": username, "id": response.json()["user"]["id"]}
+
+    def login(self, user):
+        response = self.call("POST", "/auth/login", json={"login": user["username"],
+                                                          "password": "correct horse battery"})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def load_media(self, answer):
+        """The bytes behind the URL the API gave, followed as a phone follows it."""
+        url = answer["url"] if answer["url"].startswith("http") else BASE + answer["url"]
+        redirect = self.http.get(url, allow_redirects=False, timeout=20)
+        assert redirect.status_code == 302, redirect.text
+        location = redirect.headers["Location"]
+        # Signed for the public base URL, and routed there by the edge.
+        assert location.startswith(BASE + "/lifytp-media/"), location
+        loaded = self.http.get(location, timeout=20)
+        assert loaded.status_code == 200, loaded.text
+        return location, loaded
+
+
+def test_the_phone_flow_through_the_edge(stack):
+    phone = Phone()
+    ann, bob = phone.register(), phone.register()
+    ann_token, bob_token = phone.login(ann), phone.login(bob)
+
+    event = phone.call("POST", "/events", ann_token, json={
+        "title": "Compose launch", "starts_at": "2027-05-01T18:00:00Z", "visibility": "public"})
+    assert event.status_code == 201, event.text
+
+    upload = phone.call("POST", "/media", ann_token, files={"file": ("photo.png", png_bytes(), "image/png")})
+    assert upload.status_code == 201, upload.text
+    location, loaded = phone.load_media(upload.json())
+    assert loaded.headers["Content-Type"] == "image/png"
+    assert decoded(loaded.content)[:2] == ("PNG", (1, 1))
+    # The store checks the signature over the host and path it is loaded from.
+    tampered = location.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert phone.http.get(tampered, timeout=20).status_code == 403
+    assert phone.http.get(location.split("?")[0], timeout=20).status_code == 403  # unsigned
+    assert phone.http.put(location, data=b"overwritten", timeout=20).status_code == 403  # the edge serves reads
+
+    post = phone.call("POST", "/posts", ann_token, json={"body": "Doors at six", "event_id": event.json()["id"],
+                                                         "media_ids": [upload.json()["id"]]})
+    assert post.status_code == 201, post.text
+
+    received = []
+    socket = socketio.Client(reconnection=False)
+    socket.on("message:new", lambda data: received.append(data["message"]["body"]))
+    socket.connect(BASE, auth={"token": bob_token}, transports=["websocket"], wait_timeout=20)
+    try:
+        chat = phone.call("POST", "/messages/conversations", ann_token, json={"member_ids": [bob["id"]]})
+        assert chat.status_code in (200, 201), chat.text
+        sent = phone.call("POST", "/messages", ann_token, json={"conversation_id": chat.json()["id"],
+                                                                 "body": "see you there"})
+        assert sent.status_code == 201, sent.text
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert received == ["see you there"]
+    finally:
+        socket.disconnect()
+    stack.update(ann=ann, event_id=event.json()["id"], media=upload.json(), media_bytes=loaded.content)
+
+
+def test_the_management_api_lists_the_vhost_and_the_services_queues(stack):
+    management = f"http://127.0.0.1:{MANAGEMENT_PORT}/api"
+    vhosts = requests.get(management + "/vhosts", auth=OPERATOR, timeout=10)
+    assert vhosts.status_code == 200, vhosts.text
+    assert "lifytp" in {vhost["name"] for vhost in vhosts.json()}
+    queues = {queue["name"] for queue in requests.get(management + "/queues/lifytp", auth=OPERATOR, timeout=10).json()}
+    assert {"rpc-auth", "rpc-events", "rpc-messages", "lifytp.dead-letters"} <= queues, queues
+    assert any(name.startswith("evt-messages-message_sent--realtime") for name in queues), queues
+    policies = {policy["name"] for policy in requests.get(management + "/policies/lifytp", auth=OPERATOR,
+                                                         timeout=10).json()}
+    assert "dead-letters" in policies, policies
+
+
+def test_down_and_up_again_keeps_the_user_the_event_and_the_media(compose, stack):
+    assert "ann" in stack, "the phone flow did not get far enough to leave data behind"
+    compose("down", timeout=180)
+    seconds = up(compose)
+    print(f"\ndocker compose up --wait after down: {seconds:.1f}s")
+    phone = Phone()
+    token = phone.login(stack["ann"])
+    event = phone.call("GET", "/events/" + stack["event_id"], token)
+    assert event.status_code == 200, event.text
+    _, loaded = phone.load_media(stack["media"])
+    assert loaded.content == stack["media_bytes"]
