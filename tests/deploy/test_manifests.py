@@ -105,7 +105,7 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
         spec = deployment["spec"]
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
-        assert spec["replicas"] == 2
+        assert "replicas" not in spec  # the autoscaler owns it
         assert spec["strategy"]["type"] == "RollingUpdate"
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
@@ -135,6 +135,16 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
             assert container["imagePullPolicy"] == "Always"
         else:
             assert image == f"lifytp-{name}:dev"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_workload_an_autoscaler_owns_sets_its_replica_count(overlay):
+    """`kubectl apply` of a count would scale the workload back to it every time."""
+    autoscaled = {(hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"])
+                  for hpa in objects(overlay, "HorizontalPodAutoscaler").values()}
+    assert autoscaled >= {("Deployment", name) for name in PROCESSES}
+    for kind, name in autoscaled:
+        assert "replicas" not in objects(overlay, kind)[name]["spec"], name
 
 
 def _as_the_shape(name, port, rendered):
@@ -327,8 +337,12 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_process_needs
         assert allowed == clients, backing
         namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers
                       if "namespaceSelector" in peer]
-        # Phones load media through the ingress controller (the media Ingress); nothing else is public.
-        assert namespaces == (["ingress-nginx"] if backing == "minio" else []), backing
+        # Phones load media through the ingress controller (the media Ingress), Prometheus scrapes
+        # RabbitMQ's metrics port; no other namespace reaches a backing service.
+        assert namespaces == {"minio": ["ingress-nginx"], "rabbitmq": ["monitoring"]}.get(backing, []), backing
+    (scrape,) = [rule for rule in policies["rabbitmq"]["spec"]["ingress"]
+                 if any("namespaceSelector" in peer for peer in rule["from"])]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": 15692}]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -4,9 +4,10 @@ ports changed), on this machine's rabbitmq-server.
 
 Checks that the configuration keys are accepted, the definitions import on
 boot (vhost, users, permissions, policies, exchanges), no `guest` user exists,
-a service logs in with its example password, and the management UI answers.
-The node has its own name, ports (LIFYTP_TEST_PORT + 204..206) and data
-directory, and is stopped at the end.
+a service logs in with its example password, the management UI answers, the
+memory watermark is the absolute one, and the Prometheus endpoint serves
+queue depth and dead letters. The node has its own name, ports
+(LIFYTP_TEST_PORT + 204..207) and data directory, and is stopped at the end.
 """
 import json
 import os
@@ -22,7 +23,7 @@ from tests.conftest import ROOT, TEST_NAME, TEST_PORT, unavailable
 
 pytestmark = pytest.mark.integration
 
-AMQP_PORT, MANAGEMENT_PORT, DIST_PORT = TEST_PORT + 204, TEST_PORT + 205, TEST_PORT + 206
+AMQP_PORT, MANAGEMENT_PORT, DIST_PORT, PROMETHEUS_PORT = (TEST_PORT + offset for offset in (204, 205, 206, 207))
 NODE = TEST_NAME.replace("_", "-") + "-rabbitmq@localhost"
 
 
@@ -39,8 +40,10 @@ def node():
         conf = handle.read()
     conf = (conf.replace("/etc/rabbitmq/definitions/definitions.json", os.path.join(base, "definitions.json"))
             .replace("listeners.tcp.default = 5672", f"listeners.tcp.default = {AMQP_PORT}")
-            .replace("management.tcp.port = 15672", f"management.tcp.port = {MANAGEMENT_PORT}"))
-    assert str(AMQP_PORT) in conf and str(MANAGEMENT_PORT) in conf and base in conf
+            .replace("management.tcp.port = 15672", f"management.tcp.port = {MANAGEMENT_PORT}")
+            .replace("prometheus.tcp.port = 15692", f"prometheus.tcp.port = {PROMETHEUS_PORT}"))
+    for changed in (AMQP_PORT, MANAGEMENT_PORT, PROMETHEUS_PORT, base):
+        assert str(changed) in conf
     with open(os.path.join(base, "rabbitmq.conf"), "w") as handle:
         handle.write(conf)
     for name in ("definitions.json", "enabled_plugins"):
@@ -124,3 +127,49 @@ def test_a_service_logs_in_with_its_own_user_and_the_management_ui_answers(node)
     denied = requests.get(f"http://127.0.0.1:{MANAGEMENT_PORT}/api/overview", timeout=10,
                           auth=("lifytp-auth", "example-auth"))
     assert denied.status_code == 401  # a service account has no management tag
+
+
+def test_memory_watermark_is_the_absolute_bound_inside_the_container_limit(node):
+    status = table("status")
+    assert status["vm_memory_high_watermark_setting"] == {"absolute": 600 * 1024 * 1024}
+    assert status["vm_memory_high_watermark_limit"] == 600 * 1024 * 1024, status
+
+
+def metric(text, name, **labels):
+    """The value of one sample of the Prometheus text format, or None."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name or (head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items())):
+            return float(value)
+    return None
+
+
+def test_prometheus_endpoint_serves_queue_depth_and_dead_letters(node):
+    from kombu import Connection, Exchange, Queue
+
+    queue = "evt-metrics-probe"  # the event-queues policy dead-letters it into lifytp.dead-letters
+    with Connection(f"amqp://lifytp-admin:example-admin@127.0.0.1:{AMQP_PORT}/lifytp", connect_timeout=5) as c:
+        channel = c.channel()
+        bound = Queue(queue, Exchange("events.events", type="topic", durable=True), routing_key="probe",
+                      durable=True)(channel)
+        bound.declare()
+        c.Producer(channel).publish({"n": 1}, exchange="events.events", routing_key="probe")
+        deadline = time.monotonic() + 10
+        while (message := bound.get()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        message.reject(requeue=False)
+    base = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    deadline = time.monotonic() + 30
+    while True:  # the metrics are collected every few seconds
+        overview = requests.get(base + "/metrics", timeout=10).text
+        detailed = requests.get(base + "/metrics/detailed", timeout=10,
+                                params={"vhost": "lifytp", "family": "queue_coarse_metrics"}).text
+        depth = metric(detailed, "rabbitmq_detailed_queue_messages", vhost="lifytp", queue="lifytp.dead-letters")
+        if depth == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert depth == 1, detailed[-3000:]
+    assert metric(overview, "rabbitmq_global_messages_dead_lettered_rejected_total",
+                  queue_type="rabbit_classic_queue", dead_letter_strategy="at_most_once") == 1, overview[-3000:]
