@@ -12,7 +12,7 @@ wait_for() { # name, check command...
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  pg_ctlcluster --skip-systemctl-redirect "$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -1)" main start
   wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432 -q
 fi
 

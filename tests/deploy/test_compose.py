@@ -6,26 +6,31 @@ other line, the product's images, environment, volumes, health checks and
 start order, is docker-compose.yml's own. A project of its own, ports of its
 own and passwords only this run knows; its volumes are removed at the end.
 
-Through the edge's published port, as a phone: register, log in, create an
-event, upload a PNG and load it through the URL the API gave, a post, and a
-chat message delivered live on a Socket.IO client. The RabbitMQ management
-API lists the `lifytp` vhost and the services' queues. Then `down` and `up`
-again: the user, the event and the media are still there.
+Through the edge's published port, the smoke flow of deploy/checks/smoke.py
+(the one the kind job runs through the Ingress), as a phone: register, log in,
+create an event, upload a PNG and load it through the URL the API gave, a
+post, and a chat message delivered live on a Socket.IO client. The RabbitMQ
+management API lists the `lifytp` vhost and the services' queues. The
+request loop of deploy/checks/request_loop.py counts the requests that fail
+while auth is paused. Then `down` and `up` again: the user, the event and the
+media are still there.
 """
+import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
-import uuid
 
 import pytest
 import requests
-import socketio
 
 from tests.conftest import ROOT, TEST_ID, TEST_PORT
 from tests.deploy.conftest import TAG, run
-from tests.fixtures.events.media_samples import decoded, png_bytes
+from tests.fixtures.events.media_samples import decoded
 
 pytestmark = pytest.mark.integration
 
@@ -103,16 +108,8 @@ class Phone:
         headers = {"Authorization": "Bearer " + token} if token else {}
         return self.http.request(method, BASE + path, headers=headers, timeout=20, **kwargs)
 
-    def register(self):
-        username = "c" + uuid.uuid4().hex[:12]
-        response = self.call("POST", "/auth/register", json={
-            "email": username + "@example.com", "username": username, "password": "correct horse battery"})
-        assert response.status_code == 201, response.text
-        return {"username": username, "id": response.json()["user"]["id"]}
-
     def login(self, user):
-        response = self.call("POST", "/auth/login", json={"login": user["username"],
-                                                          "password": "correct horse battery"})
+        response = self.call("POST", "/auth/login", json={"login": user["username"], "password": user["password"]})
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
@@ -129,47 +126,36 @@ class Phone:
         return location, loaded
 
 
-def test_the_phone_flow_through_the_edge(stack):
-    phone = Phone()
-    ann, bob = phone.register(), phone.register()
-    ann_token, bob_token = phone.login(ann), phone.login(bob)
+def check_script(name, *args, timeout=120):
+    """One of deploy/checks/, as the kind job runs it against a cluster."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "deploy", "checks", name), *args],
+                          capture_output=True, text=True, timeout=timeout)
 
-    event = phone.call("POST", "/events", ann_token, json={
-        "title": "Compose launch", "starts_at": "2027-05-01T18:00:00Z", "visibility": "public"})
-    assert event.status_code == 201, event.text
 
-    upload = phone.call("POST", "/media", ann_token, files={"file": ("photo.png", png_bytes(), "image/png")})
-    assert upload.status_code == 201, upload.text
-    location, loaded = phone.load_media(upload.json())
+def test_the_smoke_flow_passes_through_the_edge(stack):
+    """deploy/checks/smoke.py: register, log in, an event, a PNG loaded through
+    the URL the API gave, a post, a chat message delivered live on Socket.IO."""
+    made = os.path.join(tempfile.mkdtemp(prefix="lifytp-smoke-"), "made.json")
+    smoke = check_script("smoke.py", BASE, "--json", made)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "chat message delivered live on Socket.IO" in smoke.stdout
+    with open(made) as handle:
+        stack.update(json.load(handle))
+    location, loaded = Phone().load_media(stack["media"])
+    assert location.split("?")[0] == stack["media_location"].split("?")[0]
     assert loaded.headers["Content-Type"] == "image/png"
     assert decoded(loaded.content)[:2] == ("PNG", (1, 1))
+    stack["media_bytes"] = loaded.content
+
+
+def test_the_store_serves_only_signed_reads_of_the_exact_url(stack):
+    assert "media_location" in stack, "the smoke flow did not get as far as the media"
+    location, http = stack["media_location"], requests.Session()
     # The store checks the signature over the host and path it is loaded from.
     tampered = location.replace("X-Amz-Signature=", "X-Amz-Signature=0")
-    assert phone.http.get(tampered, timeout=20).status_code == 403
-    assert phone.http.get(location.split("?")[0], timeout=20).status_code == 403  # unsigned
-    assert phone.http.put(location, data=b"overwritten", timeout=20).status_code == 403  # the edge serves reads
-
-    post = phone.call("POST", "/posts", ann_token, json={"body": "Doors at six", "event_id": event.json()["id"],
-                                                         "media_ids": [upload.json()["id"]]})
-    assert post.status_code == 201, post.text
-
-    received = []
-    socket = socketio.Client(reconnection=False)
-    socket.on("message:new", lambda data: received.append(data["message"]["body"]))
-    socket.connect(BASE, auth={"token": bob_token}, transports=["websocket"], wait_timeout=20)
-    try:
-        chat = phone.call("POST", "/messages/conversations", ann_token, json={"member_ids": [bob["id"]]})
-        assert chat.status_code in (200, 201), chat.text
-        sent = phone.call("POST", "/messages", ann_token, json={"conversation_id": chat.json()["id"],
-                                                                 "body": "see you there"})
-        assert sent.status_code == 201, sent.text
-        deadline = time.monotonic() + 20
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert received == ["see you there"]
-    finally:
-        socket.disconnect()
-    stack.update(ann=ann, event_id=event.json()["id"], media=upload.json(), media_bytes=loaded.content)
+    assert http.get(tampered, timeout=20).status_code == 403
+    assert http.get(location.split("?")[0], timeout=20).status_code == 403  # unsigned
+    assert http.put(location, data=b"overwritten", timeout=20).status_code == 403  # the edge serves reads
 
 
 def test_the_management_api_lists_the_vhost_and_the_services_queues(stack):
@@ -185,13 +171,45 @@ def test_the_management_api_lists_the_vhost_and_the_services_queues(stack):
     assert "dead-letters" in policies, policies
 
 
+def test_the_request_loop_counts_what_fails_while_auth_is_paused(compose, stack):
+    """deploy/checks/request_loop.py, which the kind job runs while it deletes a
+    pod and rolls a Deployment: every request served while auth runs, the ones
+    sent while it is paused counted as failed, the tally written at SIGTERM."""
+    tally_file = os.path.join(tempfile.mkdtemp(prefix="lifytp-loop-"), "tally.json")
+    loop = subprocess.Popen([sys.executable, os.path.join(ROOT, "deploy", "checks", "request_loop.py"), BASE,
+                             "--timeout", "1", "--interval", "0.05", "--json", tally_file],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert loop.stdout.readline().startswith("GET "), "the loop did not start"
+        time.sleep(2)
+        compose("pause", "auth")
+        try:
+            time.sleep(3)
+        finally:
+            compose("unpause", "auth")
+        time.sleep(3)
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        output, _ = loop.communicate(timeout=30)
+    assert loop.returncode == 1, output  # requests failed
+    with open(tally_file) as handle:
+        tally = json.load(handle)
+    assert f"{tally['requests']} requests, {tally['failed']} failed" in output
+    failed = [failure["request"] for failure in tally["failures"]]
+    assert failed, tally
+    # One outage, each request in it waiting out its timeout; served before it and after it.
+    assert failed == list(range(failed[0], failed[-1] + 1)), tally
+    assert all(failure["outcome"] in ("ReadTimeout", "504", "502") for failure in tally["failures"]), tally
+    assert failed[0] > 10 and tally["requests"] - failed[-1] > 10, tally
+
+
 def test_down_and_up_again_keeps_the_user_the_event_and_the_media(compose, stack):
-    assert "ann" in stack, "the phone flow did not get far enough to leave data behind"
+    assert "media_bytes" in stack, "the smoke flow did not get far enough to leave data behind"
     compose("down", timeout=180)
     seconds = up(compose)
     print(f"\ndocker compose up --wait after down: {seconds:.1f}s")
     phone = Phone()
-    token = phone.login(stack["ann"])
+    token = phone.login(stack["users"][0])
     event = phone.call("GET", "/events/" + stack["event_id"], token)
     assert event.status_code == 200, event.text
     _, loaded = phone.load_media(stack["media"])

@@ -133,6 +133,7 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
         if overlay == "production":
             assert image.startswith("ghcr.io/") and image.split("/")[-1].startswith(f"lifytp-{name}:")
             assert container["imagePullPolicy"] == "Always"
+            assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}]  # a private GHCR
         else:
             assert image == f"lifytp-{name}:dev"
 
@@ -367,6 +368,8 @@ def test_migrations_job_runs_the_migrations_image_before_the_rollout(overlay):
     assert "lifytp-migrations" in container["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "setup"
+    if overlay == "production":
+        assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "ghcr-pull"}]
     with open(os.path.join(ROOT, "deploy", "apply.sh")) as handle:
         script = handle.read()
     # apply.sh applies everything but the processes, waits for the Job, then rolls the processes.
@@ -509,7 +512,12 @@ def test_hadolint_on_every_dockerfile():
     run([tool("hadolint"), "--failure-threshold", "info", *dockerfiles])
 
 
-def test_actionlint_on_the_workflows():
+def workflow(name):
+    with open(os.path.join(ROOT, ".github", "workflows", name)) as handle:
+        return yaml.safe_load(handle)
+
+
+def test_actionlint_with_shellcheck_on_the_workflows():
     workflows = sorted(glob.glob(os.path.join(ROOT, ".github", "workflows", "*.yml")))
     assert {os.path.basename(w) for w in workflows} >= {"ci.yml", "cd.yml"}
     directory = ROOT
@@ -517,11 +525,34 @@ def test_actionlint_on_the_workflows():
         directory = tempfile.mkdtemp(prefix="lifytp-actionlint-")  # actionlint wants a repository
         shutil.copytree(os.path.join(ROOT, ".github"), os.path.join(directory, ".github"))
         subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
-    run([tool("actionlint"), "-no-color"], cwd=directory)
-    with open(os.path.join(ROOT, ".github", "workflows", "cd.yml")) as handle:
-        cd = yaml.safe_load(handle)
-    assert cd[True]["push"]["tags"] == ["v*"]
+    # -shellcheck names the binary, so every `run:` is checked or this fails.
+    run([tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck")], cwd=directory)
+
+
+def test_ci_runs_the_suite_as_ci_does_and_cd_deploys_only_what_ci_passed():
+    ci, cd = workflow("ci.yml"), workflow("cd.yml")
+    assert ci[True]["push"]["tags"] == ["v*"] and "tags-ignore" not in ci[True]["push"]
+    steps = [step.get("run", "") for step in ci["jobs"]["test"]["steps"]]
+    assert "sudo deploy/local/github-runner.sh" in steps
+    assert any(step.endswith(" make test") for step in steps)
+    assert any(step.get("run") == "make typecheck" for step in ci["jobs"]["typecheck"]["steps"])
+    kind = [step.get("run", "") for step in ci["jobs"]["kind"]["steps"]]
+    for script in ("deploy/kind/up.sh", "deploy/checks/smoke.py", "deploy/checks/demos.py"):
+        assert any(script in step for step in kind), script
+        assert os.access(os.path.join(ROOT, script), os.X_OK), script
+    assert cd[True] == {"workflow_run": {"workflows": ["CI"], "types": ["completed"]}}
+    assert "conclusion == 'success'" in cd["jobs"]["release"]["if"]
+    for job in cd["jobs"].values():
+        (checkout,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout")]
+        assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
     assert "deploy/apply.sh deploy/overlays/production" in json.dumps(cd)
+
+
+def test_shellcheck_on_every_script():
+    scripts = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "**", "*.sh"), recursive=True)
+                     if "/.venv/" not in p and "/node_modules/" not in p)
+    assert "deploy/kind/up.sh" in scripts and "deploy/apply.sh" in scripts
+    run([tool("shellcheck"), "-x", *scripts], cwd=ROOT)
 
 
 def compose_config():

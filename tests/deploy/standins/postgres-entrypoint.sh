@@ -25,7 +25,9 @@ if [ "${1:-postgres}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   for script in /docker-entrypoint-initdb.d/*; do
     case "$script" in
-      *.sh) . "$script" ;;
+      *.sh)
+        # shellcheck source=/dev/null  # the init scripts are the user's
+        . "$script" ;;
       *.sql) psql -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$user" -d "$database" -qf "$script" ;;
     esac
   done
