@@ -310,6 +310,11 @@ def render(results):
                 f"| {_fmt(rt['from_send_p99_ms'])} |", "",
                 f"Delivered {rt['delivered']} of {rt['expected']} ({rt['duplicates']} duplicates); "
                 f"errors: {rt['errors'] or 'none'}.", ""]
+        if rt.get("cpu_ms_per_message"):
+            cpu = rt["cpu_ms_per_message"]
+            out += ["CPU milliseconds per message sent, by process (the sockets' connects included):", "",
+                    "| " + " | ".join(cpu) + " |", "|" + "---|" * len(cpu),
+                    "| " + " | ".join(_fmt(value) for value in cpu.values()) + " |", ""]
     if "storm" in s:
         st = s["storm"]
         out += ["## 4. Login storm isolation", "",

@@ -322,13 +322,20 @@ def realtime_delivery(system, users, size):
         conversations.append({"id": answer.json()["id"], "members": [m["id"] for m in members],
                               "sender": members[0]["id"]})
     runs = []
+    before = cpu_snapshot(system.pids())
     for _ in range(size["repeats"]):
         runs.append(node("sockets.js", {
             "realtime_urls": system.realtime_urls, "messages_url": messages_url,
             "users": [{"id": u["id"], "token": u["token"]} for u in users], "conversations": conversations,
             "rate": size["message_rate"], "count": size["messages"], "settle_s": 3, "connect_timeout_s": 60,
         }, timeout=300))
+    after = cpu_snapshot(system.pids())
     ok = [run for run in runs if "from_answer" in run]
+    # Per message sent (each delivered to every other member), for sizing CPU
+    # requests (docs/DEPLOY.md); the sockets' connects are in it too.
+    cpu = cpu_per_request(before, after, size["messages"] * len(runs))
+    if cpu:
+        cpu["machine"] = cpu.pop("_total")
     result = {
         "sockets": len(users), "replicas": len(system.realtime_urls), "conversations": len(conversations),
         "members_per_conversation": group, "message_rate": size["message_rate"], "messages_per_run": size["messages"],
@@ -341,6 +348,7 @@ def realtime_delivery(system, users, size):
         "duplicates": sum(run["duplicates"] for run in ok),
         "connect_s": median([run.get("connect_s") for run in ok]),
         "errors": [run["error"] for run in runs if "error" in run],
+        "cpu_ms_per_message": cpu,
         "runs": ok,
     }
     log(f"  realtime: p50 {result['p50_ms']} p99 {result['p99_ms']} delivered {result['delivered']}"
