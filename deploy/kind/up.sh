@@ -33,6 +33,8 @@ kubectl config use-context "kind-$CLUSTER"
 
 kubectl apply -f "https://raw.githubusercontent.com/kubernetes/ingress-nginx/$INGRESS_NGINX/deploy/static/provider/kind/deploy.yaml"
 kubectl -n ingress-nginx wait --for=condition=Ready pod -l app.kubernetes.io/component=controller --timeout=300s
+# Its admission webhook refuses Ingress objects until its certificate jobs are done.
+kubectl -n ingress-nginx wait --for=condition=complete job --all --timeout=300s
 
 images=()
 for target in "${TARGETS[@]}"; do
