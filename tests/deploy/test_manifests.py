@@ -622,3 +622,31 @@ def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
                 assert security["capabilities"]["drop"] == ["ALL"], name
                 assert not security.get("capabilities", {}).get("add"), name
                 assert "resources" in container and container["resources"]["limits"], name
+
+
+# ---- PostgreSQL: shared memory, backup, tools -------------------------------
+
+
+def memory_bytes(quantity):
+    for suffix, factor in {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}.items():
+        if quantity.endswith(suffix):
+            return int(quantity.removesuffix(suffix)) * factor
+    return int(quantity)
+
+
+def postgres_server(overlay):
+    pod = objects(overlay, "StatefulSet")["postgres"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    return pod, container
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_has_a_dev_shm_in_memory_within_its_memory_limit(overlay):
+    pod, container = postgres_server(overlay)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    # Past the container runtime's 64 MiB, and leaving the server most of its
+    # memory limit, which the volume's pages count against.
+    size = memory_bytes(volume["emptyDir"]["sizeLimit"])
+    assert 64 * 2**20 < size <= memory_bytes(container["resources"]["limits"]["memory"]) // 2
