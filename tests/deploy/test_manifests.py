@@ -646,7 +646,7 @@ def assert_restricted(name, pod):
 
 # ---- PostgreSQL: shared memory, backup, tools -------------------------------
 
-POSTGRES_SCRIPTS = ("backup.sh", "restore.sh")
+POSTGRES_SCRIPTS = ("backup.sh", "restore.sh", "rotate-password.sh")
 
 
 def memory_bytes(quantity):
@@ -796,6 +796,42 @@ def test_the_postgres_tools_pod_validates_and_is_the_backup_pod_idle():
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in objects(overlay, "PersistentVolumeClaim")
         assert secrets_of(spec) <= set(objects(overlay, "Secret")), overlay
+
+
+def test_a_postgres_password_rotation_rolls_its_clients_and_not_the_database():
+    """What the rotation (deploy/postgres/rotate-password.sh, docs/DEPLOY.md)
+    relies on: its new secret files make `kubectl apply` roll auth, events,
+    messages and the migrations Job onto a new Secret, while the postgres
+    StatefulSet, whose image read the password at its first start only, and
+    the backup, which reads it at each run, stay as they are."""
+    directory = tempfile.mkdtemp(prefix="lifytp-rotation-")
+    try:
+        for name in ("deploy", "rabbitmq"):
+            shutil.copytree(os.path.join(scratch_copy(), name), os.path.join(directory, name))
+        secrets_dir = os.path.join(directory, "deploy", "overlays", "production", "secrets")
+        new_password = "n3w-Passw0rd_for.the-rotation"
+        run([os.path.join(ROOT, "deploy", "postgres", "rotate-password.sh"), "secrets", secrets_dir, "final"],
+            input=new_password + "\n")
+        output = run([tool("kubectl"), "kustomize", os.path.join(directory, "deploy", "overlays", "production")]).stdout
+    finally:
+        shutil.rmtree(directory)
+    rotated = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(output) if doc}
+    before = {(doc["kind"], doc["metadata"]["name"]): doc for doc in built("production")[1]}
+
+    secret = rotated["Secret", "postgres-secrets"]
+    assert base64.b64decode(secret["data"]["POSTGRES_PASSWORD"]).decode() == new_password
+    assert rotated["StatefulSet", "postgres"] == before["StatefulSet", "postgres"]
+    assert rotated["CronJob", "postgres-backup"] == before["CronJob", "postgres-backup"]
+    for kind, name in (("Deployment", "auth"), ("Deployment", "events"), ("Deployment", "messages"),
+                       ("Job", "migrations")):
+        (container,) = rotated[kind, name]["spec"]["template"]["spec"]["containers"]
+        (reference,) = [item["secretRef"]["name"] for item in container["envFrom"] if "secretRef" in item]
+        assert ("Secret", reference) not in before, name  # a Secret of a new name: a new pod template
+        urls = {key: base64.b64decode(value).decode() for key, value in rotated["Secret", reference]["data"].items()
+                if key.endswith("_DATABASE_URL")}
+        assert urls and all(url.startswith(f"postgresql+psycopg2://lifytp:{new_password}@postgres:5432/")
+                            for url in urls.values()), name
+    assert rotated["Deployment", "realtime"] == before["Deployment", "realtime"]
 
 
 def test_shellcheck_on_the_postgres_scripts():
