@@ -4,10 +4,12 @@
   deploy/make-secrets.py in a scratch copy), validated by
   `kubernetes-validate -k 1.30.0 --strict`, and what the issue asks of each
   object (probes, rollout, security, disruption budgets, autoscalers, routes,
-  network policies, the migrations Job);
+  network policies, the migrations Job, PostgreSQL's /dev/shm and backup
+  CronJob); deploy/postgres/tools likewise;
 - rabbitmq/definitions.json: each service's permissions cover the names Nameko
   uses for it and nothing of the other services;
 - yamllint, hadolint on every Dockerfile, actionlint on the workflows,
+  shellcheck on deploy/postgres/*.sh,
   `docker compose config` of docker-compose.yml with .env.example;
 - the compose edge routes every API prefix to the same process as the Ingress.
 
@@ -83,6 +85,17 @@ def built(overlay):
 
 def objects(overlay, kind):
     return {doc["metadata"]["name"]: doc for doc in built(overlay)[1] if doc["kind"] == kind}
+
+
+def pod_templates(overlay):
+    """{"Kind/name": pod spec} of every workload of an overlay, CronJobs included."""
+    pods = {}
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for name, workload in objects(overlay, kind).items():
+            pods[f"{kind}/{name}"] = workload["spec"]["template"]["spec"]
+    for name, cronjob in objects(overlay, "CronJob").items():
+        pods[f"CronJob/{name}"] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pods
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -257,26 +270,28 @@ def _secret_holds_private_key(secret):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_workload_but_auth_can_read_the_signing_key(overlay):
-    """Every Deployment, StatefulSet and Job, by volume, projected volume, env
-    or envFrom: only auth's pods reach a Secret with the private key."""
+    """Every Deployment, StatefulSet, Job and CronJob, by volume, projected
+    volume, env or envFrom: only auth's pods reach a Secret with the private key."""
     secrets = objects(overlay, "Secret")
     signing = {name for name, secret in secrets.items() if _secret_holds_private_key(secret)}
     assert signing, "the private key is in no Secret"
-    reached = {}
-    for kind in ("Deployment", "StatefulSet", "Job"):
-        for name, workload in objects(overlay, kind).items():
-            pod = workload["spec"]["template"]["spec"]
-            names = set()
-            for volume in pod.get("volumes", []):
-                names.add(volume.get("secret", {}).get("secretName"))
-                for source in volume.get("projected", {}).get("sources", []):
-                    names.add(source.get("secret", {}).get("name"))
-            for container in pod["containers"] + pod.get("initContainers", []):
-                names.update(item.get("secretRef", {}).get("name") for item in container.get("envFrom", []))
-                names.update(item.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
-                             for item in container.get("env", []))
-            reached[f"{kind}/{name}"] = names & signing
+    reached = {workload: secrets_of(pod) & signing for workload, pod in pod_templates(overlay).items()}
+    assert "CronJob/postgres-backup" in reached
     assert {workload for workload, names in reached.items() if names} == {"Deployment/auth"}, reached
+
+
+def secrets_of(pod):
+    """The names of the Secrets a pod spec reads, by volume, projected volume, env or envFrom."""
+    names = set()
+    for volume in pod.get("volumes", []):
+        names.add(volume.get("secret", {}).get("secretName"))
+        for source in volume.get("projected", {}).get("sources", []):
+            names.add(source.get("secret", {}).get("name"))
+    for container in pod["containers"] + pod.get("initContainers", []):
+        names.update(item.get("secretRef", {}).get("name") for item in container.get("envFrom", []))
+        names.update(item.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+                     for item in container.get("env", []))
+    return names - {None}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -334,7 +349,8 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_process_needs
     assert reaches("messages") == {"postgres", "rabbitmq", "redis"}
     assert reaches("realtime") == {"rabbitmq", "redis"}
     assert reaches("migrations") == {"postgres"}
-    for backing, clients in {"postgres": {"auth", "events", "messages", "migrations"},
+    assert reaches("postgres-backup") == {"postgres"}
+    for backing, clients in {"postgres": {"auth", "events", "messages", "migrations", "postgres-backup"},
                              "rabbitmq": set(PROCESSES), "redis": set(PROCESSES), "minio": {"events", "minio-bucket"}
                              }.items():
         peers = [peer for rule in policies[backing]["spec"]["ingress"] for peer in rule["from"]]
@@ -660,15 +676,215 @@ def test_compose_edge_routes_like_the_ingress():
 def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
     namespace = objects(overlay, "Namespace")["lifytp"]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for kind in ("Deployment", "StatefulSet", "Job"):
-        for name, workload in objects(overlay, kind).items():
-            pod = workload["spec"]["template"]["spec"]
-            assert pod["securityContext"]["runAsNonRoot"] is True, name
-            assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-            assert pod["automountServiceAccountToken"] is False, name
-            for container in pod["containers"] + pod.get("initContainers", []):
-                security = container["securityContext"]
-                assert security["allowPrivilegeEscalation"] is False, name
-                assert security["capabilities"]["drop"] == ["ALL"], name
-                assert not security.get("capabilities", {}).get("add"), name
-                assert "resources" in container and container["resources"]["limits"], name
+    pods = pod_templates(overlay)
+    assert "CronJob/postgres-backup" in pods
+    for name, pod in pods.items():
+        assert_restricted(name, pod)
+
+
+def assert_restricted(name, pod):
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+    assert pod["automountServiceAccountToken"] is False, name
+    for container in pod["containers"] + pod.get("initContainers", []):
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False, name
+        assert security["capabilities"]["drop"] == ["ALL"], name
+        assert not security.get("capabilities", {}).get("add"), name
+        assert "resources" in container and container["resources"]["limits"], name
+
+
+# ---- PostgreSQL: shared memory, backup, tools -------------------------------
+
+POSTGRES_SCRIPTS = ("backup.sh", "restore.sh", "rotate-password.sh")
+
+
+def memory_bytes(quantity):
+    for suffix, factor in {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}.items():
+        if quantity.endswith(suffix):
+            return int(quantity.removesuffix(suffix)) * factor
+    return int(quantity)
+
+
+def postgres_server(overlay):
+    pod = objects(overlay, "StatefulSet")["postgres"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    return pod, container
+
+
+def backup_pod(overlay):
+    pod = objects(overlay, "CronJob")["postgres-backup"]["spec"]["jobTemplate"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    return pod, container
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_has_a_dev_shm_in_memory_within_its_memory_limit(overlay):
+    pod, container = postgres_server(overlay)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    # Past the container runtime's 64 MiB, and leaving the server most of its
+    # memory limit, which the volume's pages count against.
+    size = memory_bytes(volume["emptyDir"]["sizeLimit"])
+    assert 64 * 2**20 < size <= memory_bytes(container["resources"]["limits"]["memory"]) // 2
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_backup_runs_the_repository_script_nightly_into_its_own_volume(overlay):
+    spec = objects(overlay, "CronJob")["postgres-backup"]["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert len(spec["schedule"].split()) == 5 and spec["timeZone"] == "Etc/UTC"
+    job = spec["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] > 0 and job["backoffLimit"] >= 1
+    pod, container = backup_pod(overlay)
+    assert pod["spec"]["restartPolicy"] == "Never"
+    server_pod, server = postgres_server(overlay)
+    # The server's image: pg_dump of the server's major version.
+    assert container["image"] == server["image"]
+    # backup.sh of deploy/postgres, byte for byte, from the ConfigMap, run as it is.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    (command,) = container["command"]
+    assert "args" not in container and os.path.basename(command) == "backup.sh"
+    scripts = volumes[mounts[os.path.dirname(command)]["name"]]["configMap"]
+    assert scripts["defaultMode"] & 0o555 == 0o555
+    configmap = objects(overlay, "ConfigMap")[scripts["name"]]
+    assert set(configmap["data"]) == set(POSTGRES_SCRIPTS)
+    for name in POSTGRES_SCRIPTS:
+        with open(os.path.join(ROOT, "deploy", "postgres", name)) as handle:
+            assert configmap["data"][name] == handle.read(), name
+    # The dumps go to a volume of their own, of which the script is told.
+    env = {e["name"]: e for e in container["env"]}
+    claim = volumes[mounts[env["BACKUP_DIR"]["value"]]["name"]]["persistentVolumeClaim"]["claimName"]
+    assert objects(overlay, "PersistentVolumeClaim")[claim]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert int(env["BACKUP_KEEP"]["value"]) >= 2
+    # The database: its Service, the role and database the image created, the password of its Secret.
+    server_env = {e["name"]: e.get("value") for e in server["env"]}
+    assert objects(overlay, "Service")[env["PGHOST"]["value"]]["spec"]["ports"][0]["port"] == 5432
+    assert env["PGUSER"]["value"] == server_env["POSTGRES_USER"]
+    assert env["PGDATABASE"]["value"] == server_env["POSTGRES_DB"]
+    password = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert {"secretRef": {"name": password["name"]}} in server["envFrom"]
+    assert password["key"] == "POSTGRES_PASSWORD"
+    assert password["key"] in objects(overlay, "Secret")[password["name"]]["data"]
+    # The image's postgres user, owning the volume through fsGroup; read-only root, a /tmp of its own.
+    security = pod["spec"]["securityContext"]
+    assert security["runAsUser"] == security["fsGroup"] == server_pod["spec"]["securityContext"]["runAsUser"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+
+
+def _selects(policy, labels):
+    selector = policy["spec"]["podSelector"]
+    assert not selector.get("matchExpressions")
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backup_reaches_postgres_on_5432_and_nothing_reaches_it(overlay):
+    policies = objects(overlay, "NetworkPolicy")
+    labels = backup_pod(overlay)[0]["metadata"]["labels"]
+    assert {name for name, policy in policies.items() if _selects(policy, labels)} == {
+        "default-deny", "allow-dns", "postgres-backup"}
+    own = policies["postgres-backup"]["spec"]
+    assert own["egress"] == [{"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}}}],
+                              "ports": [{"protocol": "TCP", "port": 5432}]}]
+    assert not own.get("ingress")
+    # And postgres admits it, on the port the server listens on.
+    server_labels = postgres_server(overlay)[0]["metadata"]["labels"]
+    (postgres,) = [policy for name, policy in policies.items()
+                   if _selects(policy, server_labels) and name not in ("default-deny", "allow-dns")]
+    admitted = [rule["ports"] for rule in postgres["spec"]["ingress"]
+                if any("podSelector" in peer and all(labels.get(k) == v for k, v in
+                                                     peer["podSelector"]["matchLabels"].items())
+                       for peer in rule["from"])]
+    assert admitted == [[{"protocol": "TCP", "port": 5432}]]
+    assert postgres_server(overlay)[1]["ports"] == [{"name": "postgres", "containerPort": 5432}]
+
+
+@functools.cache
+def tools_pod():
+    """deploy/postgres/tools, built."""
+    output = run([tool("kubectl"), "kustomize", os.path.join(ROOT, "deploy", "postgres", "tools")]).stdout
+    target = os.path.join(scratch_copy(), "postgres-tools.yaml")
+    with open(target, "w") as handle:
+        handle.write(output)
+    (pod,) = [doc for doc in yaml.safe_load_all(output) if doc]
+    return target, pod
+
+
+def test_the_postgres_tools_pod_validates_and_is_the_backup_pod_idle():
+    path, pod = tools_pod()
+    result = subprocess.run([tool("kubernetes-validate"), "-k", "1.30.0", "--strict", "--quiet", path],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert pod["kind"] == "Pod" and pod["metadata"]["namespace"] == "lifytp"
+    spec = pod["spec"]
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600 and spec["restartPolicy"] == "Never"
+    assert_restricted("Pod/postgres-tools", spec)
+    (tools,) = spec["containers"]
+    for overlay in OVERLAYS:
+        backup, container = backup_pod(overlay)
+        # The same label (so the same NetworkPolicy), user, volumes, image and database connection.
+        name = "app.kubernetes.io/name"
+        assert pod["metadata"]["labels"][name] == backup["metadata"]["labels"][name]
+        assert spec["securityContext"] == backup["spec"]["securityContext"]
+        assert spec["volumes"] == backup["spec"]["volumes"]
+        for key in ("image", "volumeMounts", "securityContext", "resources"):
+            assert tools[key] == container[key], key
+        env = {e["name"]: e for e in tools["env"]}
+        assert env.pop("PSQL_HISTORY")["value"].startswith("/tmp/")
+        assert env == {e["name"]: e for e in container["env"] if e["name"] != "BACKUP_KEEP"}
+        # Applied on its own, it finds the overlay's objects by their plain names.
+        for volume in spec["volumes"]:
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in objects(overlay, "ConfigMap")
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in objects(overlay, "PersistentVolumeClaim")
+        assert secrets_of(spec) <= set(objects(overlay, "Secret")), overlay
+
+
+def test_a_postgres_password_rotation_rolls_its_clients_and_not_the_database():
+    """What the rotation (deploy/postgres/rotate-password.sh, docs/DEPLOY.md)
+    relies on: its new secret files make `kubectl apply` roll auth, events,
+    messages and the migrations Job onto a new Secret, while the postgres
+    StatefulSet, whose image read the password at its first start only, and
+    the backup, which reads it at each run, stay as they are."""
+    directory = tempfile.mkdtemp(prefix="lifytp-rotation-")
+    try:
+        for name in ("deploy", "rabbitmq"):
+            shutil.copytree(os.path.join(scratch_copy(), name), os.path.join(directory, name))
+        secrets_dir = os.path.join(directory, "deploy", "overlays", "production", "secrets")
+        new_password = "n3w-Passw0rd_for.the-rotation"
+        run([os.path.join(ROOT, "deploy", "postgres", "rotate-password.sh"), "secrets", secrets_dir, "final"],
+            input=new_password + "\n")
+        output = run([tool("kubectl"), "kustomize", os.path.join(directory, "deploy", "overlays", "production")]).stdout
+    finally:
+        shutil.rmtree(directory)
+    rotated = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(output) if doc}
+    before = {(doc["kind"], doc["metadata"]["name"]): doc for doc in built("production")[1]}
+
+    secret = rotated["Secret", "postgres-secrets"]
+    assert base64.b64decode(secret["data"]["POSTGRES_PASSWORD"]).decode() == new_password
+    assert rotated["StatefulSet", "postgres"] == before["StatefulSet", "postgres"]
+    assert rotated["CronJob", "postgres-backup"] == before["CronJob", "postgres-backup"]
+    for kind, name in (("Deployment", "auth"), ("Deployment", "events"), ("Deployment", "messages"),
+                       ("Job", "migrations")):
+        (container,) = rotated[kind, name]["spec"]["template"]["spec"]["containers"]
+        (reference,) = [item["secretRef"]["name"] for item in container["envFrom"] if "secretRef" in item]
+        assert ("Secret", reference) not in before, name  # a Secret of a new name: a new pod template
+        urls = {key: base64.b64decode(value).decode() for key, value in rotated["Secret", reference]["data"].items()
+                if key.endswith("_DATABASE_URL")}
+        assert urls and all(url.startswith(f"postgresql+psycopg2://lifytp:{new_password}@postgres:5432/")
+                            for url in urls.values()), name
+    assert rotated["Deployment", "realtime"] == before["Deployment", "realtime"]
+
+
+def test_shellcheck_on_the_postgres_scripts():
+    scripts = sorted(glob.glob(os.path.join(ROOT, "deploy", "postgres", "*.sh")))
+    assert [os.path.basename(path) for path in scripts] == sorted(POSTGRES_SCRIPTS)
+    run([tool("shellcheck"), "--severity=style", *scripts])
