@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start PostgreSQL, Redis and RabbitMQ on this machine if they are down, and
-# create what LifyTP expects in them: the databases `lifytp` and `lifytp_test`,
-# and the RabbitMQ vhosts of the same names.
+# create what LifyTP expects in them: the databases `lifytp` and `lifytp_test`;
+# RabbitMQ's vhosts of the same names, its management UI and the definitions
+# of rabbitmq/ come from rabbitmq.sh.
 set -euo pipefail
 
 wait_for() { # name, check command...
@@ -23,18 +24,9 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   wait_for Redis redis-cli -h 127.0.0.1 ping
 fi
 
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
-  echo "starting RabbitMQ"
-  rabbitmq-server -detached
-  wait_for RabbitMQ rabbitmqctl -q await_startup
-fi
-
 for db in lifytp lifytp_test; do
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
 done
 
-for vhost in lifytp lifytp_test; do
-  rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
-  rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*" >/dev/null
-done
+"$(dirname "$0")/rabbitmq.sh"

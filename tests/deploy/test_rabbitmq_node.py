@@ -48,13 +48,15 @@ def node():
         handle.write(conf)
     for name in ("definitions.json", "enabled_plugins"):
         shutil.copy(os.path.join(ROOT, "rabbitmq", name), os.path.join(base, name))
-    for name in ("mnesia", "log"):
+    for name in ("mnesia", "log", "conf.d"):
         os.makedirs(os.path.join(base, name))
     shutil.chown(base, "rabbitmq", "rabbitmq")
     for root, dirs, files in os.walk(base):
         for name in dirs + files:
             shutil.chown(os.path.join(root, name), "rabbitmq", "rabbitmq")
+    # An empty conf.d of its own: the machine's (deploy/local/rabbitmq.sh writes one) would add to rabbitmq/.
     env = dict(os.environ, RABBITMQ_NODENAME=NODE, RABBITMQ_CONFIG_FILE=os.path.join(base, "rabbitmq.conf"),
+               RABBITMQ_CONFIG_FILES=os.path.join(base, "conf.d"),
                RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(base, "enabled_plugins"),
                RABBITMQ_MNESIA_BASE=os.path.join(base, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(base, "log"),
                RABBITMQ_DIST_PORT=str(DIST_PORT), RABBITMQ_PID_FILE=os.path.join(base, "pid"))

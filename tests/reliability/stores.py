@@ -90,8 +90,9 @@ class PrivateRabbit:
 
     It is started with the server script itself (not Debian's wrapper, which
     switches to the `rabbitmq` user and its home, so its cookie), with a home
-    of its own (its own Erlang cookie), its own epmd port and no plugins, so
-    nothing it does can reach the machine's default node.
+    of its own (its own Erlang cookie), its own epmd port, no plugins and none
+    of the machine's configuration (/etc/rabbitmq/conf.d, enabled_plugins: the
+    default node's management UI), so nothing it does can reach that node.
     """
 
     def __init__(self, base_dir, port, dist_port, epmd_port):
@@ -112,6 +113,7 @@ class PrivateRabbit:
             RABBITMQ_CONF_ENV_FILE=os.path.join(self.dir, "rabbitmq-env.conf"),
             RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq"),
             RABBITMQ_ADVANCED_CONFIG_FILE=os.path.join(self.dir, "advanced.config"),
+            RABBITMQ_CONFIG_FILES=os.path.join(self.dir, "conf.d"),
             RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.dir, "enabled_plugins"),
             RABBITMQ_ENABLED_PLUGINS="",
             ERL_EPMD_PORT=str(epmd_port),
@@ -128,7 +130,7 @@ class PrivateRabbit:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     def init(self):
-        for sub in ("mnesia", "log"):
+        for sub in ("mnesia", "log", "conf.d"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         with open(self.env["RABBITMQ_CONF_ENV_FILE"], "w"):
             pass
