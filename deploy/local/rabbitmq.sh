@@ -43,9 +43,9 @@ if ! command -v rabbitmq-plugins >/dev/null || [ ! -d /etc/rabbitmq ]; then
 fi
 
 # Users as Erlang binaries, e.g. <<"lifytp-admin">>,<<"lifytp-auth">>.
-users=$(python3 -c 'import json, sys; print(" ".join(u["name"] for u in json.load(open(sys.argv[1]))["users"]))' \
-  "$definitions")
-erlang_users=$(printf '<<"%s">>,' $users); erlang_users=${erlang_users%,}
+read -ra users <<<"$(python3 -c 'import json, sys; print(" ".join(u["name"] for u in json.load(open(sys.argv[1]))["users"]))' \
+  "$definitions")"
+erlang_users=$(printf '<<"%s">>,' "${users[@]}"); erlang_users=${erlang_users%,}
 
 # For the boots to come. Listing any user replaces RabbitMQ's default
 # loopback_users (guest alone), so guest is listed too.
@@ -54,7 +54,7 @@ conf="# Written by LifyTP's deploy/local/rabbitmq.sh: $definitions holds example
 # listens on loopback (as docker-compose.yml publishes it).
 management.tcp.ip = 127.0.0.1
 loopback_users.guest = true
-$(printf 'loopback_users.%s = true\n' $users)"
+$(printf 'loopback_users.%s = true\n' "${users[@]}")"
 if [ "$(cat "$conf_file" 2>/dev/null)" != "$conf" ]; then
   mkdir -p "$(dirname "$conf_file")"
   printf '%s\n' "$conf" >"$conf_file"
