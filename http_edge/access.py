@@ -6,19 +6,22 @@ put tokens there.
 """
 import logging
 
+from werkzeug.wrappers import Request, Response
+
 from services.shared.observability.metrics import NO_SERVICE, UNMATCHED_ROUTE, method_label, never_raises, observe_http
 
 log = logging.getLogger("http_edge.access")
 
 
-def outcome_of(status):
+def outcome_of(status: int) -> str:
     if status >= 500:
         return "server_error"
     return "client_error" if status >= 400 else "ok"
 
 
 @never_raises
-def log_request(request, response, seconds, service=NO_SERVICE, route=UNMATCHED_ROUTE, entrypoint=None):
+def log_request(request: Request, response: Response, seconds: float, service: str = NO_SERVICE,
+                route: str = UNMATCHED_ROUTE, entrypoint: str | None = None) -> None:
     status = response.status_code
     observe_http(service, route, request.method, status, seconds)
     log.info(
@@ -40,7 +43,7 @@ def log_request(request, response, seconds, service=NO_SERVICE, route=UNMATCHED_
 
 
 @never_raises
-def log_refused(method, status, code, request_id):
+def log_refused(method: str, status: int, code: str, request_id: str) -> None:
     """A request the listener answered itself (its head or framing is unusable):
     no route saw it. The request line is not logged: it may be 8 KiB of anything."""
     method = method_label(method)

@@ -1,6 +1,8 @@
 """The one place where failures become HTTP status codes and JSON bodies."""
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from werkzeug.wrappers import Response
 
@@ -18,7 +20,7 @@ class RequestTimeout(errors.DomainError):
     message = "The request body did not arrive in time."
 
 
-STATUS_BY_CATEGORY = {
+STATUS_BY_CATEGORY: dict[type[errors.DomainError], int] = {
     errors.MalformedRequest: 400,
     RequestTimeout: 408,
     errors.Unauthenticated: 401,
@@ -33,7 +35,7 @@ STATUS_BY_CATEGORY = {
 }
 
 
-def json_response(payload, status=200, headers=None):
+def json_response(payload: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
         status=status,
@@ -42,11 +44,11 @@ def json_response(payload, status=200, headers=None):
     )
 
 
-def error_body(code, message, details=None):
+def error_body(code: str, message: str, details: object = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def error_response(exc):
+def error_response(exc: BaseException) -> Response:
     domain_error = as_domain_error(exc)
     if domain_error is None:
         log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
@@ -54,7 +56,7 @@ def error_response(exc):
     status = next(
         code for category, code in STATUS_BY_CATEGORY.items() if isinstance(domain_error, category)
     )
-    headers = {}
+    headers: dict[str, str] = {}
     if isinstance(domain_error, errors.RateLimited):
         headers["Retry-After"] = str(domain_error.retry_after)
     if status == 503:

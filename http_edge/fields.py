@@ -1,4 +1,7 @@
 """Field types for request schemas, strict about what reaches the database."""
+from collections.abc import Mapping
+from typing import Any
+
 from marshmallow import ValidationError, fields, validate
 
 from services.shared import text
@@ -10,14 +13,15 @@ class Text(fields.String):
     invisible-only spoofing. The OpenAPI document states the policy from
     here, so every text field of every service says it the same way."""
 
-    def __init__(self, min=0, max=255, multiline=False, strip=True, **kwargs):
+    def __init__(self, min: int = 0, max: int = 255, multiline: bool = False, strip: bool = True,
+                 **kwargs: Any) -> None:
         self.multiline = multiline
         self.strip = strip
         self.max = max
         metadata = {**text.schema(multiline=multiline, required=min >= 1), **kwargs.pop("metadata", {})}
         super().__init__(validate=validate.Length(min=min, max=max), metadata=metadata, **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         if not isinstance(value, str):
             raise ValidationError("Not a string.")
         # As sent, as the document's maxLength counts; after normalising too
@@ -33,10 +37,12 @@ class Text(fields.String):
 class StrictInteger(fields.Integer):
     """An integer that must arrive as a JSON number, not a string or a bool."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any,
+    ) -> int | None:
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -52,5 +58,8 @@ class StrictBoolean(fields.Boolean):
 class UUIDString(fields.UUID):
     """A UUID, handed on as its canonical string."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    # A str where fields.UUID gives a uuid.UUID: changing that type is the point.
+    def _deserialize(  # type: ignore[override]
+        self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any,
+    ) -> str:
         return str(super()._deserialize(value, attr, data, **kwargs))

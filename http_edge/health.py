@@ -3,7 +3,7 @@
 A service mixes in HealthEndpoints and lists its probes in `readiness_probes()`:
 callables that raise when a dependency is unreachable.
 """
-from kombu import Connection
+from kombu.connection import Connection
 from marshmallow import Schema, fields
 from nameko.extensions import DependencyProvider
 from sqlalchemy import text
@@ -36,6 +36,8 @@ class Status(Schema):
 
 
 class HealthEndpoints:
+    name: str  # the service's, on the class this is mixed into
+
     @http("GET", "/health", public=True, responses={200: Status})
     def health(self, request):
         """The process is alive."""

@@ -10,6 +10,7 @@ import mimetypes
 import os
 import re
 from collections import defaultdict
+from typing import Any
 
 import openapi_ui_bundles
 from apispec import APISpec
@@ -63,7 +64,7 @@ def build_document(service_classes, title="LifyTP API", version="1"):
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=Error)
-    paths = defaultdict(dict)
+    paths: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     seen = set()
     for service_cls in service_classes:
         for name, handler, entrypoint in http_entrypoints(service_cls):
@@ -92,7 +93,7 @@ def _path_schema(name, entrypoint, converter):
 
 def _operation(service_name, method_name, handler, entrypoint, path_parameters, converter):
     doc = (handler.__doc__ or "").strip()
-    operation = {
+    operation: dict[str, Any] = {
         "operationId": f"{service_name}.{method_name}",
         "tags": [service_name],
         "summary": doc.splitlines()[0] if doc else method_name.replace("_", " "),

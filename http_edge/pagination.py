@@ -15,7 +15,9 @@ Clients still treat cursors as opaque: pass `next_cursor` back as given.
 import functools
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, validate
 
@@ -25,12 +27,13 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_Row = TypeVar("_Row")
 
 
 class KeyPart:
     """One part of a sort key: the pattern of its text, and the conversions."""
 
-    def __init__(self, pattern, write, read):
+    def __init__(self, pattern: str, write: Callable[[Any], str], read: Callable[[str], Any]) -> None:
         self.pattern, self.write, self.read = pattern, write, read
 
 
@@ -42,7 +45,7 @@ ID = KeyPart(r"[0-9a-f]{32}", lambda value: uuid.UUID(str(value)).hex, lambda te
 SEQUENCE = KeyPart(r"[0-9]{1,18}", str, int)
 
 
-def name_part(pattern):
+def name_part(pattern: str) -> KeyPart:
     """A key part that is a name matching `pattern` (which cannot hold a dot)."""
     return KeyPart(pattern, str, str)
 
@@ -50,15 +53,15 @@ def name_part(pattern):
 class Keyset:
     """The sort key of a list, and the cursors that stand for its positions."""
 
-    def __init__(self, *parts):
+    def __init__(self, *parts: KeyPart) -> None:
         self.parts = parts
         self.pattern = "^" + r"\.".join(part.pattern for part in parts) + "$"
         self._regex = re.compile(self.pattern)
 
-    def encode(self, key):
+    def encode(self, key: Sequence[Any]) -> str:
         return ".".join(part.write(value) for part, value in zip(self.parts, key, strict=True))
 
-    def decode(self, cursor):
+    def decode(self, cursor: str | None) -> tuple[Any, ...] | None:
         """The sort key a cursor stands for, or None for the first page."""
         if cursor is None:
             return None
@@ -67,7 +70,7 @@ class Keyset:
                 "The cursor is not valid.", code="INVALID_CURSOR", details={"cursor": ["Invalid cursor."]})
         return tuple(part.read(text) for part, text in zip(self.parts, cursor.split("."), strict=True))
 
-    def field(self, **kwargs):
+    def field(self, **kwargs: Any) -> fields.String:
         return fields.String(metadata={
             "pattern": self.pattern,
             "description": "The `next_cursor` of the previous page, as given. Omit it for the first page.",
@@ -80,8 +83,9 @@ BY_SEQUENCE = Keyset(SEQUENCE)
 
 
 @functools.cache
-def page_args(keyset):
-    """The query schema of a list sorted by `keyset`: `limit` and `cursor`."""
+def page_args(keyset: Keyset) -> Any:
+    """The query schema of a list sorted by `keyset`: `limit` and `cursor`.
+    A class made at run time, so typed Any: request schemas subclass it."""
     return type("PageArgs", (Schema,), {
         "limit": fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)),
         "cursor": keyset.field(load_default=None),
@@ -91,7 +95,8 @@ def page_args(keyset):
 PageArgs = page_args(BY_TIME)
 
 
-def page(rows, limit, sort_key, serialize, keyset=BY_TIME):
+def page(rows: Sequence[_Row], limit: int, sort_key: Callable[[_Row], Sequence[Any]],
+         serialize: Callable[[_Row], Any], keyset: Keyset = BY_TIME) -> dict[str, Any]:
     """Build a page from up to limit + 1 rows fetched in order."""
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -102,7 +107,7 @@ def page(rows, limit, sort_key, serialize, keyset=BY_TIME):
 
 
 @functools.cache
-def page_of(item_schema):
+def page_of(item_schema: type[Schema]) -> type[Schema]:
     """The schema of a page of item_schema: `{"items": [...], "next_cursor": str | null}`."""
     return type(item_schema.__name__ + "Page", (Schema,), {
         "items": fields.List(fields.Nested(item_schema), required=True),

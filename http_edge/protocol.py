@@ -29,6 +29,7 @@ import socket
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import eventlet
 from eventlet.support import get_errno
@@ -75,6 +76,8 @@ class EdgeProtocol(HttpOnlyProtocol):
     `header_timeout` and `socket_timeout` (seconds)."""
 
     lingering = False  # whether unread input may remain when the connection closes
+    # Set by http.server's StreamRequestHandler; _read_head wraps it while it reads the head.
+    rfile: Any
 
     def handle_one_request(self):
         if not self._next_request_begins():

@@ -16,6 +16,7 @@ import errno
 import logging
 import math
 import time
+from typing import Any
 
 import eventlet
 from eventlet.greenpool import GreenPool
@@ -37,7 +38,7 @@ from services.shared.observability.metrics import metrics_app
 
 log = logging.getLogger(__name__)
 
-_listeners = {}
+_listeners: dict[Any, "SharedListener"] = {}
 
 # Seconds. Behind nginx or an ingress the head and body arrive at once; a
 # phone on a poor network may connect directly in development. Keep-alive
@@ -57,6 +58,14 @@ ACCEPT_PAUSE_SECONDS = 0.1
 class ShuttingDown(DependencyUnavailable):
     code = "SHUTTING_DOWN"
     message = "This replica is shutting down; retry the request."
+
+
+class EdgeRequest(Request):
+    """A werkzeug Request with what the edge sets on it: the route's values
+    (which the entrypoint reads) and the request id."""
+
+    path_values: dict[str, Any]
+    request_id: str
 
 
 class SharedListener:
@@ -185,7 +194,7 @@ class SharedListener:
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
         started = time.monotonic()
-        request = Request(environ, shallow=True)
+        request = EdgeRequest(environ, shallow=True)
         if not self._accepting:
             # The last service let go, but a keep-alive connection accepted
             # before may still bring a request: without services there is no
@@ -306,6 +315,8 @@ class EdgeWebServer(WebServer):
     another replica) while requests in flight finish and their responses are
     written before the listener lets go.
     """
+
+    _starting: bool  # set by nameko's WebServer.__init__
 
     def __init__(self):
         super().__init__()

@@ -4,6 +4,7 @@ The body is bounded before werkzeug parses it, so an oversized upload is
 refused after at most max_bytes (plus the multipart framing) have been read.
 """
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
 from services.shared.errors import InvalidInput, MalformedRequest, TooLarge, UnsupportedType
 
@@ -18,7 +19,7 @@ MULTIPART_READ_BYTES = 64 * 1024
 MAX_FORM_MEMORY_BYTES = MULTIPART_READ_BYTES + 4 * 1024
 
 
-def read_upload(request, field, max_bytes):
+def read_upload(request: Request, field: str, max_bytes: int) -> bytes:
     """The bytes of the file sent as `field`: 415 if the body is not multipart,
     413 over max_bytes, 400 if the body is truncated, has no Content-Length,
     or lacks the field, 422 if the file is empty."""

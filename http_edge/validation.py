@@ -6,8 +6,10 @@ JSON at all is a 400, the wrong content type a 415, an oversized one a 413.
 """
 import json
 import re
+from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, ValidationError
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
+from werkzeug.wrappers import Request
 
 from services.shared import text
 from services.shared.errors import InvalidInput, MalformedRequest, TooLarge, UnsupportedType
@@ -21,7 +23,7 @@ MAX_QUERY_VALUE_CHARS = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def read_json(request, max_bytes=MAX_JSON_BYTES):
+def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> Any:
     if request.mimetype != "application/json":
         raise UnsupportedType("Send the body as application/json.", code="UNSUPPORTED_MEDIA_TYPE")
     if request.content_length is not None and request.content_length > max_bytes:
@@ -35,20 +37,21 @@ def read_json(request, max_bytes=MAX_JSON_BYTES):
         raise MalformedRequest("The body is not valid JSON.", code="MALFORMED_JSON") from None
 
 
-def load(schema, data, unknown=RAISE):
+def load(schema: Schema, data: object, unknown: str = RAISE) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedRequest("The body must be a JSON object.", code="MALFORMED_JSON")
     try:
-        return schema.load(data, unknown=unknown)
+        loaded: dict[str, Any] = schema.load(data, unknown=unknown)
+        return loaded
     except ValidationError as exc:
         raise InvalidInput(details=_flatten(exc.messages)) from None
 
 
-def json_body(request, schema):
+def json_body(request: Request, schema: Schema) -> dict[str, Any]:
     return load(schema, read_json(request))
 
 
-def query_args(request, schema):
+def query_args(request: Request, schema: Schema) -> dict[str, Any]:
     """Validate the query string. Unknown parameters are ignored, as clients
     and proxies add their own (cache busters and the like). Every parameter the
     schema declares is first checked for length and control characters, so no
@@ -62,7 +65,7 @@ def query_args(request, schema):
     return load(schema, args, unknown=EXCLUDE)
 
 
-def _refusal(value):
+def _refusal(value: str) -> str | None:
     if len(value) > MAX_QUERY_VALUE_CHARS:
         return f"Longer than {MAX_QUERY_VALUE_CHARS} characters."
     found = _CONTROL.search(value)
@@ -71,7 +74,7 @@ def _refusal(value):
     return None
 
 
-def _flatten(messages):
+def _flatten(messages: object) -> Any:
     if isinstance(messages, dict):
         return {str(key): _flatten(value) for key, value in messages.items()}
     return messages

@@ -13,19 +13,21 @@ forgets; clients dedupe too (docs/API.md).
 """
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 TTL_SECONDS = 3600
 MAX_IDS = 200_000  # a UUID string and a float each: about 40 MB when full
 
 
 class RecentIds:
-    def __init__(self, ttl_seconds=TTL_SECONDS, max_ids=MAX_IDS, clock=time.monotonic):
-        self._seen = OrderedDict()  # id -> when first seen, oldest first
+    def __init__(self, ttl_seconds: float = TTL_SECONDS, max_ids: int = MAX_IDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()  # id -> when first seen, oldest first
         self._ttl = ttl_seconds
         self._max_ids = max_ids
         self._clock = clock
 
-    def first_time(self, key):
+    def first_time(self, key: str) -> bool:
         """Remember key; True the first time it is seen within the window."""
         now = self._clock()
         self._forget_older_than(now - self._ttl)
@@ -36,12 +38,12 @@ class RecentIds:
             self._seen.popitem(last=False)
         return True
 
-    def _forget_older_than(self, moment):
+    def _forget_older_than(self, moment: float) -> None:
         while self._seen:
             oldest = next(iter(self._seen.values()))
             if oldest > moment:
                 return
             self._seen.popitem(last=False)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._seen)

@@ -6,6 +6,8 @@ conversation are fixed when it is created, so a short-lived cache is safe.
 """
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from nameko.extensions import DependencyProvider
 
@@ -14,13 +16,15 @@ MAX_ENTRIES = 10_000
 
 
 class MemberCache:
-    def __init__(self, ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, clock=time.monotonic):
-        self._entries = OrderedDict()
+    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        # conversation id -> (when it lapses, member ids), least recently used first
+        self._entries: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
         self._ttl = ttl
         self._max_entries = max_entries
         self._clock = clock
 
-    def members(self, conversation_id, fetch):
+    def members(self, conversation_id: str, fetch: Callable[[str], Iterable[str]]) -> frozenset[str]:
         """Member ids of the conversation, from cache or from fetch(conversation_id)."""
         now = self._clock()
         cached = self._entries.get(conversation_id)
@@ -36,8 +40,8 @@ class MemberCache:
 
 
 class Members(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         self.cache = MemberCache()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> MemberCache:
         return self.cache

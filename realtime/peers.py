@@ -14,6 +14,7 @@ been heard for TIMEOUT_SECONDS of this replica's own listening: on every
 went quiet because Redis was down are waited for, not forgotten.
 """
 import time
+from collections.abc import Callable
 
 HEARTBEAT_SECONDS = 1.0
 # A killed replica delays pushes by at most this long (they are retried, not lost).
@@ -21,24 +22,24 @@ TIMEOUT_SECONDS = 3.0
 
 
 class Peers:
-    def __init__(self, timeout_seconds=TIMEOUT_SECONDS, clock=time.monotonic):
-        self._last_heard = {}  # host id -> when
+    def __init__(self, timeout_seconds: float = TIMEOUT_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._last_heard: dict[str, float] = {}  # host id -> when
         self._timeout = timeout_seconds
         self._clock = clock
 
-    def heard(self, host_id):
+    def heard(self, host_id: str) -> None:
         self._last_heard[host_id] = self._clock()
 
-    def left(self, host_id):
+    def left(self, host_id: str) -> None:
         self._last_heard.pop(host_id, None)
 
-    def listening_again(self):
+    def listening_again(self) -> None:
         """This replica has just (re)subscribed: give every known peer time to as well."""
         now = self._clock()
         for host_id in self._last_heard:
             self._last_heard[host_id] = now
 
-    def expected(self):
+    def expected(self) -> int:
         """How many other replicas should hear a publish now."""
         cutoff = self._clock() - self._timeout
         for host_id in [host for host, heard_at in self._last_heard.items() if heard_at < cutoff]:

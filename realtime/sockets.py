@@ -129,6 +129,8 @@ class ChannelManager(socketio.RedisManager):
       the caller retries it.
     """
 
+    connected: bool  # set by RedisManager, and here when a publish fails
+
     def __init__(self, url, channel):
         # No retries inside redis-py: the listener's own loop knows when the
         # subscription is lost and restores it; a publish fails fast.
@@ -213,6 +215,7 @@ class ChannelManager(socketio.RedisManager):
                     self._announce("here")
                     retry_sleep = RESUBSCRIBE_FIRST_SECONDS
                     log.info("subscribed to %s", self.channel)
+                assert pubsub is not None, "subscribed above, on the first pass"
                 for message in pubsub.listen():
                     if message.get("channel") == peers_channel:
                         self._on_announcement(message.get("data"))

@@ -6,14 +6,20 @@ nothing of HTTP, AMQP or Nameko, and never commits: its caller's unit of work
 does, with the domain events recorded in it. Sessions (token families) are in
 services.auth.sessions, what a user looks like to others in services.auth.profiles.
 """
-from sqlalchemy import func, or_, select, tuple_
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from services.auth import exceptions, sessions
 from services.auth.models import Follow, User
-from services.auth.profiles import active_user, profile_of, profiles_of
+from services.auth.profiles import Profile, active_user, profile_of, profiles_of
 from services.shared import contracts
+from services.shared.unit_of_work import UnitOfWork, table_of
 
 # What an account may hold (the request schemas state these).
 USERNAME_PATTERN = r"[a-z0-9_]{3,30}"
@@ -26,13 +32,43 @@ MAX_SEARCH_LENGTH = MAX_DISPLAY_NAME_LENGTH
 MAX_BATCH_IDS = 1000
 
 
-def _escape_like(text):
+
+
+# The collaborators the domain is handed (services.auth.dependencies builds them).
+
+class Passwords(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password: str, password_hash: str | None) -> bool: ...
+
+
+class RegistrationThrottle(Protocol):
+    def reserve(self, address: str | None) -> None: ...
+
+
+class LoginThrottle(Protocol):
+    def account_key(self, user_id: str | None, login: str) -> str: ...
+
+    def reserve(self, account: str, address: str | None) -> None: ...
+
+    def failed(self, account: str, address: str | None) -> None: ...
+
+    def succeeded(self, account: str, address: str | None) -> None: ...
+
+
+# The events service's description of a media item (None if there is none).
+MediaLookup = Callable[[str], dict[str, Any] | None]
+
+
+def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # Accounts and sign-in -------------------------------------------------------------
 
-def register(uow, passwords, tokens, throttle, client_address, email, username, password, display_name=None):
+def register(uow: UnitOfWork, passwords: Passwords, tokens: sessions.Tokens, throttle: RegistrationThrottle,
+             client_address: str | None, email: str, username: str, password: str,
+             display_name: str | None = None) -> sessions.SignedIn:
     """Create an account and sign it in (sessions.SignedIn)."""
     # Counted before anything else: each registration costs a bcrypt hash.
     throttle.reserve(client_address)
@@ -57,7 +93,7 @@ def register(uow, passwords, tokens, throttle, client_address, email, username, 
     return sessions.sign_in(uow, tokens, user)
 
 
-def _raise_if_taken(session, email, username):
+def _raise_if_taken(session: Session, email: str, username: str) -> None:
     taken = session.execute(
         select(User.email, User.username).where(or_(User.email == email, User.username == username))
     ).all()
@@ -67,7 +103,8 @@ def _raise_if_taken(session, email, username):
         raise exceptions.UsernameTaken(details={"username": ["Already taken."]})
 
 
-def login(uow, passwords, tokens, throttle, login_name, password, client_address):
+def login(uow: UnitOfWork, passwords: Passwords, tokens: sessions.Tokens, throttle: LoginThrottle,
+          login_name: str, password: str, client_address: str | None) -> sessions.SignedIn:
     """Sign in with an email or username and a password (sessions.SignedIn)."""
     normalised = login_name.strip().lower()
     user = uow.session.execute(
@@ -75,7 +112,8 @@ def login(uow, passwords, tokens, throttle, login_name, password, client_address
     ).scalar_one_or_none()
     account = throttle.account_key(user.id if user else None, login_name)
     throttle.reserve(account, client_address)
-    if not passwords.verify(password, user.password_hash if user else None):
+    # An unknown login costs a password check too: verify first (it is False for None).
+    if not passwords.verify(password, user.password_hash if user else None) or user is None:
         throttle.failed(account, client_address)
         raise exceptions.InvalidCredentials()
     throttle.succeeded(account, client_address)
@@ -84,11 +122,11 @@ def login(uow, passwords, tokens, throttle, login_name, password, client_address
 
 # Profiles ------------------------------------------------------------------------
 
-def me(uow, user_id):
+def me(uow: UnitOfWork, user_id: str) -> Profile:
     return profile_of(uow.session, active_user(uow.session, user_id))
 
 
-def update_profile(uow, user_id, changes, media_lookup):
+def update_profile(uow: UnitOfWork, user_id: str, changes: dict[str, Any], media_lookup: MediaLookup) -> Profile:
     """Apply changes ({column: value} of display_name, bio, avatar_media_id);
     an avatar must be an image the user uploaded (media_lookup(id) says, or None)."""
     user = active_user(uow.session, user_id)
@@ -101,18 +139,20 @@ def update_profile(uow, user_id, changes, media_lookup):
     return profile_of(uow.session, user)
 
 
-def is_own_image(media, user_id):
+def is_own_image(media: dict[str, Any] | None, user_id: str) -> bool:
     """Whether media (the events service's description of it, or None) is an
     image user_id uploaded: what an avatar must be."""
-    return bool(media) and media.get("owner_id") == user_id \
-        and str(media.get("content_type", "")).startswith("image/")
+    if not media:
+        return False
+    return media.get("owner_id") == user_id and str(media.get("content_type", "")).startswith("image/")
 
 
-def profile(uow, viewer_id, user_id):
+def profile(uow: UnitOfWork, viewer_id: str | None, user_id: str) -> Profile:
     return profile_of(uow.session, active_user(uow.session, user_id), viewer_id)
 
 
-def search(uow, viewer_id, prefix, limit, after_username=None):
+def search(uow: UnitOfWork, viewer_id: str | None, prefix: str, limit: int,
+           after_username: str | None = None) -> list[Profile]:
     """Up to limit + 1 profiles whose username or display name starts with
     prefix (case-insensitive), by username, after after_username."""
     pattern = _escape_like(prefix.lower()) + "%"
@@ -129,7 +169,7 @@ def search(uow, viewer_id, prefix, limit, after_username=None):
 
 # Follow graph ---------------------------------------------------------------------
 
-def follow(uow, follower_id, followee_id):
+def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
     """Follow a user; following again changes nothing and records nothing."""
     if follower_id == followee_id:
         raise exceptions.CannotFollowYourself(details={"id": ["You cannot follow yourself."]})
@@ -142,9 +182,9 @@ def follow(uow, follower_id, followee_id):
         uow.record(contracts.UserFollowed(follower_id=follower_id, followee_id=followee_id))
 
 
-def unfollow(uow, follower_id, followee_id):
+def unfollow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
     removed = uow.session.execute(
-        Follow.__table__.delete()
+        table_of(Follow).delete()
         .where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
         .returning(Follow.follower_id)
     ).first()
@@ -155,7 +195,8 @@ def unfollow(uow, follower_id, followee_id):
 FOLLOWERS, FOLLOWING = "followers", "following"
 
 
-def follow_page(uow, viewer_id, user_id, direction, limit, after=None):
+def follow_page(uow: UnitOfWork, viewer_id: str | None, user_id: str, direction: str, limit: int,
+                after: tuple[datetime, str] | None = None) -> list[tuple[Profile, datetime]]:
     """Up to limit + 1 (profile, followed_at) of user_id's followers (FOLLOWERS)
     or followees (FOLLOWING), newest first, after the (followed_at, user id) given."""
     active_user(uow.session, user_id)
@@ -171,7 +212,7 @@ def follow_page(uow, viewer_id, user_id, direction, limit, after=None):
         .limit(limit + 1)
     )
     if after:
-        query = query.where(tuple_(Follow.created_at, User.id) < tuple_(*after))
+        query = query.where(tuple_(Follow.created_at, User.id) < tuple_(*map(literal, after)))
     rows = uow.session.execute(query).all()
     profiles = profiles_of(uow.session, [user for user, _ in rows], viewer_id)
     return [(profile, followed_at) for profile, (_, followed_at) in zip(profiles, rows, strict=True)]
@@ -179,7 +220,7 @@ def follow_page(uow, viewer_id, user_id, direction, limit, after=None):
 
 # For other services and operators ---------------------------------------------------
 
-def users_by_ids(uow, user_ids):
+def users_by_ids(uow: UnitOfWork, user_ids: Iterable[str]) -> list[User]:
     """The active users among user_ids (the first MAX_BATCH_IDS of them)."""
     ids = list(dict.fromkeys(user_ids))[:MAX_BATCH_IDS]
     if not ids:
@@ -187,11 +228,11 @@ def users_by_ids(uow, user_ids):
     return list(uow.session.execute(select(User).where(User.id.in_(ids), User.is_active)).scalars())
 
 
-def following_ids(uow, user_id):
+def following_ids(uow: UnitOfWork, user_id: str) -> list[str]:
     return list(uow.session.execute(select(Follow.followee_id).where(Follow.follower_id == user_id)).scalars())
 
 
-def find_user(uow, login_name):
+def find_user(uow: UnitOfWork, login_name: str) -> Profile | None:
     """The profile of the account (active or not) with this email or username, or None."""
     normalised = login_name.strip().lower()
     user = uow.session.execute(
@@ -200,7 +241,7 @@ def find_user(uow, login_name):
     return profile_of(uow.session, user) if user is not None else None
 
 
-def deactivate(uow, user_id):
+def deactivate(uow: UnitOfWork, user_id: str) -> bool:
     """Sign the user out everywhere and hide them; False if they were not active."""
     user = uow.session.get(User, user_id)
     if user is None or not user.is_active:
@@ -211,7 +252,7 @@ def deactivate(uow, user_id):
     return True
 
 
-def counts(uow):
+def counts(uow: UnitOfWork) -> dict[str, int | None]:
     session = uow.session
     return {
         "users": session.scalar(select(func.count()).select_from(User).where(User.is_active)),

@@ -3,10 +3,12 @@
 The domain receives them as plain objects; the Nameko providers here build
 them from the config, once per container."""
 import hashlib
+from typing import Any, NoReturn
 
 import bcrypt
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
+from redis import Redis
 
 from services.auth import password_policy
 from services.auth.password_policy import normalise
@@ -17,20 +19,20 @@ from services.shared.tokens import max_token_age, signer_from_file
 
 
 class Passwords:
-    def __init__(self, rounds):
+    def __init__(self, rounds: int) -> None:
         self.rounds = rounds
         # Verifying against this makes an unknown login cost what a wrong
         # password costs, so response times do not reveal who has an account.
         self._decoy_hash = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(rounds))
 
-    def hash(self, password):
+    def hash(self, password: str) -> str:
         # bcrypt is CPU-bound and releases the GIL: run it on a real thread so
         # the eventlet hub keeps serving other requests meanwhile. NFC, so the
         # same password typed on any keyboard is the same bytes.
-        hashed = tpool.execute(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
+        hashed: bytes = tpool.execute(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
         return hashed.decode()
 
-    def verify(self, password, password_hash):
+    def verify(self, password: str, password_hash: str | None) -> bool:
         """True if password matches; as slow for an unknown user (hash None).
 
         Hashes made before passwords were normalised are of the password as
@@ -39,35 +41,35 @@ class Passwords:
         return any(self._check(candidate, password_hash)
                    for candidate in dict.fromkeys([normalise(password), password]))
 
-    def _check(self, password, password_hash):
+    def _check(self, password: str, password_hash: str | None) -> bool:
         candidate = password.encode()
         # Registration caps passwords at 72 bytes, so a longer one cannot match
         # (bcrypt would otherwise compare only its first 72 bytes).
         comparable = password_hash is not None and len(candidate) <= 72
-        target = password_hash.encode() if comparable else self._decoy_hash
-        matched = tpool.execute(bcrypt.checkpw, candidate[:72], target)
+        target = password_hash.encode() if comparable and password_hash is not None else self._decoy_hash
+        matched: bool = tpool.execute(bcrypt.checkpw, candidate[:72], target)
         return matched and comparable
 
 
 class PasswordHasher(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         self.passwords = Passwords(int(self.container.config.get("BCRYPT_ROUNDS", 12)))
         # Loading the common-password list takes a fraction of a second of
         # CPU: at startup, not on the hub during the first registration.
         password_policy.load_lists()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Passwords:
         return self.passwords
 
 
 class TokenIssuer(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         signer = signer_from_file(config["JWT_PRIVATE_KEY_PATH"], int(config["ACCESS_TOKEN_TTL_SECONDS"]),
                                   max_token_age(config))
         self.tokens = Tokens(signer, int(config["REFRESH_TOKEN_TTL_SECONDS"]))
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Tokens:
         return self.tokens
 
 
@@ -100,8 +102,9 @@ class LoginThrottle:
 
     SLOW_SECONDS = 2
 
-    def __init__(self, redis, max_per_account, max_per_address, window_seconds, *,
-                 max_attempts_per_account, max_attempts_per_address, slow_seconds=SLOW_SECONDS):
+    def __init__(self, redis: Redis, max_per_account: int, max_per_address: int, window_seconds: int, *,
+                 max_attempts_per_account: int, max_attempts_per_address: int,
+                 slow_seconds: int = SLOW_SECONDS) -> None:
         self.redis = redis
         self.max_per_account = max_per_account
         self.max_per_address = max_per_address
@@ -111,10 +114,10 @@ class LoginThrottle:
         self.slow_seconds = slow_seconds
 
     @staticmethod
-    def account_key(user_id, login):
+    def account_key(user_id: str | None, login: str) -> str:
         return user_id or hashlib.sha256(login.strip().lower().encode()).hexdigest()
 
-    def _keys(self, account, address):
+    def _keys(self, account: str, address: str | None) -> dict[str, str]:
         address = address or "unknown"
         return {"address": "login-failures:address:" + address,
                 "pair": f"login-failures:pair:{account}:{address}",
@@ -126,7 +129,7 @@ class LoginThrottle:
     # What reserve() counts up, and gives back when it refuses the attempt.
     _RESERVED = ("address", "pair", "attempts-address", "attempts-account")
 
-    def reserve(self, account, address):
+    def reserve(self, account: str, address: str | None) -> None:
         """Count this attempt before the password is checked; 429 if over a limit."""
         keys = self._keys(account, address)
         pipe = self.redis.pipeline()
@@ -146,14 +149,14 @@ class LoginThrottle:
         if busy and not self.redis.set(keys["slow"], 1, nx=True, ex=self.slow_seconds):
             self._refuse(keys, "slow", "account")
 
-    def failed(self, account, address):
+    def failed(self, account: str, address: str | None) -> None:
         keys = self._keys(account, address)
         pipe = self.redis.pipeline()
         pipe.incr(keys["account"])
         pipe.expire(keys["account"], self.window, nx=True)
         pipe.execute()
 
-    def succeeded(self, account, address):
+    def succeeded(self, account: str, address: str | None) -> None:
         # Not a failure after all; the attempt itself stays counted.
         keys = self._keys(account, address)
         pipe = self.redis.pipeline()
@@ -161,7 +164,7 @@ class LoginThrottle:
         pipe.delete(keys["pair"])
         pipe.execute()
 
-    def _refuse(self, keys, limiting, scope):
+    def _refuse(self, keys: dict[str, str], limiting: str, scope: str) -> NoReturn:
         pipe = self.redis.pipeline()
         for reserved in self._RESERVED:
             pipe.decr(keys[reserved])
@@ -178,12 +181,12 @@ class RegistrationThrottle:
     names (409) count too: the limit also bounds probing who is registered.
     """
 
-    def __init__(self, redis, max_per_address, window_seconds):
+    def __init__(self, redis: Redis, max_per_address: int, window_seconds: int) -> None:
         self.redis = redis
         self.max_per_address = max_per_address
         self.window = window_seconds
 
-    def reserve(self, address):
+    def reserve(self, address: str | None) -> None:
         key = "registrations:address:" + (address or "unknown")
         pipe = self.redis.pipeline()
         pipe.incr(key)
@@ -197,7 +200,8 @@ class RegistrationThrottle:
                                message="Too many registrations from this address; try again later.")
 
 
-def raise_rate_limited(redis, key, scope, fallback_seconds, message=None):
+def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
+                       message: str | None = None) -> NoReturn:
     """429 with Retry-After: until `key` expires (the limit it counts resets)."""
     ttl = redis.ttl(key)
     raise RateLimited(retry_after=ttl if ttl and ttl > 0 else fallback_seconds, message=message,
@@ -205,7 +209,7 @@ def raise_rate_limited(redis, key, scope, fallback_seconds, message=None):
 
 
 class LoginThrottleProvider(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.throttle = LoginThrottle(
             redis_from_config(config),
@@ -217,15 +221,15 @@ class LoginThrottleProvider(DependencyProvider):
             slow_seconds=int(config["LOGIN_SLOW_SECONDS"]),
         )
 
-    def stop(self):
+    def stop(self) -> None:
         self.throttle.redis.close()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> LoginThrottle:
         return self.throttle
 
 
 class RegistrationThrottleProvider(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.throttle = RegistrationThrottle(
             redis_from_config(config),
@@ -233,8 +237,8 @@ class RegistrationThrottleProvider(DependencyProvider):
             int(config["REGISTER_WINDOW_SECONDS"]),
         )
 
-    def stop(self):
+    def stop(self) -> None:
         self.throttle.redis.close()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> RegistrationThrottle:
         return self.throttle

@@ -48,7 +48,7 @@ class User(Base):
     )
 
     @property
-    def avatar_url(self):
+    def avatar_url(self) -> str | None:
         """Where the avatar is served: the events service holds media, at /media/<id>."""
         return f"/media/{self.avatar_media_id}" if self.avatar_media_id else None
 

@@ -51,12 +51,12 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
-def normalise(password):
+def normalise(password: str) -> str:
     """The form every password is counted, checked and hashed in."""
     return unicodedata.normalize("NFC", password)
 
 
-def problems(password, username=None, email=None):
+def problems(password: str, username: str | None = None, email: str | None = None) -> list[str]:
     """The rules a new password breaks, as messages (empty if none)."""
     if any(0xD800 <= ord(char) <= 0xDFFF for char in password):
         return [UNPAIRED]  # no UTF-8 form: it could be neither counted in bytes nor hashed
@@ -67,7 +67,7 @@ def problems(password, username=None, email=None):
         return [TOO_LONG]
     if any(unicodedata.category(char) == "Cc" for char in password):
         return [CONTROL]
-    found = []
+    found: list[str] = []
     bare = _without_invisible(password)
     if not _visible(bare):
         return [BLANK]
@@ -78,7 +78,7 @@ def problems(password, username=None, email=None):
     return found
 
 
-def _without_invisible(text):
+def _without_invisible(text: str) -> str:
     """The text with its format characters, fillers and controls left out, so
     `password` with a zero-width space inside compares as `password`. Spaces
     stay: `correct horse battery` is a passphrase, `correcthorsebattery` a
@@ -87,15 +87,15 @@ def _without_invisible(text):
                    or unicodedata.category(char) in ("Mn", "Me"))
 
 
-def _blank(char):
+def _blank(char: str) -> bool:
     return char.isspace() or char in _FILLERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
 
 
-def _visible(text):
+def _visible(text: str) -> bool:
     return any(not _blank(char) for char in text)
 
 
-def _is_common(password, bare):
+def _is_common(password: str, bare: str) -> bool:
     folded = {password, password.casefold(), bare, bare.casefold(),
               unicodedata.normalize("NFKC", bare).casefold()}
     ranked = _ranked_list()
@@ -106,13 +106,13 @@ def _is_common(password, bare):
     return any(is_bad_password(candidate) for candidate in folded if len(candidate) >= _LONG_LIST_MIN)
 
 
-def load_lists():
+def load_lists() -> None:
     """Load the common-password list now rather than at the first check."""
     _ranked_list()
 
 
 @functools.cache
-def _ranked_list():
+def _ranked_list() -> frozenset[str]:
     """zxcvbn's 30,000 most common passwords (lower-cased, from breach data),
     loaded once, on first use, in the one process that checks passwords."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
@@ -120,7 +120,7 @@ def _ranked_list():
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
-def names_the_user(password, username, email):
+def names_the_user(password: str, username: str | None, email: str | None) -> bool:
     """True if the password is, contains or is part of the username, the email
     or the email's part before the @ (case-insensitive, spaces ignored)."""
     folded = _without_invisible(normalise(password)).casefold()
@@ -136,7 +136,7 @@ def names_the_user(password, username, email):
     return False
 
 
-def _names(username, email):
+def _names(username: str | None, email: str | None) -> set[str]:
     names = {value.strip().casefold() for value in (username, email) if isinstance(value, str)}
     if isinstance(email, str) and "@" in email:
         names.add(email.strip().casefold().rsplit("@", 1)[0])

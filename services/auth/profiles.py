@@ -1,8 +1,11 @@
 """Users as the API shows them: the account with its follow counts, and
 whether the viewer follows it."""
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from services.auth import exceptions
 from services.auth.models import Follow, User
@@ -17,24 +20,24 @@ class Profile:
     following_count: int
     is_following: bool = False
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         # Only reached for what the dataclass itself lacks: the user's columns.
         return getattr(self.user, name)
 
 
-def active_user(session, user_id):
+def active_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise exceptions.UserNotFound()
     return user
 
 
-def profile_of(session, user, viewer_id=None):
+def profile_of(session: Session, user: User, viewer_id: str | None = None) -> Profile:
     (profile,) = profiles_of(session, [user], viewer_id)
     return profile
 
 
-def profiles_of(session, users, viewer_id=None):
+def profiles_of(session: Session, users: Sequence[User], viewer_id: str | None = None) -> list[Profile]:
     """The profiles of users, in their order, as viewer_id (None: nobody) sees them."""
     ids = [user.id for user in users]
     counts = _follow_counts(session, ids)
@@ -42,11 +45,11 @@ def profiles_of(session, users, viewer_id=None):
     return [Profile(user, *counts[user.id], is_following=user.id in followed) for user in users]
 
 
-def _follow_counts(session, user_ids):
+def _follow_counts(session: Session, user_ids: list[str]) -> dict[str, tuple[int, int]]:
     """{user_id: (followers, following)}."""
     counts = {user_id: [0, 0] for user_id in user_ids}
     if not user_ids:
-        return counts
+        return {}
     for user_id, total in session.execute(
         select(Follow.followee_id, func.count()).where(Follow.followee_id.in_(user_ids)).group_by(Follow.followee_id)
     ):
@@ -55,10 +58,10 @@ def _follow_counts(session, user_ids):
         select(Follow.follower_id, func.count()).where(Follow.follower_id.in_(user_ids)).group_by(Follow.follower_id)
     ):
         counts[user_id][1] = total
-    return {user_id: tuple(pair) for user_id, pair in counts.items()}
+    return {user_id: (followers, following) for user_id, (followers, following) in counts.items()}
 
 
-def _followed_among(session, viewer_id, user_ids):
+def _followed_among(session: Session, viewer_id: str | None, user_ids: list[str]) -> set[str]:
     if not viewer_id or not user_ids:
         return set()
     return set(session.execute(

@@ -101,7 +101,8 @@ class ProfileUpdate(Schema):
             raise ValidationError("Must not be blank.")
 
 
-class UserSearchArgs(page_args(BY_USERNAME)):
+# page_args builds the class at run time: it has no static type to check against.
+class UserSearchArgs(page_args(BY_USERNAME)):  # type: ignore[misc]
     q = Text(required=True, min=1, max=MAX_SEARCH_LENGTH)
 
 

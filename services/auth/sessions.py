@@ -11,7 +11,9 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final, Protocol
 
 from sqlalchemy import select, update
 
@@ -19,32 +21,40 @@ from services.auth import exceptions
 from services.auth.models import RefreshToken, User
 from services.auth.profiles import Profile, profile_of
 from services.shared import clock
+from services.shared.unit_of_work import UnitOfWork
 
 
-def hash_refresh_token(raw):
+def hash_refresh_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Signer(Protocol):
+    """What signs access tokens (services.shared.tokens.TokenSigner)."""
+    ttl_seconds: int
+
+    def sign(self, user_id: str) -> str: ...
 
 
 class Tokens:
     """Issues access tokens (with the signer it is given) and refresh tokens,
     which live `refresh_ttl_seconds`."""
 
-    def __init__(self, signer, refresh_ttl_seconds):
+    def __init__(self, signer: Signer, refresh_ttl_seconds: int) -> None:
         self.signer = signer
         self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
 
-    def access_token(self, user_id):
+    def access_token(self, user_id: str) -> str:
         return self.signer.sign(user_id)
 
     @property
-    def access_ttl_seconds(self):
+    def access_ttl_seconds(self) -> int:
         return self.signer.ttl_seconds
 
-    def new_refresh_token(self):
+    def new_refresh_token(self) -> tuple[str, str, datetime]:
         raw = secrets.token_urlsafe(32)
         return raw, hash_refresh_token(raw), clock.now() + self.refresh_ttl
 
-    def refresh_token_too_old(self, created_at, now):
+    def refresh_token_too_old(self, created_at: datetime | None, now: datetime) -> bool:
         """Whether a refresh token has outlived the lifetime in force now,
         whatever its stored expiry says: lowering REFRESH_TOKEN_TTL_SECONDS
         shortens the tokens already issued too."""
@@ -64,10 +74,14 @@ class SignedIn:
 # What refresh() answers when a spent token came back: the family is revoked
 # in the caller's unit of work, which must commit that before refusing the
 # client (RefreshTokenReused), or the thief's copy would keep working.
-FAMILY_REVOKED = object()
+class Revoked(Enum):
+    FAMILY = "family revoked"
 
 
-def sign_in(uow, tokens, user, family_id=None):
+FAMILY_REVOKED: Final = Revoked.FAMILY
+
+
+def sign_in(uow: UnitOfWork, tokens: Tokens, user: User, family_id: str | None = None) -> SignedIn:
     """Issue an access token and a refresh token (of a new family unless given)."""
     raw, token_hash, expires_at = tokens.new_refresh_token()
     uow.session.add(RefreshToken(
@@ -83,7 +97,7 @@ def sign_in(uow, tokens, user, family_id=None):
     )
 
 
-def refresh(uow, tokens, raw_token):
+def refresh(uow: UnitOfWork, tokens: Tokens, raw_token: str) -> SignedIn | Revoked:
     """Rotate a refresh token: SignedIn, or FAMILY_REVOKED for a spent one."""
     current = uow.session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)).with_for_update()
@@ -102,7 +116,7 @@ def refresh(uow, tokens, raw_token):
     return sign_in(uow, tokens, user, family_id=current.family_id)
 
 
-def sign_out(uow, raw_token):
+def sign_out(uow: UnitOfWork, raw_token: str) -> None:
     """End the session (the family) a refresh token belongs to; an unknown token ends nothing."""
     current = uow.session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token))
@@ -111,7 +125,7 @@ def sign_out(uow, raw_token):
         revoke_family(uow, current.family_id)
 
 
-def revoke_family(uow, family_id):
+def revoke_family(uow: UnitOfWork, family_id: str) -> None:
     uow.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -119,7 +133,7 @@ def revoke_family(uow, family_id):
     )
 
 
-def revoke_every_session(uow, user_id):
+def revoke_every_session(uow: UnitOfWork, user_id: str) -> None:
     uow.session.execute(
         update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=clock.now())

@@ -16,14 +16,17 @@ rules and time zone rules alike, is paid from one budget per import, and
 checking stops at the first rule refused.
 """
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar
+from icalendar import Calendar, Component
 from icalendar import Event as VEvent
 from icalendar.prop import vRecur
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from services.events import exceptions, ics_reading, ics_zones, recurrence, schedule
 from services.events.models import Event, Participant
@@ -31,6 +34,7 @@ from services.events.schedule import event_summary, record_occurrences, timing_c
 from services.shared import clock, contracts
 from services.shared.errors import Conflict
 from services.shared.ids import parse_uuid
+from services.shared.unit_of_work import UnitOfWork
 
 MAX_ICS_BYTES = 1024 * 1024
 MAX_COMPONENTS = 2000
@@ -45,16 +49,18 @@ _BEGIN = re.compile(rb"^BEGIN:", re.MULTILINE | re.IGNORECASE)
 # single event, a broken DTEND a one-hour one).
 READ_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RRULE")
 OCCURRENCE_STARTS = "occurrence_starts"
+# An imported event: Event columns by name, and its OCCURRENCE_STARTS.
+EventValues = dict[str, Any]
 IMPORTED_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "timezone", "rrule", "status")
 
 
 # Export --------------------------------------------------------------------------
 
-def export_uid(event):
+def export_uid(event: Event) -> str:
     return event.ical_uid or f"{event.id}@{EXPORT_UID_DOMAIN}"
 
 
-def my_events(session, user_id):
+def my_events(session: Session, user_id: str) -> Sequence[Event]:
     joined = select(Participant.event_id).where(Participant.user_id == user_id)
     return session.execute(
         select(Event)
@@ -64,7 +70,7 @@ def my_events(session, user_id):
     ).scalars().all()
 
 
-def export(uow, user_id):
+def export(uow: UnitOfWork, user_id: str) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -75,7 +81,7 @@ def export(uow, user_id):
     return calendar.to_ical()
 
 
-def _vevent(event):
+def _vevent(event: Event) -> VEvent:
     zone = ZoneInfo(event.timezone)
     vevent = VEvent()
     vevent.add("uid", export_uid(event))
@@ -96,11 +102,11 @@ def _vevent(event):
 
 # Import --------------------------------------------------------------------------
 
-def _carry_on():
+def _carry_on() -> None:
     pass
 
 
-def parse(data, pause=_carry_on):
+def parse(data: bytes, pause: ics_reading.Pause = _carry_on) -> tuple[list[EventValues], int]:
     """The usable VEVENTs of an .ics file as event values, and how many were
     skipped (overrides of single occurrences, repeated UIDs); InvalidCalendar
     naming every problem otherwise, up to the first refused rule or zone.
@@ -122,14 +128,19 @@ def parse(data, pause=_carry_on):
     return _checked(events, zones, pause)
 
 
-def _checked(events, zones, pause):
+def _checked(events: list[list[str]], zones: ics_zones.FileZones,
+             pause: ics_reading.Pause) -> tuple[list[EventValues], int]:
     """(event values, how many skipped) of the events' content lines, read one
     at a time with one expansion budget; InvalidCalendar listing the problems."""
     budget = recurrence.Budget()
-    parsed, errors, skipped, seen, stopped_at = [], [], 0, set(), None
+    parsed: list[EventValues] = []
+    errors: list[dict[str, Any]] = []
+    skipped = 0
+    seen: set[str] = set()
+    stopped_at: int | None = None
     for position, lines in enumerate(events, start=1):
         pause()
-        vevent = None
+        vevent: Component | None = None
         try:
             vevent = _read_event(lines)
             if "RECURRENCE-ID" in vevent:
@@ -153,15 +164,15 @@ def _checked(events, zones, pause):
     return parsed, skipped
 
 
-def _read_event(lines):
+def _read_event(lines: list[str]) -> Component:
     try:
         return ics_reading.read_component(lines)
     except ics_reading.Unreadable as exc:
         raise _Unusable(str(exc)) from None
 
 
-def _refusal(errors, stopped_at):
-    details = {"events": errors[:MAX_ERRORS_LISTED], "invalid_count": len(errors)}
+def _refusal(errors: list[dict[str, Any]], stopped_at: int | None) -> exceptions.InvalidCalendar:
+    details: dict[str, Any] = {"events": errors[:MAX_ERRORS_LISTED], "invalid_count": len(errors)}
     if stopped_at is None:
         return exceptions.InvalidCalendar(
             f"{len(errors)} of the calendar's events could not be imported; nothing was.", details=details)
@@ -175,12 +186,12 @@ class _Unusable(ValueError):
     """An event that cannot be imported. ends_checking: its problem cost
     expansion work (a rule or time zone refused), so no later event is read."""
 
-    def __init__(self, message, ends_checking=False):
+    def __init__(self, message: str, ends_checking: bool = False) -> None:
         super().__init__(message)
         self.ends_checking = ends_checking
 
 
-def _text(vevent, name, limit):
+def _text(vevent: Component, name: str, limit: int) -> str:
     """A property's text under the policy every stored string follows: what
     the API would refuse (controls, bidi overrides, Zalgo marks, invisible-only
     values) is removed from foreign data rather than refusing the import."""
@@ -196,8 +207,10 @@ def _text(vevent, name, limit):
     return text.clean(cleaned[:limit], multiline=multiline)
 
 
-def _event_values(vevent, zones, budget):
-    unreadable = [(name, problem) for name, problem in vevent.errors if name in READ_PROPERTIES]
+def _event_values(vevent: Component, zones: ics_zones.FileZones, budget: recurrence.Budget) -> EventValues:
+    # (property name or None, message) pairs, though icalendar's stubs declare strings.
+    problems: list[tuple[str | None, str]] = vevent.errors  # type: ignore[assignment]
+    unreadable = [(name, problem) for name, problem in problems if name in READ_PROPERTIES]
     if unreadable:
         name, problem = unreadable[0]
         raise _Unusable(f"{name} could not be read: {problem}"[:300], ends_checking=name == "RRULE")
@@ -207,12 +220,12 @@ def _event_values(vevent, zones, budget):
     if len(uid) > 255:
         raise _Unusable("UID is longer than 255 characters.")
     title = _text(vevent, "SUMMARY", schedule.MAX_TITLE_LENGTH) or "(untitled)"
-    starts_at, timezone, all_day = _moment(vevent, "DTSTART", zones, budget, required=True)
+    starts_at, timezone, all_day = _moment(vevent, "DTSTART", zones, budget)
     ends_at = _end(vevent, starts_at, all_day, zones, budget)
     errors = schedule.check_times(starts_at, ends_at)
     if errors:
         raise _Unusable(("DTEND: " if "DTEND" in vevent else "DURATION: ") + errors["ends_at"][0])
-    values = {
+    values: EventValues = {
         "ical_uid": uid, "title": title, "description": _text(vevent, "DESCRIPTION", schedule.MAX_DESCRIPTION_LENGTH),
         "location": _text(vevent, "LOCATION", schedule.MAX_LOCATION_LENGTH), "starts_at": starts_at, "ends_at": ends_at,
         "timezone": timezone, "rrule": None, "series_ends_at": ends_at,
@@ -235,19 +248,19 @@ def _event_values(vevent, zones, budget):
     return values
 
 
-def _moment(vevent, name, zones, budget, required=False):
+def _moment(vevent: Component, name: str, zones: ics_zones.FileZones,
+            budget: recurrence.Budget) -> tuple[datetime, str, bool]:
     """(UTC datetime, IANA zone name, all-day?) of a DTSTART-like property."""
     prop = vevent.get(name)
     if prop is None:
-        if required:
-            raise _Unusable(f"{name} is missing.")
-        return None, None, False
+        raise _Unusable(f"{name} is missing.")
     if isinstance(prop, list):
         raise _Unusable(f"More than one {name}.")
     try:
         value = prop.dt
     except AttributeError:
         raise _Unusable(f"{name} is not a date or time.") from None
+    zone: str | None
     if isinstance(value, datetime):
         # Checked before any conversion: year 1 in Tokyo or 9999 in Los
         # Angeles is out of datetime's range once in UTC.
@@ -267,7 +280,8 @@ def _moment(vevent, name, zones, budget, required=False):
     return moment, zone if zone and recurrence.valid_timezone(zone) else "UTC", all_day
 
 
-def _end(vevent, starts_at, all_day, zones, budget):
+def _end(vevent: Component, starts_at: datetime, all_day: bool, zones: ics_zones.FileZones,
+         budget: recurrence.Budget) -> datetime:
     if vevent.get("DTEND") is not None:
         return _moment(vevent, "DTEND", zones, budget)[0]
     duration = vevent.get("DURATION")
@@ -282,20 +296,21 @@ def _end(vevent, starts_at, all_day, zones, budget):
     return starts_at + (timedelta(days=1) if all_day else schedule.DEFAULT_EVENT_DURATION)
 
 
-def _own_export_ids(parsed):
+def _own_export_ids(parsed: list[EventValues]) -> dict[str, str]:
     """Events of this system named by exported UIDs (<event id>@lifytp)."""
     ids = {}
     for values in parsed:
         local, _, domain = values["ical_uid"].rpartition("@")
-        if domain == EXPORT_UID_DOMAIN and parse_uuid(local):
-            ids[values["ical_uid"]] = parse_uuid(local)
+        event_id = parse_uuid(local) if domain == EXPORT_UID_DOMAIN else None
+        if event_id:
+            ids[values["ical_uid"]] = event_id
     return ids
 
 
-def import_events(uow, owner_id, parsed, skipped):
+def import_events(uow: UnitOfWork, owner_id: str, parsed: list[EventValues], skipped: int) -> dict[str, Any]:
     """Create or update the owner's imported events, all in the caller's transaction."""
     session = uow.session
-    counts = {"imported": 0, "updated": 0, "skipped": skipped, "errors": []}
+    counts: dict[str, Any] = {"imported": 0, "updated": 0, "skipped": skipped, "errors": []}
     own_exports = _own_export_ids(parsed)
     known_exports = set(session.execute(select(Event.id).where(Event.id.in_(own_exports.values()))).scalars()) \
         if own_exports else set()
@@ -323,7 +338,7 @@ def import_events(uow, owner_id, parsed, skipped):
     return counts
 
 
-def _create(uow, owner_id, values):
+def _create(uow: UnitOfWork, owner_id: str, values: EventValues) -> None:
     values = dict(values)
     starts = values.pop(OCCURRENCE_STARTS)
     event = Event(organizer_id=owner_id, visibility="private", participants_count=0, is_online=False, **values)
@@ -333,7 +348,7 @@ def _create(uow, owner_id, values):
     uow.record(contracts.EventCreated(event=event_summary(event), organizer_id=owner_id))
 
 
-def _update(uow, event, values):
+def _update(uow: UnitOfWork, event: Event, values: EventValues) -> str:
     changed = sorted(field for field in IMPORTED_FIELDS if getattr(event, field) != values[field])
     if not changed:
         return "skipped"

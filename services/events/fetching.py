@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from services.events.exceptions import UrlFetchFailed, UrlNotAllowed
@@ -32,7 +33,7 @@ _NOT_PUBLIC_V6 = [ipaddress.ip_network(net) for net in (
 UNREACHABLE = "The calendar's server could not be reached."
 
 
-def public_address(text):
+def public_address(text: str) -> bool:
     """True if connecting to this IP cannot reach a private network."""
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
@@ -46,38 +47,40 @@ def public_address(text):
     return address.is_global and not address.is_multicast
 
 
-def resolve(host, port):
+def resolve(host: str, port: int) -> list[str]:
     """Every address host resolves to (the system resolver)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise UrlFetchFailed("The host name does not resolve.", details={"url": ["Unknown host."]}) from None
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class _PinnedConnection(http.client.HTTPSConnection):
     """HTTP(S) to a host name, over a socket opened to an address chosen beforehand."""
 
-    def __init__(self, host, port, address, tls, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, host: str, port: int, address: str, tls: bool, timeout: float) -> None:
+        self.tls_context = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls_context)
         self.address = address
         self.tls = tls
         self.default_port = 443 if tls else 80  # keeps the Host header plain
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self.tls else sock
+        self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host) if self.tls else sock
 
 
 class Fetcher:
-    def __init__(self, max_bytes, timeout_seconds, resolver=resolve, allowed=public_address, ports=DEFAULT_PORTS):
+    def __init__(self, max_bytes: int, timeout_seconds: float, resolver: Callable[[str, int], list[str]] = resolve,
+                 allowed: Callable[[str], bool] = public_address, ports: Iterable[int] = DEFAULT_PORTS) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout_seconds
         self.resolver = resolver
         self.allowed = allowed
         self.ports = frozenset(ports)
 
-    def fetch(self, url):
+    def fetch(self, url: str) -> bytes:
         """The body of a 200 answer at url, following at most MAX_REDIRECTS redirects."""
         deadline = time.monotonic() + self.timeout
         for _ in range(MAX_REDIRECTS + 1):
@@ -91,7 +94,7 @@ class Fetcher:
             url = urljoin(url, location)
         raise UrlFetchFailed(details={"url": [f"More than {MAX_REDIRECTS} redirects."]})
 
-    def _target(self, url):
+    def _target(self, url: str) -> tuple[str, int, bool, str]:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -110,7 +113,7 @@ class Fetcher:
         path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         return parts.hostname, port, tls, path
 
-    def _get(self, url, deadline):
+    def _get(self, url: str, deadline: float) -> tuple[int, str | None, bytes]:
         host, port, tls, path = self._target(url)
         addresses = self.resolver(host, port)
         if not addresses:
@@ -134,11 +137,12 @@ class Fetcher:
         finally:
             connection.close()
 
-    def _read(self, response, deadline):
+    def _read(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             raise TooLarge(details={"max_bytes": self.max_bytes})
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             if time.monotonic() > deadline:
                 raise UrlFetchFailed(details={"url": [UNREACHABLE]})

@@ -11,6 +11,7 @@ characters. The caller pauses between components, so no slice of work comes
 near 100 ms.
 """
 import re
+from collections.abc import Callable, Iterator
 
 from icalendar.cal import Component
 
@@ -40,18 +41,25 @@ _NAME = re.compile(r"[A-Za-z0-9-]{1,100}(?=[;:])")
 _HEAD = re.compile(r'[^":]*(?:"[^"]*"[^":]*)*:')
 
 
+# Called between slices of work: the caller's chance to let others run.
+Pause = Callable[[], object]
+# A component's name and its content lines.
+Lines = tuple[str, list[str]]
+
+
 class Unreadable(ValueError):
     pass
 
 
-def content_lines(data, pause):
+def content_lines(data: bytes, pause: Pause) -> list[str]:
     """The file's content lines, unfolded (a line break followed by a space
     or tab continues a line) and without empty ones."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Unreadable("Not UTF-8 text.") from None
-    lines, current = [], None
+    lines: list[str] = []
+    current: list[str] | None = None
     for number, physical in enumerate(_physical_lines(text, pause)):
         if number % PAUSE_EVERY_LINES == 0:
             pause()
@@ -70,7 +78,7 @@ def content_lines(data, pause):
     return lines
 
 
-def _physical_lines(text, pause):
+def _physical_lines(text: str, pause: Pause) -> Iterator[str]:
     """The text's lines, split where icalendar splits them (CRLF or LF), a
     piece at a time: splitting a megabyte at once is itself a slice of tens
     of milliseconds (str.split, unlike icalendar's regular expression, is fast)."""
@@ -84,13 +92,14 @@ def _physical_lines(text, pause):
         pause()
 
 
-def components(lines, pause):
+def components(lines: list[str], pause: Pause) -> list[Lines]:
     """[(name, lines)] of the calendar's top-level VEVENTs and VTIMEZONEs, in
     order, each reduced to what the import reads; Unreadable if the file is
     not one VCALENDAR, or a component is too large."""
     if len(lines) < 2 or lines[0].upper() != "BEGIN:VCALENDAR" or lines[-1].upper() != "END:VCALENDAR":
         raise Unreadable("Not a VCALENDAR.")
-    found, stack = [], []  # stack: names of the components the line is in, below VCALENDAR
+    found: list[Lines] = []
+    stack: list[str] = []  # stack: names of the components the line is in, below VCALENDAR
     for number, line in enumerate(lines[1:-1], start=1):
         if number % PAUSE_EVERY_LINES == 0:
             pause()
@@ -115,7 +124,7 @@ def components(lines, pause):
     return [(name, kept) for name, kept in found if name in MAX_COMPONENT_LINES]
 
 
-def _keep(found, stack, line, component=None):
+def _keep(found: list[Lines], stack: list[str], line: str, component: str | None = None) -> None:
     """Add a line to the top-level component it is in, if the import reads it."""
     top, kept = found[-1]
     if top not in MAX_COMPONENT_LINES:
@@ -139,7 +148,7 @@ def _keep(found, stack, line, component=None):
     kept.append(line)
 
 
-def _check_size(component, position):
+def _check_size(component: Lines, position: int) -> None:
     name, kept = component
     if name not in MAX_COMPONENT_LINES:
         return
@@ -148,7 +157,7 @@ def _check_size(component, position):
                          f"{MAX_COMPONENT_LINES[name]} lines and {MAX_COMPONENT_CHARS[name] // 1024} KiB of one.")
 
 
-def read_component(lines):
+def read_component(lines: list[str]) -> Component:
     """One component, as icalendar reads it; Unreadable if it cannot."""
     try:
         return Component.from_ical("\r\n".join(lines) + "\r\n")
@@ -157,7 +166,7 @@ def read_component(lines):
         raise Unreadable(f"Not an iCalendar component: {exc}"[:300]) from None
 
 
-def property_value(lines, name):
+def property_value(lines: list[str], name: str) -> str | None:
     """The raw value of the first property `name` directly in a component's
     lines (a VTIMEZONE's TZID, before icalendar reads it), or None."""
     depth = 0

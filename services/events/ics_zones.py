@@ -16,15 +16,21 @@ file that names X. Here instead:
 - icalendar builds no zone from a file, and caches none (NamedZonesOnly).
 """
 from bisect import bisect_right
-from datetime import UTC, date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import timezone as fixed_offset
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
+from icalendar.cal import Component, Timezone
 from icalendar.timezone import tzp
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from icalendar.timezone.zoneinfo import ZONEINFO
 
 from services.events import ics_reading, recurrence
+
+# (onset as a wall time, UTC offset from then on)
+Transition = tuple[datetime, timedelta]
 
 MAX_OBSERVANCES = 100
 MAX_ONSET_DATES = 500
@@ -43,13 +49,15 @@ class NamedZonesOnly(ZONEINFO):
     says it knows that TZID already. Claiming to know every TZID keeps every
     definition unbuilt; names are looked up only among the tz database's."""
 
-    def timezone(self, name):
+    def timezone(self, name: str) -> tzinfo | None:
         return ZoneInfo(name) if recurrence.valid_timezone(name) else None
 
-    def knows_timezone_id(self, id):
+    def knows_timezone_id(self, id: str) -> bool:
         return True
 
-    def create_timezone(self, tz):
+    # As ZONEINFO's own: icalendar calls it so, while its abstract TZProvider
+    # declares another signature.
+    def create_timezone(self, tz: Timezone) -> NoReturn:  # type: ignore[override]
         raise ValueError("Time zones are not built from calendar files.")
 
 
@@ -57,7 +65,7 @@ class NamedZonesOnly(ZONEINFO):
 tzp.use(NamedZonesOnly())
 
 
-def named_zone(tzid):
+def named_zone(tzid: str) -> str | None:
     """The IANA name a TZID stands for, or None."""
     name = tzid.strip().strip("/")
     if recurrence.valid_timezone(name):
@@ -77,14 +85,17 @@ class FileZones:
     """The VTIMEZONEs of one file, by TZID, read only where an event names
     one (their content lines, from ics_reading.components)."""
 
-    def __init__(self, zones, pause=lambda: None):
-        self._lines, self._read, self._years, self._pause = {}, {}, {}, pause
+    def __init__(self, zones: Iterable[list[str]], pause: ics_reading.Pause = lambda: None) -> None:
+        self._lines: dict[str, list[str]] = {}
+        self._read: dict[str, Component] = {}
+        self._years: dict[tuple[str, int], tuple[list[Transition], timedelta]] = {}
+        self._pause = pause
         for lines in zones:
             tzid = ics_reading.property_value(lines, "TZID")
             if tzid:
                 self._lines.setdefault(_clean(tzid), lines)
 
-    def moment(self, value, tzid, budget):
+    def moment(self, value: datetime, tzid: object, budget: recurrence.Budget) -> tuple[datetime, str]:
         """(UTC datetime, IANA zone name) of a DTSTART-like datetime, which
         icalendar made aware when it knew the zone by name, and left as a wall
         time otherwise. A floating time (no TZID) is taken as UTC; a zone the
@@ -98,7 +109,7 @@ class FileZones:
             return value.replace(tzinfo=ZoneInfo(name)).astimezone(UTC), name
         return (value - self._offset(_clean(tzid), value, budget)).replace(tzinfo=UTC), "UTC"
 
-    def _offset(self, tzid, wall, budget):
+    def _offset(self, tzid: str, wall: datetime, budget: recurrence.Budget) -> timedelta:
         """The UTC offset at a wall time in the file's definition of tzid:
         that of the observance with the latest onset at or before it (before
         the first onset, the offset the first one starts from)."""
@@ -108,14 +119,15 @@ class FileZones:
         position = bisect_right(transitions, wall, key=lambda transition: transition[0])
         return transitions[position - 1][1] if position else before_any
 
-    def _transitions(self, tzid, year, budget):
+    def _transitions(self, tzid: str, year: int, budget: recurrence.Budget) -> tuple[list[Transition], timedelta]:
         """([(onset, offset from then on)] by onset, enough for any wall time
         of the year; the offset before the first onset)."""
         observances = [part for part in self._definition(tzid).subcomponents if part.name in ("STANDARD", "DAYLIGHT")]
         if not 1 <= len(observances) <= MAX_OBSERVANCES:
             raise UnusableZone(f"Time zone {tzid[:64]!r} needs 1 to {MAX_OBSERVANCES} STANDARD or DAYLIGHT parts.")
         through = datetime(year, 12, 31, 23, 59, 59)
-        transitions, earliest = [], None
+        transitions: list[Transition] = []
+        earliest: tuple[datetime, timedelta] | None = None
         for number, observance in enumerate(observances, start=1):
             if number % PAUSE_EVERY_OBSERVANCES == 0:
                 self._pause()
@@ -124,9 +136,10 @@ class FileZones:
                 earliest = (first, before)
             transitions += [(onset, after) for onset in _onsets(observance, tzid, first, before, through, budget)]
         transitions.sort(key=lambda transition: transition[0])
+        assert earliest is not None, "there is at least one observance"
         return transitions, earliest[1]
 
-    def _definition(self, tzid):
+    def _definition(self, tzid: str) -> Component:
         if tzid not in self._read:
             if tzid not in self._lines:
                 raise UnusableZone(f"Unknown time zone {tzid[:64]!r}, and the file does not define it.")
@@ -137,20 +150,21 @@ class FileZones:
         return self._read[tzid]
 
 
-def rule_text(prop):
+def rule_text(prop: Any) -> str:
     """An RRULE property's text as icalendar writes it back; InvalidRule when
     it cannot (some values it reads, it cannot write)."""
     try:
-        return prop.to_ical().decode()
+        text: str = prop.to_ical().decode()
+        return text
     except (TypeError, ValueError, AttributeError) as exc:
         raise recurrence.InvalidRule(f"Not a valid RRULE: {exc}"[:200]) from None
 
 
-def _clean(tzid):
+def _clean(tzid: object) -> str:
     return str(tzid).strip().strip("/")
 
 
-def _observance(observance, tzid):
+def _observance(observance: Component, tzid: str) -> tuple[datetime, timedelta, timedelta]:
     """(first onset as a wall time, offset before it, offset after it)."""
     fields = [observance.get(name) for name in ("DTSTART", "TZOFFSETFROM", "TZOFFSETTO")]
     if any(field is None or isinstance(field, list) for field in fields):
@@ -164,7 +178,8 @@ def _observance(observance, tzid):
     raise UnusableZone(f"Time zone {tzid[:64]!r}: a {observance.name}'s DTSTART must be a local time.")
 
 
-def _onsets(observance, tzid, first, before, through, budget):
+def _onsets(observance: Component, tzid: str, first: datetime, before: timedelta, through: datetime,
+            budget: recurrence.Budget) -> list[datetime]:
     """The observance's onsets up to `through` that can be the latest before
     a wall time of through's year, as wall times."""
     zone = fixed_offset(before)
@@ -182,7 +197,7 @@ def _onsets(observance, tzid, first, before, through, budget):
     return [onset for onset in onsets if onset <= through]
 
 
-def _onset_dates(observance, tzid, budget):
+def _onset_dates(observance: Component, tzid: str, budget: recurrence.Budget) -> list[datetime]:
     """The observance's RDATEs, as wall times."""
     found = observance.get("RDATE")
     if found is None:
@@ -191,7 +206,7 @@ def _onset_dates(observance, tzid, budget):
     if len(values) > MAX_ONSET_DATES:
         raise UnusableZone(f"Time zone {tzid[:64]!r} lists more than {MAX_ONSET_DATES} RDATEs.")
     budget.spend(len(values))
-    onsets = []
+    onsets: list[datetime] = []
     for value in values:
         if isinstance(value, datetime) and value.tzinfo is None:
             onsets.append(value)

@@ -22,7 +22,7 @@ JPEG_QUALITY = 90
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 
 
-def without_metadata(data, content_type):
+def without_metadata(data: bytes, content_type: str) -> bytes:
     """data re-encoded upright with no EXIF, XMP or text metadata (GIFs unchanged)."""
     if content_type not in _FORMATS:
         return data
@@ -38,13 +38,13 @@ def without_metadata(data, content_type):
                            details={"file": ["Unreadable or too large a picture."]}) from None
 
 
-def _check_size(image):
+def _check_size(image: Image.Image) -> None:
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ValueError("too many pixels")
 
 
-def _encode(image, content_type):
+def _encode(image: Image.Image, content_type: str) -> bytes:
     profile = image.info.get("icc_profile")
     out = io.BytesIO()
     if getattr(image, "is_animated", False):  # an animated WebP: every frame, no metadata

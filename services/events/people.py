@@ -7,20 +7,35 @@ copied from auth the first time it is needed and again after
 FOLLOW_RESYNC_AFTER; in between, auth's user_followed / user_unfollowed events
 keep it current.
 """
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.orm import Session
 
 from services.events.models import DeletedUser, Follow, FollowSync
 from services.shared import clock
 from services.shared.ids import valid_uuids
+from services.shared.unit_of_work import UnitOfWork
 
 FOLLOW_RESYNC_AFTER = timedelta(hours=24)
 MAX_USERS_PER_CALL = 1000
 
+# A user as auth's get_users describes them ({"id", "username", ...}).
+UserSummary = dict[str, Any]
 
-def users_by_id(auth, user_ids):
+
+class Auth(Protocol):
+    """The RPC methods of auth the events service calls (answers as auth sent them)."""
+
+    def get_users(self, user_ids: list[str]) -> list[UserSummary]: ...
+
+    def get_following_ids(self, user_id: str) -> object: ...
+
+
+def users_by_id(auth: Auth, user_ids: Iterable[str | None]) -> dict[str, UserSummary]:
     """{id: summary} for every active user among user_ids, in one RPC."""
     ids = list(dict.fromkeys(user_id for user_id in user_ids if user_id))[:MAX_USERS_PER_CALL]
     if not ids:
@@ -28,7 +43,7 @@ def users_by_id(auth, user_ids):
     return {user["id"]: user for user in auth.get_users(ids)}
 
 
-def ensure_follows(session, auth, user_id):
+def ensure_follows(session: Session, auth: Auth, user_id: str) -> None:
     """Make sure the replica holds user_id's follow list (copy it if stale),
     in the caller's transaction. If that transaction fails, the copy goes
     with it and is made again next time: nothing depends on it surviving."""
@@ -52,7 +67,7 @@ def ensure_follows(session, auth, user_id):
     )
 
 
-def follow(uow, follower_id, followee_id):
+def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
     """Apply auth's user_followed: unless either account is gone."""
     deleted = select(DeletedUser.user_id).where(DeletedUser.user_id.in_([follower_id, followee_id]))
     uow.session.execute(
@@ -64,6 +79,6 @@ def follow(uow, follower_id, followee_id):
     )
 
 
-def unfollow(uow, follower_id, followee_id):
+def unfollow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
     """Apply auth's user_unfollowed."""
     uow.session.execute(delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id))

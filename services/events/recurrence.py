@@ -16,8 +16,10 @@ rules (an import) shares one budget among them, and the rule that exhausts it
 is refused.
 """
 import re
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import islice
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil import rrule as dateutil_rrule
@@ -50,6 +52,9 @@ _FREQUENCIES = {"DAILY": dateutil_rrule.DAILY, "WEEKLY": dateutil_rrule.WEEKLY,
 _UNTIL = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:T([0-9]{2})([0-9]{2})([0-9]{2})(Z?))?")
 _COUNT = re.compile(r"[0-9]{1,6}")
 
+# year, month, day, hour, minute, second
+DateTimeFields = tuple[int, int, int, int, int, int]
+
 
 class InvalidRule(ValueError):
     pass
@@ -63,10 +68,10 @@ class Budget:
     """Steps of expansion work a request may still do: each month or year of
     the calendar searched, and each occurrence produced, costs one."""
 
-    def __init__(self, steps=REQUEST_BUDGET):
+    def __init__(self, steps: int = REQUEST_BUDGET) -> None:
         self.steps = steps
 
-    def spend(self, steps=1):
+    def spend(self, steps: int = 1) -> None:
         self.steps -= steps
         if self.steps < 0:
             raise BudgetExhausted(
@@ -75,10 +80,10 @@ class Budget:
             )
 
 
-_TIMEZONES = None
+_TIMEZONES: set[str] | None = None
 
 
-def valid_timezone(name):
+def valid_timezone(name: str) -> bool:
     """True for an IANA timezone name (as zoneinfo knows them)."""
     global _TIMEZONES
     if _TIMEZONES is None:
@@ -94,7 +99,7 @@ def valid_timezone(name):
 
 # Reading a rule ------------------------------------------------------------------------
 
-def normalise_rule(text):
+def normalise_rule(text: str) -> str:
     """The rule without an "RRULE:" prefix, upper-cased; InvalidRule if unusable."""
     rule = text.strip()
     if rule.upper().startswith("RRULE:"):
@@ -129,11 +134,11 @@ def normalise_rule(text):
     return rule
 
 
-def _parts(rule):
+def _parts(rule: str) -> dict[str, str]:
     return dict(part.partition("=")[::2] for part in rule.split(";") if part)
 
 
-def _integers(text, name):
+def _integers(text: str, name: str) -> list[int]:
     try:
         values = [int(value) for value in text.split(",")]
     except ValueError:
@@ -143,28 +148,28 @@ def _integers(text, name):
     return values
 
 
-def _check_interval(text):
+def _check_interval(text: str | None) -> None:
     if text is not None and not (_COUNT.fullmatch(text) and 1 <= int(text) <= MAX_INTERVAL):
         raise InvalidRule(f"INTERVAL must be 1 to {MAX_INTERVAL}.")
 
 
-def _check_count(text):
+def _check_count(text: str | None) -> None:
     if text is not None and not (_COUNT.fullmatch(text) and int(text) >= 1):
         raise InvalidRule("COUNT must be a whole number from 1 to 999999.")
 
 
-def _check_until(text):
+def _check_until(text: str | None) -> None:
     if text is not None:
         _until_fields(text)
 
 
-def _until_fields(text):
+def _until_fields(text: str) -> tuple[DateTimeFields, str]:
     """(datetime fields, form) of an UNTIL value: form is "date", "local" or "utc"."""
     found = _UNTIL.fullmatch(text)
     if not found:
         raise InvalidRule("UNTIL must be a date (20270131) or a date-time (20270131T180000Z).")
     year, month, day, hour, minute, second, utc = found.groups()
-    fields = [int(value) for value in (year, month, day, hour or 0, minute or 0, second or 0)]
+    fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
     try:
         datetime(*fields)
     except ValueError:
@@ -172,13 +177,13 @@ def _until_fields(text):
     return fields, "date" if hour is None else ("utc" if utc else "local")
 
 
-def _check_weekdays(frequency, parts):
+def _check_weekdays(frequency: str, parts: dict[str, str]) -> None:
     """BYDAY is a list of weekdays, each with an ordinal only where one can
     exist: the nth weekday of a month (1 to 5) or of a year (1 to 53)."""
     text = parts.get("BYDAY")
     if text is None:
         return
-    ordinals = []
+    ordinals: list[int] = []
     tokens = text.split(",")
     if len(tokens) != len(set(tokens)):
         raise InvalidRule("BYDAY lists a day twice.")
@@ -201,12 +206,12 @@ def _check_weekdays(frequency, parts):
         raise InvalidRule("BYDAY with an ordinal cannot be combined with BYMONTHDAY.")
 
 
-def _check_months(text):
+def _check_months(text: str | None) -> None:
     if text is not None and not all(1 <= month <= 12 for month in _integers(text, "BYMONTH")):
         raise InvalidRule("BYMONTH must list months from 1 to 12.")
 
 
-def _check_month_days(months_text, days_text):
+def _check_month_days(months_text: str | None, days_text: str | None) -> None:
     if days_text is None:
         return
     days = _integers(days_text, "BYMONTHDAY")
@@ -236,19 +241,20 @@ class _BoundedRule(dateutil_rrule.rrule):
     far as the horizon, never as far as the year 9999.
     (tests/unit/test_recurrence_budget.py holds dateutil to this.)"""
 
-    def __init__(self, moves, budget, **arguments):
+    def __init__(self, moves: int, budget: Budget, **arguments: Any) -> None:
         # _iter() reads the attribute once, and the first rebuild() once, before any move.
         self._reads_allowed = moves + 2
         self._reads_left = self._reads_allowed
         self._budget = budget
         super().__init__(**arguments)
 
-    def _iter(self):
+    def _iter(self) -> Iterator[datetime]:
         self._reads_left = self._reads_allowed
-        return super()._iter()
+        # Private to dateutil, so its stubs leave it out.
+        return super()._iter()  # type: ignore[misc, no-any-return]
 
     @property
-    def _byeaster(self):
+    def _byeaster(self) -> None:
         self._reads_left -= 1
         if self._reads_left < 0:
             raise _SearchPassedHorizon
@@ -256,23 +262,23 @@ class _BoundedRule(dateutil_rrule.rrule):
         return None
 
     @_byeaster.setter
-    def _byeaster(self, value):
+    def _byeaster(self, value: object) -> None:
         if value is not None:
             raise InvalidRule("BYEASTER is not supported.")
 
 
-def _moves_within(frequency, years):
+def _moves_within(frequency: str, years: int) -> int:
     """Moves after which the search has left a span of `years`: each move is
     at least a month, or a year for FREQ=YEARLY; two more cover the span
     starting mid-period and ending past its last day."""
     return years + 2 if frequency == "YEARLY" else 12 * years + 2
 
 
-def _horizon(starts_at):
+def _horizon(starts_at: datetime) -> datetime:
     return starts_at + timedelta(days=366 * MAX_SERIES_YEARS)
 
 
-def _until(parts, zone):
+def _until(parts: dict[str, str], zone: tzinfo | None) -> datetime:
     """UNTIL as an aware datetime. A UTC value is exact; a floating one is a
     wall time in the event's zone, and a date covers the whole of its day
     (calendars send dates for all-day series)."""
@@ -280,14 +286,14 @@ def _until(parts, zone):
     if form == "utc":
         return datetime(*fields, tzinfo=UTC)
     if form == "date":
-        fields[3:] = [23, 59, 59]
+        fields = (*fields[:3], 23, 59, 59)
     return datetime(*fields, tzinfo=zone)
 
 
-def _arguments(parts, dtstart, until):
+def _arguments(parts: dict[str, str], dtstart: datetime, until: datetime | None) -> dict[str, Any]:
     """dateutil.rrule's arguments for a normalised rule's parts (UNTIL given
     apart: RFC 5545 forbids it with COUNT, dateutil warns, some files do it)."""
-    arguments = {
+    arguments: dict[str, Any] = {
         "freq": _FREQUENCIES[parts["FREQ"]], "dtstart": dtstart,
         "interval": int(parts.get("INTERVAL", "1")), "wkst": _WEEKDAYS[parts.get("WKST", "MO")],
     }
@@ -302,13 +308,15 @@ def _arguments(parts, dtstart, until):
     if "BYDAY" in parts:
         days = []
         for token in parts["BYDAY"].split(","):
-            ordinal, day = _WEEKDAY.fullmatch(token).groups()
+            found = _WEEKDAY.fullmatch(token)
+            assert found is not None, "normalise_rule has checked every BYDAY token"
+            ordinal, day = found.groups()
             days.append(_WEEKDAYS[day](int(ordinal)) if ordinal else _WEEKDAYS[day])
         arguments["byweekday"] = days
     return arguments
 
 
-def _rule(rule, starts_at, timezone, budget):
+def _rule(rule: str, starts_at: datetime, timezone: str, budget: Budget) -> tuple[_BoundedRule, datetime]:
     """(the rule's occurrences as dateutil computes them, in local time, with
     a search that stops past the horizon; the last start that may count)."""
     budget.spend(RULE_READING_STEPS)
@@ -328,7 +336,7 @@ def _rule(rule, starts_at, timezone, budget):
         raise InvalidRule(f"Not a valid RRULE: {exc}") from None
 
 
-def _capped(rule, starts_at, timezone, budget):
+def _capped(rule: str, starts_at: datetime, timezone: str, budget: Budget) -> Iterator[datetime]:
     occurrences, last = _rule(rule, starts_at, timezone, budget)
     found = iter(occurrences)
     while True:
@@ -343,7 +351,7 @@ def _capped(rule, starts_at, timezone, budget):
         yield moment
 
 
-def expand(rule, starts_at, timezone, budget=None):
+def expand(rule: str, starts_at: datetime, timezone: str, budget: Budget | None = None) -> list[datetime]:
     """Every occurrence start (UTC) of a series within the cap, in order;
     InvalidRule if the rule cannot be read, yields nothing, or the budget
     (one request's; a fresh one if none is given) runs out."""
@@ -359,7 +367,7 @@ def expand(rule, starts_at, timezone, budget=None):
     return starts
 
 
-def check_rule(rule, starts_at, timezone, budget=None):
+def check_rule(rule: str, starts_at: datetime, timezone: str, budget: Budget | None = None) -> datetime:
     """The start (UTC) of the last occurrence within the cap; InvalidRule if the
     rule cannot be read or yields nothing."""
     return expand(rule, starts_at, timezone, budget)[-1]
@@ -367,7 +375,7 @@ def check_rule(rule, starts_at, timezone, budget=None):
 
 # Time zone rules -------------------------------------------------------------------------
 
-def recent_onsets(rule, first_onset, through, budget):
+def recent_onsets(rule: str, first_onset: datetime, through: datetime, budget: Budget) -> list[datetime]:
     """The onsets of a VTIMEZONE observance (first at `first_onset`, then by
     a yearly `rule`; datetimes in the observance's fixed offset) from two
     years before `through` (or before the rule's UNTIL, if earlier) up to it:
@@ -391,7 +399,7 @@ def recent_onsets(rule, first_onset, through, budget):
             search_from = first_onset.replace(year=end.year - 2)
         except ValueError:
             raise InvalidRule("A VTIMEZONE rule cannot start on 29 February.") from None
-    found = []
+    found: list[datetime] = []
     onsets = _BoundedRule(_moves_within("YEARLY", 3), budget, **_arguments(parts, search_from, until))
     try:
         for onset in onsets:

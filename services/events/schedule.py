@@ -6,17 +6,21 @@ they read and write through `uow.session` and record domain events with
 `uow.record`; the caller commits or rolls back. They know nothing of HTTP or
 AMQP, and return rows and the domain values below, never JSON views.
 """
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, and_, delete, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from services.events import exceptions, recurrence
 from services.events.models import Event, Follow, Media, Occurrence, Participant, Post
-from services.events.people import ensure_follows, users_by_id
+from services.events.people import Auth, UserSummary, ensure_follows, users_by_id
 from services.shared import clock, contracts
 from services.shared.errors import InvalidInput
+from services.shared.unit_of_work import UnitOfWork, table_of
 
 # The rules of an event's fields ----------------------------------------------------
 
@@ -35,8 +39,13 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_RANGE = timedelta(days=366)
 MAX_SEARCH_LENGTH = 100
 
+# Field errors: {field: [messages]}.
+FieldErrors = dict[str, list[str]]
+# A range query's [from, to).
+Window = tuple[datetime, datetime]
 
-def check_times(starts_at, ends_at):
+
+def check_times(starts_at: datetime, ends_at: datetime) -> FieldErrors:
     """Field errors of an event's times, after defaults are applied."""
     if ends_at <= starts_at:
         return {"ends_at": ["Must be after starts_at."]}
@@ -45,7 +54,7 @@ def check_times(starts_at, ends_at):
     return {}
 
 
-def check_range(range_from, range_to):
+def check_range(range_from: datetime, range_to: datetime) -> FieldErrors:
     """Field errors of a range query's [from, to)."""
     if range_to <= range_from:
         return {"to": ["Must be after from."]}
@@ -59,7 +68,7 @@ def check_range(range_from, range_to):
 TIMING_FIELDS = ("starts_at", "rrule", "timezone")
 
 
-def _escape_like(text):
+def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -74,7 +83,7 @@ class EventOccurrence:
     occurrence_id: str | None
 
 
-def occurrence_of(event, starts_at=None):
+def occurrence_of(event: Event, starts_at: datetime | None = None) -> EventOccurrence:
     """The occurrence of `event` starting at `starts_at` (its first by default);
     every occurrence lasts as long as the first."""
     starts_at = starts_at or event.starts_at
@@ -93,16 +102,16 @@ class SeenEvent:
     event: Event
     occurrence: EventOccurrence
     my_status: str | None
-    organizer: dict | None
+    organizer: UserSummary | None
 
 
 # Who sees what -------------------------------------------------------------------
 
-def participates(viewer_id):
+def participates(viewer_id: str) -> ColumnElement[bool]:
     return exists().where(Participant.event_id == Event.id, Participant.user_id == viewer_id)
 
 
-def visible_to(viewer_id):
+def visible_to(viewer_id: str) -> ColumnElement[bool]:
     """SQL condition: the viewer may see the event (else it is a 404 to them)."""
     follows_organizer = exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Event.organizer_id)
     return or_(
@@ -113,7 +122,7 @@ def visible_to(viewer_id):
     )
 
 
-def visible_event(session, auth, viewer_id, event_id, for_update=False):
+def visible_event(session: Session, auth: Auth, viewer_id: str, event_id: str, for_update: bool = False) -> Event:
     # Only a followers-only event needs the viewer's follow list: the RPC that
     # may copy it is not paid for public events, mine, or ones I joined.
     visibility = session.scalar(select(Event.visibility).where(Event.id == event_id))
@@ -128,7 +137,7 @@ def visible_event(session, auth, viewer_id, event_id, for_update=False):
     return event
 
 
-def statuses_of(session, viewer_id, events):
+def statuses_of(session: Session, viewer_id: str, events: Sequence[Event]) -> dict[str, str | None]:
     """my_status of each event: organizer, joined or None."""
     ids = [event.id for event in events]
     joined = set(session.execute(
@@ -140,7 +149,8 @@ def statuses_of(session, viewer_id, events):
     }
 
 
-def seen_by(session, auth, viewer_id, events_with_starts, users=None):
+def seen_by(session: Session, auth: Auth, viewer_id: str, events_with_starts: Sequence[tuple[Event, datetime | None]],
+            users: dict[str, UserSummary] | None = None) -> list[SeenEvent]:
     """SeenEvents of (event, occurrence start or None) pairs, with one user
     lookup for all (none if the caller passes the `users` it has)."""
     events = [event for event, _ in events_with_starts]
@@ -153,11 +163,11 @@ def seen_by(session, auth, viewer_id, events_with_starts, users=None):
     ]
 
 
-def _seen_one(session, auth, viewer_id, event):
+def _seen_one(session: Session, auth: Auth, viewer_id: str, event: Event) -> SeenEvent:
     return seen_by(session, auth, viewer_id, [(event, None)])[0]
 
 
-def event_summary(event):
+def event_summary(event: Event) -> contracts.EventSummary:
     """What an event's domain events say of it."""
     return contracts.EventSummary(
         id=event.id, title=event.title, starts_at=clock.iso(event.starts_at), ends_at=clock.iso(event.ends_at),
@@ -167,7 +177,7 @@ def event_summary(event):
 
 # Occurrences ---------------------------------------------------------------------
 
-def series_starts(starts_at, rrule, timezone):
+def series_starts(starts_at: datetime, rrule: str | None, timezone: str) -> list[datetime]:
     """Every occurrence start (UTC) of an event, in order: its own start, or
     its rule's within the recurrence cap; InvalidRule if the rule yields none."""
     if not rrule:
@@ -175,11 +185,11 @@ def series_starts(starts_at, rrule, timezone):
     return recurrence.expand(rrule, starts_at, timezone)
 
 
-def timing_changed(event, values):
+def timing_changed(event: Event, values: dict[str, Any]) -> bool:
     return any(getattr(event, field) != values[field] for field in TIMING_FIELDS)
 
 
-def record_occurrences(session, event_id, starts):
+def record_occurrences(session: Session, event_id: str, starts: Sequence[datetime]) -> None:
     """Make `starts` the event's occurrences, in the caller's transaction."""
     session.execute(delete(Occurrence).where(Occurrence.event_id == event_id))
     # Two wall times can name one instant (a time the clock skips is read as
@@ -191,7 +201,7 @@ def record_occurrences(session, event_id, starts):
 # Creating and changing -------------------------------------------------------------
 
 # The fields of an event that its organizer sets, and what each is when not given.
-EVENT_DEFAULTS = {
+EVENT_DEFAULTS: dict[str, Any] = {
     "description": "", "location": "", "is_online": False, "timezone": "UTC",
     "capacity": None, "cover_media_id": None, "rrule": None, "ends_at": None,
 }
@@ -199,14 +209,15 @@ UPDATABLE = ("title", "description", "starts_at", "ends_at", "timezone", "locati
              "visibility", "capacity", "cover_media_id", "rrule")
 
 
-def _settle(session, values, organizer_id, participants_count=0):
+def _settle(session: Session, values: dict[str, Any], organizer_id: str,
+            participants_count: int = 0) -> tuple[dict[str, Any], list[datetime]]:
     """Apply defaults and cross-field rules to an event's full set of values;
     returns them with the event's occurrence starts."""
     if values.get("ends_at") is None:
         values["ends_at"] = values["starts_at"] + DEFAULT_EVENT_DURATION
     errors = check_times(values["starts_at"], values["ends_at"])
     values["rrule"] = values.get("rrule") or None
-    starts = None
+    starts: list[datetime] = []  # set below unless the rule is refused, which raises
     try:
         starts = series_starts(values["starts_at"], values["rrule"], values["timezone"])
     except recurrence.InvalidRule as exc:
@@ -224,12 +235,12 @@ def _settle(session, values, organizer_id, participants_count=0):
     return values, starts
 
 
-def _is_image_of(session, media_id, owner_id):
+def _is_image_of(session: Session, media_id: str, owner_id: str) -> bool:
     media = session.get(Media, media_id)
     return media is not None and media.owner_id == owner_id and media.content_type.startswith("image/")
 
 
-def create_event(uow, auth, organizer_id, fields):
+def create_event(uow: UnitOfWork, auth: Auth, organizer_id: str, fields: dict[str, Any]) -> SeenEvent:
     """Create an event organized by organizer_id. `fields` maps names of
     UPDATABLE to plain values (title, starts_at and visibility are required;
     the others default to EVENT_DEFAULTS)."""
@@ -243,12 +254,12 @@ def create_event(uow, auth, organizer_id, fields):
     return _seen_one(session, auth, organizer_id, event)
 
 
-def get_event(uow, auth, viewer_id, event_id):
+def get_event(uow: UnitOfWork, auth: Auth, viewer_id: str, event_id: str) -> SeenEvent:
     event = visible_event(uow.session, auth, viewer_id, event_id)
     return _seen_one(uow.session, auth, viewer_id, event)
 
 
-def _organized_event(session, auth, user_id, event_id):
+def _organized_event(session: Session, auth: Auth, user_id: str, event_id: str) -> Event:
     """The event, locked for a change by its organizer (NotOrganizer for anyone else)."""
     event = visible_event(session, auth, user_id, event_id, for_update=True)
     if event.organizer_id != user_id:
@@ -256,7 +267,7 @@ def _organized_event(session, auth, user_id, event_id):
     return event
 
 
-def update_event(uow, auth, user_id, event_id, changes):
+def update_event(uow: UnitOfWork, auth: Auth, user_id: str, event_id: str, changes: dict[str, Any]) -> SeenEvent:
     """Change an event. `changes` maps names of UPDATABLE to their new plain
     values; the fields it leaves out keep theirs."""
     session = uow.session
@@ -282,13 +293,13 @@ def update_event(uow, auth, user_id, event_id, changes):
     return _seen_one(session, auth, user_id, event)
 
 
-def cancel_event(uow, auth, user_id, event_id):
+def cancel_event(uow: UnitOfWork, auth: Auth, user_id: str, event_id: str) -> None:
     event = _organized_event(uow.session, auth, user_id, event_id)
     if event.status != "cancelled":
         cancel(uow, event)
 
 
-def cancel(uow, event, reason=None):
+def cancel(uow: UnitOfWork, event: Event, reason: str | None = None) -> None:
     """Mark an event cancelled and tell its participants (event_cancelled)."""
     event.status = "cancelled"
     event.updated_at = clock.now()
@@ -298,7 +309,7 @@ def cancel(uow, event, reason=None):
 
 # Joining and leaving -----------------------------------------------------------------
 
-def join(uow, auth, user_id, event_id):
+def join(uow: UnitOfWork, auth: Auth, user_id: str, event_id: str) -> SeenEvent:
     """Join an event; joining again changes nothing. The event row is locked
     while the seat is taken, so concurrent joins cannot overfill it."""
     session = uow.session
@@ -317,11 +328,11 @@ def join(uow, auth, user_id, event_id):
     return _seen_one(session, auth, user_id, event)
 
 
-def leave(uow, auth, user_id, event_id):
+def leave(uow: UnitOfWork, auth: Auth, user_id: str, event_id: str) -> None:
     session = uow.session
     event = visible_event(session, auth, user_id, event_id, for_update=True)
     removed = session.execute(
-        Participant.__table__.delete()
+        table_of(Participant).delete()
         .where(Participant.event_id == event.id, Participant.user_id == user_id)
         .returning(Participant.user_id)
     ).first()
@@ -334,10 +345,11 @@ class Attendee:
     """Someone who joined an event, with their summary from auth (None once the account is gone)."""
     user_id: str
     joined_at: datetime
-    user: dict | None
+    user: UserSummary | None
 
 
-def participants_page(uow, auth, viewer_id, event_id, after, limit):
+def participants_page(uow: UnitOfWork, auth: Auth, viewer_id: str, event_id: str,
+                      after: tuple[datetime, str] | None, limit: int) -> list[Attendee]:
     """Up to limit + 1 Attendees, in the order they joined, after the keyset `after`."""
     session = uow.session
     event = visible_event(session, auth, viewer_id, event_id)
@@ -348,7 +360,7 @@ def participants_page(uow, auth, viewer_id, event_id, after, limit):
         .limit(limit + 1)
     )
     if after:
-        query = query.where(tuple_(Participant.joined_at, Participant.user_id) > tuple_(*after))
+        query = query.where(tuple_(Participant.joined_at, Participant.user_id) > tuple_(*map(literal, after)))
     rows = session.execute(query).all()
     users = users_by_id(auth, [row.user_id for row in rows[:limit]])
     return [Attendee(row.user_id, row.joined_at, users.get(row.user_id)) for row in rows]
@@ -356,7 +368,7 @@ def participants_page(uow, auth, viewer_id, event_id, after, limit):
 
 # Range queries -------------------------------------------------------------------------
 
-def search_filters(viewer_id, q=None, organizer_id=None):
+def search_filters(viewer_id: str, q: str | None = None, organizer_id: str | None = None) -> list[ColumnElement[bool]]:
     filters = [visible_to(viewer_id), Event.status == "active"]
     if q:
         filters.append(Event.title.ilike("%" + _escape_like(q) + "%"))
@@ -365,7 +377,7 @@ def search_filters(viewer_id, q=None, organizer_id=None):
     return filters
 
 
-def calendar_filters(user_id):
+def calendar_filters(user_id: str) -> list[ColumnElement[bool]]:
     # One set of ids, from two indexes, that the planner can join from.
     mine = union(
         select(Event.id).where(Event.organizer_id == user_id),
@@ -374,7 +386,8 @@ def calendar_filters(user_id):
     return [Event.id.in_(mine)]
 
 
-def occurrences(session, filters, window_from, window_to, after, limit):
+def occurrences(session: Session, filters: Sequence[ColumnElement[bool]], window_from: datetime, window_to: datetime,
+                after: tuple[datetime, str] | None, limit: int) -> list[tuple[datetime, Event]]:
     """Up to limit + 1 (start, event) pairs of the events matching `filters`
     whose start is in [from, to), in (start, event id) order, strictly after
     the `after` key: one keyset query over the occurrences table, however
@@ -387,18 +400,20 @@ def occurrences(session, filters, window_from, window_to, after, limit):
         .limit(limit + 1)
     )
     if after:
-        query = query.where(tuple_(Occurrence.starts_at, Occurrence.event_id) > tuple_(*after))
+        query = query.where(tuple_(Occurrence.starts_at, Occurrence.event_id) > tuple_(*map(literal, after)))
     return [(start, event) for start, event in session.execute(query)]
 
 
-def _range_page(session, auth, viewer_id, filters, window, after, limit):
+def _range_page(session: Session, auth: Auth, viewer_id: str, filters: Sequence[ColumnElement[bool]], window: Window,
+                after: tuple[datetime, str] | None, limit: int) -> list[SeenEvent]:
     found = occurrences(session, filters, window[0], window[1], after, limit)
     # The row past the page only says there is a next one: nobody is looked up for it.
     users = users_by_id(auth, [event.organizer_id for _, event in found[:limit]])
     return seen_by(session, auth, viewer_id, [(event, start) for start, event in found], users)
 
 
-def search_events(uow, auth, viewer_id, window, after, limit, q=None, organizer_id=None):
+def search_events(uow: UnitOfWork, auth: Auth, viewer_id: str, window: Window, after: tuple[datetime, str] | None,
+                  limit: int, q: str | None = None, organizer_id: str | None = None) -> list[SeenEvent]:
     """Up to limit + 1 SeenEvents, one per occurrence starting in
     window = (from, to), of the active events the viewer may see, by start."""
     ensure_follows(uow.session, auth, viewer_id)
@@ -406,7 +421,8 @@ def search_events(uow, auth, viewer_id, window, after, limit, q=None, organizer_
                        limit)
 
 
-def calendar(uow, auth, user_id, window, after, limit):
+def calendar(uow: UnitOfWork, auth: Auth, user_id: str, window: Window, after: tuple[datetime, str] | None,
+             limit: int) -> list[SeenEvent]:
     """Like search_events, over the events the user organizes or joined."""
     # What I organize or joined: no follow list involved.
     return _range_page(uow.session, auth, user_id, calendar_filters(user_id), window, after, limit)
@@ -414,8 +430,8 @@ def calendar(uow, auth, user_id, window, after, limit):
 
 # For operators ------------------------------------------------------------------------
 
-def counts(uow):
-    def total(model, *conditions):
+def counts(uow: UnitOfWork) -> dict[str, int | None]:
+    def total(model: type[Any], *conditions: ColumnElement[bool]) -> int | None:
         return uow.session.scalar(select(func.count()).select_from(model).where(*conditions))
 
     return {

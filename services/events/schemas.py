@@ -187,7 +187,9 @@ class Person(fields.Nested):
         super().__init__(answers.UserSummary, required=True, **kwargs)
         self.id_from = id_from
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    # marshmallow names the first parameter `value` in Field and `nested_obj`
+    # in Nested, so an override matches one of them only.
+    def _serialize(self, value, attr, obj, **kwargs):  # type: ignore[override]
         user_id = get_value(obj, self.id_from)
         return super()._serialize(value or answers.deleted_user(user_id), attr, obj, **kwargs)
 

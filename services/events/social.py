@@ -8,26 +8,34 @@ followees x page size index entries, whatever the total number of posts, and
 a follow or unfollow shows in the very next page. Pages are keyset pages on
 (created_at, id), so new items never shift the pages after the first.
 """
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, cast, exists, literal, or_, select, true, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, Subquery, cast, exists, literal, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.events import exceptions, media
 from services.events.models import Event, Follow, Post
-from services.events.people import ensure_follows, users_by_id
+from services.events.people import Auth, UserSummary, ensure_follows, users_by_id
 from services.events.schedule import SeenEvent, seen_by, visible_event, visible_to
+from services.shared.unit_of_work import UnitOfWork
 
 MAX_BODY_LENGTH = 5000
 MAX_MEDIA_PER_POST = 10
+
+# A keyset position in a newest-first list: (created_at, id).
+After = tuple[datetime, str]
+_Row = TypeVar("_Row", Post, Event)
 
 
 @dataclass(frozen=True)
 class SeenPost:
     """A post, with its author's summary from auth (None once the account is gone)."""
     post: Post
-    author: dict | None
+    author: UserSummary | None
 
 
 @dataclass(frozen=True)
@@ -39,13 +47,14 @@ class FeedEntry:
     item: SeenPost | SeenEvent
 
 
-def post_visible_to(viewer_id):
+def post_visible_to(viewer_id: str) -> ColumnElement[bool]:
     """A post is seen by whoever sees its event (posts without one: everyone)."""
     # Correlated per post (one primary-key probe), never a scan of all visible events.
     return or_(Post.event_id.is_(None), exists().where(Event.id == Post.event_id, visible_to(viewer_id)))
 
 
-def create_post(uow, auth, author_id, body, event_id=None, media_ids=()):
+def create_post(uow: UnitOfWork, auth: Auth, author_id: str, body: str, event_id: str | None = None,
+                media_ids: Iterable[str] = ()) -> SeenPost:
     """Post `body`, on an event the author sees (or none), with the author's uploads."""
     session = uow.session
     if event_id:
@@ -62,7 +71,7 @@ def create_post(uow, auth, author_id, body, event_id=None, media_ids=()):
     return SeenPost(post, users_by_id(auth, [author_id]).get(author_id))
 
 
-def _visible_post(session, auth, viewer_id, post_id):
+def _visible_post(session: Session, auth: Auth, viewer_id: str, post_id: str) -> Post:
     ensure_follows(session, auth, viewer_id)
     post = session.execute(select(Post).where(Post.id == post_id, post_visible_to(viewer_id))).scalar_one_or_none()
     if post is None:
@@ -70,26 +79,27 @@ def _visible_post(session, auth, viewer_id, post_id):
     return post
 
 
-def get_post(uow, auth, viewer_id, post_id):
+def get_post(uow: UnitOfWork, auth: Auth, viewer_id: str, post_id: str) -> SeenPost:
     post = _visible_post(uow.session, auth, viewer_id, post_id)
     return SeenPost(post, users_by_id(auth, [post.author_id]).get(post.author_id))
 
 
-def delete_post(uow, auth, user_id, post_id):
+def delete_post(uow: UnitOfWork, auth: Auth, user_id: str, post_id: str) -> None:
     post = _visible_post(uow.session, auth, user_id, post_id)
     if post.author_id != user_id:
         raise exceptions.NotAuthor()
     uow.session.delete(post)
 
 
-def _newest_first(query: Select, model, after, limit):
+def _newest_first(query: Select[Any], model: type[Post] | type[Event], after: After | None, limit: int) -> Select[Any]:
     query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     if after:
-        query = query.where(tuple_(model.created_at, model.id) < tuple_(*after))
+        query = query.where(tuple_(model.created_at, model.id) < tuple_(*map(literal, after)))
     return query
 
 
-def posts_page(uow, auth, viewer_id, after, limit, author_id=None, event_id=None):
+def posts_page(uow: UnitOfWork, auth: Auth, viewer_id: str, after: After | None, limit: int,
+               author_id: str | None = None, event_id: str | None = None) -> list[SeenPost]:
     """Up to limit + 1 SeenPosts the viewer may see, newest first, by author
     or on an event (EventNotFound if the viewer may not see that event)."""
     session = uow.session
@@ -105,12 +115,14 @@ def posts_page(uow, auth, viewer_id, after, limit, author_id=None, event_id=None
     return [SeenPost(post, users.get(post.author_id)) for post in posts]
 # Feed ----------------------------------------------------------------------------
 
-def _authors(user_id):
+def _authors(user_id: str) -> Subquery:
     followees = select(Follow.followee_id.label("author_id")).where(Follow.follower_id == user_id)
     return union_all(followees, select(cast(literal(user_id), UUID(as_uuid=False)).label("author_id"))).subquery()
 
 
-def _newest_per_author(model, author_column, conditions, user_id, after, limit):
+def _newest_per_author(model: type[Post] | type[Event], author_column: InstrumentedAttribute[str],
+                       conditions: Sequence[ColumnElement[bool]], user_id: str, after: After | None,
+                       limit: int) -> Select[Any]:
     """Ids and times of the newest rows of each author, newest first overall."""
     authors = _authors(user_id)
     newest = _newest_first(
@@ -125,7 +137,7 @@ def _newest_per_author(model, author_column, conditions, user_id, after, limit):
     )
 
 
-def feed_page(uow, auth, user_id, after, limit):
+def feed_page(uow: UnitOfWork, auth: Auth, user_id: str, after: After | None, limit: int) -> list[FeedEntry]:
     """Up to limit + 1 FeedEntries, newest first."""
     session = uow.session
     ensure_follows(session, auth, user_id)
@@ -153,7 +165,7 @@ def feed_page(uow, auth, user_id, after, limit):
     ]
 
 
-def _by_id(session, model, ids):
+def _by_id(session: Session, model: type[_Row], ids: list[str]) -> dict[str, _Row]:
     if not ids:
         return {}
     return {row.id: row for row in session.execute(select(model).where(model.id.in_(ids))).scalars()}

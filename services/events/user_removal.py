@@ -6,9 +6,10 @@ from services.events import media
 from services.events.models import DeletedUser, Event, Follow, FollowSync, Participant, Post
 from services.events.schedule import cancel
 from services.shared import clock
+from services.shared.unit_of_work import UnitOfWork
 
 
-def forget_user(uow, user_id):
+def forget_user(uow: UnitOfWork, user_id: str) -> list[str]:
     """Cancel the user's events still to come (participants are told through
     event_cancelled), free their seats, and delete their posts, uploads and
     follow edges. Returns the media ids whose bytes the caller removes from

@@ -26,6 +26,8 @@ cluster for every frame at 60 fps 7,200 (each cluster and its Timecode); a
 """
 import io
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import hachoir.core.config
 from hachoir.core.log import log as _hachoir_log
@@ -48,6 +50,10 @@ _MATROSKA_DEFAULT_TIMECODE_SCALE = 1_000_000  # nanoseconds per tick, when Info 
 _UNKNOWN_32 = 0xFFFF_FFFF
 _UNKNOWN_64 = 0xFFFF_FFFF_FFFF_FFFF
 _ELEMENT_HEADER = ("id", "size")  # how hachoir names an EBML element's own header fields
+# hachoir ships no types: its fields and field sets are Any here.
+Field = Any
+# (kind, field) of a box or element's children.
+Children = list[tuple[str, Field]]
 _MALFORMED = "The container is malformed (truncated, trailing bytes, or sizes that do not add up)."
 
 
@@ -56,11 +62,11 @@ class UnreadableVideo(ValueError):
     message says which, for the person uploading."""
 
 
-def seconds(data, content_type):
+def seconds(data: bytes, content_type: str) -> float:
     """How long the video lasts, in seconds; UnreadableVideo if that cannot be told."""
     reader = {"video/mp4": _mp4_seconds, "video/webm": _webm_seconds}[content_type]
     try:
-        found = reader(data, _Budget())
+        found: float = reader(data, _Budget())
     except UnreadableVideo:
         raise
     except Exception:  # noqa: BLE001 - whatever the parser trips on in foreign bytes, they are malformed
@@ -75,10 +81,10 @@ def seconds(data, content_type):
 class _Budget:
     """Counts the boxes or elements walked, and stops a container that has too many."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.left = MAX_ELEMENTS
 
-    def each(self, field_set):
+    def each(self, field_set: Field) -> Iterator[tuple[str, Field]]:
         """(kind, field) of a box or element's children, parsed one by one;
         kind is the name without hachoir's `[n]` (a repeated `Duration` is
         named `Duration[0]`)."""
@@ -90,19 +96,19 @@ class _Budget:
                 raise UnreadableVideo("The container has too many parts.")
             yield field.name.split("[")[0], field
 
-    def children(self, field_set):
+    def children(self, field_set: Field) -> Children:
         return list(self.each(field_set))
 
 
-def _stream(data):
+def _stream(data: bytes) -> Any:
     return InputIOStream(io.BytesIO(data), source="upload", tags=[])
 
 
-def _all(children, kind):
+def _all(children: Children, kind: str) -> list[Field]:
     return [field for name, field in children if name == kind]
 
 
-def _one(children, kind, message):
+def _one(children: Children, kind: str, message: str) -> Field:
     fields = _all(children, kind)
     if len(fields) != 1:
         raise UnreadableVideo(message)
@@ -111,7 +117,7 @@ def _one(children, kind, message):
 
 # MP4 --------------------------------------------------------------------------------
 
-def _mp4_seconds(data, budget):
+def _mp4_seconds(data: bytes, budget: _Budget) -> float:
     boxes = _mp4_boxes(MP4File(_stream(data), validate=True), budget)
     if boxes[0][0] != "ftyp":
         raise UnreadableVideo("An MP4 starts with its file type box (ftyp).")
@@ -123,7 +129,7 @@ def _mp4_seconds(data, budget):
     movie = _one(boxes, "moov", "An MP4 has exactly one movie box (moov).")
     movie = _mp4_boxes(movie["movie"], budget)
     header = _one(movie, "mvhd", "An MP4 has exactly one movie header (mvhd).")["movie_hdr"]
-    timescale = header["time_scale"].value
+    timescale: int = header["time_scale"].value
     if timescale == 0:
         raise UnreadableVideo("The MP4's timescale is zero.")
     tracks = _all(movie, "trak")
@@ -137,10 +143,10 @@ def _mp4_seconds(data, budget):
     return max(durations) / timescale
 
 
-def _mp4_boxes(parent, budget):
+def _mp4_boxes(parent: Field, budget: _Budget) -> Children:
     """[(type, box)] of a box's children, each exactly as long as it says
     (hachoir reads a size under 8, which no box can have, as 8)."""
-    boxes = []
+    boxes: Children = []
     for _, found in budget.each(parent):
         declared = found["size"].value
         if declared == 1:
@@ -151,9 +157,9 @@ def _mp4_boxes(parent, budget):
     return boxes
 
 
-def _mp4_duration(header):
+def _mp4_duration(header: Field) -> int:
     """A header's duration in movie ticks; all ones means "unknown" (ISO/IEC 14496-12)."""
-    duration = header["duration"].value
+    duration: int = header["duration"].value
     if duration == (_UNKNOWN_32 if header["version"].value == 0 else _UNKNOWN_64):
         raise UnreadableVideo("The MP4 declares an unknown duration.")
     return duration
@@ -161,7 +167,7 @@ def _mp4_duration(header):
 
 # WebM -------------------------------------------------------------------------------
 
-def _webm_seconds(data, budget):
+def _webm_seconds(data: bytes, budget: _Budget) -> float:
     # Not validate=True: hachoir's check reads the EBML header up to its
     # DocType unbounded; the header's size is checked first instead.
     top = budget.children(MkvFile(_stream(data)))
@@ -182,23 +188,23 @@ def _webm_seconds(data, budget):
     return max([_webm_duration(info), *cluster_starts]) * scale / 1e9
 
 
-def _webm_timecode_scale(info):
+def _webm_timecode_scale(info: Children) -> int:
     scales = _all(info, "TimecodeScale")
     if not scales:
         return _MATROSKA_DEFAULT_TIMECODE_SCALE
-    scale = _one(info, "TimecodeScale", "The WebM declares its TimecodeScale twice.")["unsigned"].value
+    scale: int = _one(info, "TimecodeScale", "The WebM declares its TimecodeScale twice.")["unsigned"].value
     if scale == 0:
         raise UnreadableVideo("The WebM's TimecodeScale is zero.")
     return scale
 
 
-def _webm_duration(info):
+def _webm_duration(info: Children) -> float:
     """Info's Duration, in ticks. Optional in Matroska, but a WebM without it
     (a browser's live recording) cannot be measured without reading every frame."""
     if not _all(info, "Duration"):
         raise UnreadableVideo("The WebM declares no Duration; remux it (e.g. ffmpeg -c copy).")
     duration = _one(info, "Duration", "The WebM declares its Duration twice.")
-    value = next((duration[kind].value for kind in ("float", "double") if kind in duration), None)
+    value: float | None = next((duration[kind].value for kind in ("float", "double") if kind in duration), None)
     if value is None:
         raise UnreadableVideo("The WebM's Duration is not a 4- or 8-byte float.")
     if not math.isfinite(value) or value <= 0:
@@ -206,10 +212,11 @@ def _webm_duration(info):
     return value
 
 
-def _cluster_start(cluster, budget):
+def _cluster_start(cluster: Field, budget: _Budget) -> int:
     """A Cluster's Timecode, its first element as muxers write it: the frames
     after it are not parsed."""
     for kind, element in budget.each(cluster):
         if kind == "Timecode":
-            return element["unsigned"].value
+            timecode: int = element["unsigned"].value
+            return timecode
     raise UnreadableVideo("A WebM Cluster has no Timecode.")

@@ -8,13 +8,17 @@ it (`recipient_ids`), so realtime can deliver it without a database.
 """
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.messages import exceptions
 from services.messages.models import Conversation, Member, Message, Reaction
 from services.shared import clock, contracts
+from services.shared.unit_of_work import UnitOfWork, table_of
 
 # Rules (the request schemas state them to clients) ----------------------------------
 
@@ -46,29 +50,38 @@ _ELEMENT = f"(?:[{_PICTOGRAPH}][{_MODIFIER}]*[{_TAG}]*|[0-9#*]\ufe0f?\u20e3)"
 EMOJI_PATTERN = f"^(?:{_ELEMENT}(?:\u200d{_ELEMENT})*)+$"
 _EMOJI = re.compile(EMOJI_PATTERN)
 
+# A user as auth's get_users describes them ({"id", "username", ...}).
+UserSummary = dict[str, Any]
+# auth's get_users: the summaries of the active users among the ids given.
+Users = Callable[[list[str]], list[UserSummary]]
+# A message (message_values) or a conversation (conversation_details) as the API answers it.
+Values = dict[str, Any]
+# A keyset position in a newest-first list of conversations: (last_activity_at, id).
+After = tuple[datetime, str]
 
-def is_emoji(value):
+
+def is_emoji(value: str) -> bool:
     """True for the text of a reaction: the emoji pattern, whole (length is checked apart)."""
     return _EMOJI.fullmatch(value) is not None
 
 
-def preview(body):
+def preview(body: str) -> str:
     return body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS - 1] + "…"
 
 
 # Membership ---------------------------------------------------------------------
 
-def member_ids(uow, conversation_id):
+def member_ids(uow: UnitOfWork, conversation_id: str) -> list[str]:
     return list(uow.session.execute(
         select(Member.user_id).where(Member.conversation_id == conversation_id).order_by(Member.joined_at)
     ).scalars())
 
 
-def is_member(uow, conversation_id, user_id):
+def is_member(uow: UnitOfWork, conversation_id: str, user_id: str) -> bool:
     return uow.session.get(Member, (conversation_id, user_id)) is not None
 
 
-def _membership(uow, conversation_id, user_id):
+def _membership(uow: UnitOfWork, conversation_id: str, user_id: str) -> Member:
     """The caller's membership; a conversation they are not in does not exist to them."""
     member = uow.session.get(Member, (conversation_id, user_id))
     if member is None:
@@ -76,7 +89,7 @@ def _membership(uow, conversation_id, user_id):
     return member
 
 
-def _visible_message(uow, message_id, user_id):
+def _visible_message(uow: UnitOfWork, message_id: str, user_id: str) -> Message:
     message = uow.session.get(Message, message_id)
     if message is None or not is_member(uow, message.conversation_id, user_id):
         raise exceptions.MessageNotFound()
@@ -85,7 +98,8 @@ def _visible_message(uow, message_id, user_id):
 
 # Conversations --------------------------------------------------------------------
 
-def create_conversation(uow, users, creator_id, member_ids_requested, title=None):
+def create_conversation(uow: UnitOfWork, users: Users, creator_id: str, member_ids_requested: Iterable[str],
+                        title: str | None = None) -> tuple[bool, Values]:
     """Create a conversation; return (created, conversation) (see conversation_details).
     A 1:1 (one other member, no title) that exists already is answered as it is."""
     others = [user_id for user_id in dict.fromkeys(member_ids_requested) if user_id != creator_id]
@@ -111,30 +125,37 @@ def create_conversation(uow, users, creator_id, member_ids_requested, title=None
         # Both people opened the 1:1 at the same moment and the other one won.
         # The insert waited for that transaction to commit, and under READ
         # COMMITTED the next statement sees its row: no rollback is needed.
+        assert direct_key is not None, "only a 1:1 can meet a conflict"
         existing = _direct_conversation(uow, direct_key)
+        assert existing is not None, "the conflicting row is committed"
         return False, _details_of_one(uow, users, creator_id, existing, summaries)
     uow.session.add_all(Member(conversation_id=conversation_id, user_id=user_id) for user_id in [creator_id, *others])
     uow.session.flush()
     conversation = uow.session.get(Conversation, conversation_id)
+    assert conversation is not None, "inserted above"
     return True, _details_of_one(uow, users, creator_id, conversation, summaries)
 
 
-def _direct_conversation(uow, direct_key):
+def _direct_conversation(uow: UnitOfWork, direct_key: str) -> Conversation | None:
     return uow.session.execute(
         select(Conversation).where(Conversation.direct_key == direct_key)
     ).scalar_one_or_none()
 
 
-def get_conversation(uow, users, user_id, conversation_id):
+def get_conversation(uow: UnitOfWork, users: Users, user_id: str, conversation_id: str) -> Values:
     _membership(uow, conversation_id, user_id)
-    return _details_of_one(uow, users, user_id, uow.session.get(Conversation, conversation_id))
+    conversation = uow.session.get(Conversation, conversation_id)
+    assert conversation is not None, "a member's conversation exists"
+    return _details_of_one(uow, users, user_id, conversation)
 
 
-def _details_of_one(uow, users, viewer_id, conversation, known_users=None):
+def _details_of_one(uow: UnitOfWork, users: Users, viewer_id: str, conversation: Conversation,
+                    known_users: Mapping[str, UserSummary] | None = None) -> Values:
     return conversation_details(uow, users, viewer_id, [conversation], known_users)[conversation.id]
 
 
-def conversation_page(uow, users, user_id, limit, after):
+def conversation_page(uow: UnitOfWork, users: Users, user_id: str, limit: int,
+                      after: After | None) -> tuple[Sequence[Conversation], dict[str, Values]]:
     """The caller's conversations, latest activity first: up to limit + 1 rows
     (the extra one says there is a next page), and the details of the first
     `limit` by id."""
@@ -146,12 +167,13 @@ def conversation_page(uow, users, user_id, limit, after):
         .limit(limit + 1)
     )
     if after:
-        query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*after))
+        query = query.where(tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(*map(literal, after)))
     rows = uow.session.execute(query).scalars().all()
     return rows, conversation_details(uow, users, user_id, rows[:limit])
 
 
-def conversation_details(uow, users, viewer_id, conversations, known_users=None):
+def conversation_details(uow: UnitOfWork, users: Users, viewer_id: str, conversations: Sequence[Conversation],
+                         known_users: Mapping[str, UserSummary] | None = None) -> dict[str, Values]:
     """Conversations as viewer_id sees them, by id, in a fixed number of queries
     and one call to auth: each a dict of its columns, `member_ids`, `users`
     (the summaries auth has of them: a closed account has none), `last_message`
@@ -159,7 +181,7 @@ def conversation_details(uow, users, viewer_id, conversations, known_users=None)
     ids = [conversation.id for conversation in conversations]
     if not ids:
         return {}
-    members = defaultdict(list)
+    members: defaultdict[str, list[str]] = defaultdict(list)
     for conversation_id, user_id in uow.session.execute(
         select(Member.conversation_id, Member.user_id)
         .where(Member.conversation_id.in_(ids)).order_by(Member.joined_at, Member.user_id)
@@ -192,7 +214,7 @@ def conversation_details(uow, users, viewer_id, conversations, known_users=None)
     }
 
 
-def _unread_counts(uow, user_id, conversation_ids):
+def _unread_counts(uow: UnitOfWork, user_id: str, conversation_ids: list[str]) -> dict[str, int]:
     return dict(uow.session.execute(
         select(Message.conversation_id, func.count())
         .join(Member, (Member.conversation_id == Message.conversation_id) & (Member.user_id == user_id))
@@ -202,12 +224,12 @@ def _unread_counts(uow, user_id, conversation_ids):
             Message.sender_id != user_id,
         )
         .group_by(Message.conversation_id)
-    ).all())
+    ).tuples().all())
 
 
 # Messages -----------------------------------------------------------------------
 
-def message_values(message, reactions=()):
+def message_values(message: Message, reactions: Iterable[dict[str, Any]] = ()) -> Values:
     """A message as its members see it: what the API answers and MessageSent carries."""
     return {
         "id": message.id,
@@ -221,7 +243,7 @@ def message_values(message, reactions=()):
     }
 
 
-def message_summary(values):
+def message_summary(values: Values) -> contracts.MessageSummary:
     """message_values as the contract of the events that carry a message."""
     return contracts.MessageSummary(**dict(
         values,
@@ -230,7 +252,8 @@ def message_summary(values):
     ))
 
 
-def send_message(uow, sender_id, conversation_id, body, client_id=None):
+def send_message(uow: UnitOfWork, sender_id: str, conversation_id: str, body: str,
+                 client_id: str | None = None) -> tuple[bool, Values]:
     """Post a message; return (created, message_values). A retried send (same
     client_id from the same sender) answers the message the first attempt created."""
     _membership(uow, conversation_id, sender_id)
@@ -249,6 +272,7 @@ def send_message(uow, sender_id, conversation_id, body, client_id=None):
         # for it to commit, and under READ COMMITTED the next statement sees
         # its row: no rollback is needed.
         existing = _sent_before(uow, sender_id, client_id, conversation_id, body)
+        assert existing is not None, "the conflicting row is committed"
         return False, _values_with_reactions(uow, existing)
     uow.session.execute(
         update(Conversation)
@@ -276,11 +300,12 @@ def send_message(uow, sender_id, conversation_id, body, client_id=None):
     return True, values
 
 
-def _values_with_reactions(uow, message):
+def _values_with_reactions(uow: UnitOfWork, message: Message) -> Values:
     return message_values(message, reactions_of(uow, [message.id])[message.id])
 
 
-def _sent_before(uow, sender_id, client_id, conversation_id, body):
+def _sent_before(uow: UnitOfWork, sender_id: str, client_id: str | None, conversation_id: str,
+                 body: str) -> Message | None:
     existing = uow.session.execute(
         select(Message).where(Message.sender_id == sender_id, Message.client_id == client_id)
     ).scalar_one_or_none()
@@ -289,7 +314,9 @@ def _sent_before(uow, sender_id, client_id, conversation_id, body):
     return existing
 
 
-def message_page(uow, user_id, conversation_id, limit, before_seq=None, before_id=None, after_id=None):
+def message_page(uow: UnitOfWork, user_id: str, conversation_id: str, limit: int, before_seq: int | None = None,
+                 before_id: str | None = None,
+                 after_id: str | None = None) -> tuple[Sequence[Message], dict[str, Values]]:
     """Messages newest first (by seq): older than `before` (a cursor's seq or a
     message id), newer than `after` (a message id). Returns up to limit + 1 rows
     and, for the first `limit`, their message_values by id."""
@@ -308,7 +335,7 @@ def message_page(uow, user_id, conversation_id, limit, before_seq=None, before_i
     return rows, {row.id: message_values(row, reactions[row.id]) for row in rows[:limit]}
 
 
-def _seq_in(uow, conversation_id, message_id):
+def _seq_in(uow: UnitOfWork, conversation_id: str, message_id: str) -> int:
     seq = uow.session.execute(
         select(Message.seq).where(Message.id == message_id, Message.conversation_id == conversation_id)
     ).scalar()
@@ -317,11 +344,11 @@ def _seq_in(uow, conversation_id, message_id):
     return seq
 
 
-def reactions_of(uow, message_ids):
+def reactions_of(uow: UnitOfWork, message_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per message: [{emoji, count, user_ids}] in order of first use."""
-    grouped = {message_id: {} for message_id in message_ids}
+    grouped: dict[str, dict[str, list[str]]] = {message_id: {} for message_id in message_ids}
     if not message_ids:
-        return grouped
+        return {}
     for message_id, emoji, user_id in uow.session.execute(
         select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
         .where(Reaction.message_id.in_(message_ids)).order_by(Reaction.created_at, Reaction.user_id)
@@ -335,7 +362,7 @@ def reactions_of(uow, message_ids):
 
 # Reactions and read state -----------------------------------------------------------
 
-def add_reaction(uow, user_id, message_id, emoji):
+def add_reaction(uow: UnitOfWork, user_id: str, message_id: str, emoji: str) -> bool:
     """True if added, False if the user had already reacted with that emoji."""
     message = _visible_message(uow, message_id, user_id)
     added = uow.session.execute(
@@ -347,10 +374,10 @@ def add_reaction(uow, user_id, message_id, emoji):
     return added is not None
 
 
-def remove_reaction(uow, user_id, message_id, emoji):
+def remove_reaction(uow: UnitOfWork, user_id: str, message_id: str, emoji: str) -> None:
     message = _visible_message(uow, message_id, user_id)
     removed = uow.session.execute(
-        Reaction.__table__.delete()
+        table_of(Reaction).delete()
         .where(Reaction.message_id == message_id, Reaction.user_id == user_id, Reaction.emoji == emoji)
         .returning(Reaction.message_id)
     ).first()
@@ -358,7 +385,7 @@ def remove_reaction(uow, user_id, message_id, emoji):
         uow.record(contracts.ReactionRemoved(**_reaction_change(uow, message, user_id, emoji)))
 
 
-def _reaction_change(uow, message, user_id, emoji):
+def _reaction_change(uow: UnitOfWork, message: Message, user_id: str, emoji: str) -> dict[str, Any]:
     return {
         "message_id": message.id,
         "conversation_id": message.conversation_id,
@@ -368,7 +395,7 @@ def _reaction_change(uow, message, user_id, emoji):
     }
 
 
-def mark_read(uow, user_id, conversation_id, message_id):
+def mark_read(uow: UnitOfWork, user_id: str, conversation_id: str, message_id: str) -> None:
     """Move the caller's read mark forward to message_id (never back)."""
     _membership(uow, conversation_id, user_id)
     seq = _seq_in(uow, conversation_id, message_id)
@@ -389,7 +416,7 @@ def mark_read(uow, user_id, conversation_id, message_id):
 
 # For operators ------------------------------------------------------------------------
 
-def counts(uow):
+def counts(uow: UnitOfWork) -> dict[str, int | None]:
     session = uow.session
     return {
         "conversations": session.scalar(select(func.count()).select_from(Conversation)),

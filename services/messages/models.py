@@ -21,7 +21,7 @@ from services.shared.unit_of_work import event_tables
 SCHEMA = "messages"
 
 
-def _new_id():
+def _new_id() -> str:
     return str(uuid.uuid4())
 
 

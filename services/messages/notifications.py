@@ -6,17 +6,28 @@ first, in the same unit of work as the notification, so a redelivered event
 changes nothing. Handlers take the event as its contract
 (services.shared.contracts) validated it.
 """
-from sqlalchemy import func, select, tuple_, update
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, literal, select, tuple_, update
 
 from services.messages.conversations import preview
 from services.messages.models import Notification
 from services.shared import clock, contracts
+from services.shared.unit_of_work import UnitOfWork, table_of
 
 NOTIFICATION_KINDS = ("new_follower", "event_participant_joined", "message")
 MAX_IDS_PER_CALL = 100
 
 
-def notification_summary(notification):
+class Presence(Protocol):
+    """Who has a socket open now (services.shared.presence)."""
+
+    def online_among(self, user_ids: Iterable[str]) -> set[str]: ...
+
+
+def notification_summary(notification: Notification) -> contracts.NotificationSummary:
     """A notification as its user sees it: what the API answers and NotificationCreated carries."""
     return contracts.NotificationSummary(
         id=notification.id,
@@ -27,7 +38,7 @@ def notification_summary(notification):
     )
 
 
-def notify(uow, user_id, kind, data):
+def notify(uow: UnitOfWork, user_id: str, kind: str, data: dict[str, Any]) -> Notification:
     """Store a notification and record NotificationCreated."""
     notification = Notification(user_id=user_id, type=kind, data=data, created_at=clock.now())
     uow.session.add(notification)
@@ -36,7 +47,7 @@ def notify(uow, user_id, kind, data):
     return notification
 
 
-def _announce(uow, notification):
+def _announce(uow: UnitOfWork, notification: Notification) -> None:
     uow.record(contracts.NotificationCreated(
         notification=notification_summary(notification),
         user_id=notification.user_id,
@@ -44,22 +55,22 @@ def _announce(uow, notification):
     ))
 
 
-def on_user_followed(uow, event):
+def on_user_followed(uow: UnitOfWork, event: contracts.UserFollowed) -> None:
     if not uow.first_delivery(event, "notify_user_followed"):
         return
     if event.follower_id != event.followee_id:
         notify(uow, event.followee_id, "new_follower", {"follower_id": event.follower_id})
 
 
-def on_user_deleted(uow, event):
+def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
     """A deleted account's notifications go with it; their messages stay for
     the other members, who see them under the deleted-user shape."""
     if not uow.first_delivery(event, "forget_deleted_user"):
         return
-    uow.session.execute(Notification.__table__.delete().where(Notification.user_id == event.user_id))
+    uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
 
 
-def on_participant_joined(uow, event):
+def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -> None:
     """Tell the organizer who joined their event (`event.event`, the calendar
     event; `event.envelope_id` is the id of this domain event)."""
     if not uow.first_delivery(event, "notify_participant_joined"):
@@ -70,7 +81,7 @@ def on_participant_joined(uow, event):
         })
 
 
-def on_message_sent(uow, presence, event):
+def on_message_sent(uow: UnitOfWork, presence: Presence, event: contracts.MessageSent) -> None:
     """Notify the recipients who had no socket open when the message went out.
     One unread notification per conversation: later messages update it, so
     someone away from a busy group finds one entry, not hundreds."""
@@ -84,7 +95,7 @@ def on_message_sent(uow, presence, event):
             _notify_of_message(uow, user_id, message)
 
 
-def _notify_of_message(uow, user_id, message):
+def _notify_of_message(uow: UnitOfWork, user_id: str, message: contracts.MessageSummary) -> None:
     data = {
         "conversation_id": message.conversation_id,
         "message_id": message.id,
@@ -109,7 +120,8 @@ def _notify_of_message(uow, user_id, message):
     _announce(uow, unread)
 
 
-def notification_page(uow, user_id, unread_only, limit, after):
+def notification_page(uow: UnitOfWork, user_id: str, unread_only: bool, limit: int,
+                      after: tuple[datetime, str] | None) -> Sequence[Notification]:
     """The user's notifications newest first: up to limit + 1 rows (the extra one says there is more)."""
     query = (
         select(Notification).where(Notification.user_id == user_id)
@@ -118,11 +130,11 @@ def notification_page(uow, user_id, unread_only, limit, after):
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
     if after:
-        query = query.where(tuple_(Notification.created_at, Notification.id) < tuple_(*after))
+        query = query.where(tuple_(Notification.created_at, Notification.id) < tuple_(*map(literal, after)))
     return uow.session.execute(query).scalars().all()
 
 
-def mark_read(uow, user_id, ids=None):
+def mark_read(uow: UnitOfWork, user_id: str, ids: Collection[str] | None = None) -> None:
     """Mark the caller's notifications read: those in ids, or all of them."""
     query = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
     if ids is not None:
@@ -130,7 +142,7 @@ def mark_read(uow, user_id, ids=None):
     uow.session.execute(query.values(read_at=clock.now()))
 
 
-def unread_count(uow, user_id):
+def unread_count(uow: UnitOfWork, user_id: str) -> int | None:
     return uow.session.scalar(
         select(func.count()).select_from(Notification)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))

@@ -50,7 +50,8 @@ class MessageCreate(Schema):
     client_id = Text(min=1, max=MAX_CLIENT_ID_CHARS, load_default=None)
 
 
-class MessagePageArgs(page_args(BY_SEQUENCE)):
+# page_args builds the class at run time: it has no static type to check against.
+class MessagePageArgs(page_args(BY_SEQUENCE)):  # type: ignore[misc]
     # A message id: only messages older (`before`) or newer (`after`) than it.
     # `after` is how a client that was offline catches up.
     before = UUIDString(load_default=None)

@@ -18,7 +18,7 @@ to having a consumer.
 """
 import uuid
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 import marshmallow
 import marshmallow_dataclass
@@ -33,7 +33,7 @@ class MalformedEvent(ValueError):
     """A payload its contract refuses: a bug of its producer, never worth a retry."""
 
 
-def _canonical_uuid(value):
+def _canonical_uuid(value: str) -> None:
     try:
         canonical = str(uuid.UUID(value)) == value
     except (TypeError, ValueError, AttributeError):
@@ -53,20 +53,20 @@ class DomainEvent:
     # Set on the events a consumer receives: see ENVELOPE_ID.
     envelope_id: Id | None = field(default=None, metadata={"data_key": ENVELOPE_ID})
 
-    def to_payload(self):
-        payload = _schema(type(self)).dump(self)
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = _schema(type(self)).dump(self)
         payload.pop(ENVELOPE_ID, None)
         return payload
 
     @classmethod
-    def from_payload(cls, payload):
+    def from_payload(cls, payload: object) -> Self:
         if not isinstance(payload, dict):
             raise MalformedEvent(f"{cls.__name__}: the payload is not an object")
         if ENVELOPE_ID not in payload and LEGACY_ENVELOPE_ID in payload:
             payload = {key: value for key, value in payload.items() if key != LEGACY_ENVELOPE_ID} | {
                 ENVELOPE_ID: payload[LEGACY_ENVELOPE_ID]}
         try:
-            event = _schema(cls).load(payload, unknown=marshmallow.EXCLUDE)
+            event: Self = _schema(cls).load(payload, unknown=marshmallow.EXCLUDE)
         except marshmallow.ValidationError as exc:
             raise MalformedEvent(f"{cls.__name__}: {exc.messages}") from None
         if event.envelope_id is None:
@@ -74,18 +74,19 @@ class DomainEvent:
         return event
 
 
-_SCHEMAS = {}
+_SCHEMAS: dict[type[DomainEvent], marshmallow.Schema] = {}
 
 
-def _schema(contract):
+def _schema(contract: type[DomainEvent]) -> marshmallow.Schema:
     if contract not in _SCHEMAS:
         _SCHEMAS[contract] = marshmallow_dataclass.class_schema(contract)()
     return _SCHEMAS[contract]
 
 
-def every_contract():
+def every_contract() -> list[type[DomainEvent]]:
     """Every concrete contract, for the test that each is consumed."""
-    found, pending = [], list(DomainEvent.__subclasses__())
+    found: list[type[DomainEvent]] = []
+    pending = list(DomainEvent.__subclasses__())
     while pending:
         contract = pending.pop()
         pending.extend(contract.__subclasses__())
@@ -254,7 +255,7 @@ class NotificationSummary:
     """A notification as its user sees it (the API's notification answer)."""
     id: Id
     type: str
-    data: dict
+    data: dict[str, Any]
     created_at: str
     read_at: str | None
 

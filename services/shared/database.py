@@ -17,13 +17,14 @@ By then the connection is invalidated and the worker's answer is decided:
 the error is logged and the service carries on.
 """
 import logging
+from typing import Any
 
 from nameko_sqlalchemy import Database as _NamekoDatabase
 from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
-ENGINE_OPTIONS = {
+ENGINE_OPTIONS: dict[str, Any] = {
     "pool_pre_ping": True,
     "pool_size": 10,
     "max_overflow": 10,
@@ -33,10 +34,10 @@ ENGINE_OPTIONS = {
 
 
 class Database(_NamekoDatabase):
-    def __init__(self, declarative_base):
+    def __init__(self, declarative_base: Any) -> None:
         super().__init__(declarative_base, engine_options=dict(ENGINE_OPTIONS))
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: Any) -> None:
         try:
             super().worker_teardown(worker_ctx)
         except SQLAlchemyError:
@@ -44,6 +45,7 @@ class Database(_NamekoDatabase):
                         worker_ctx.call_id, exc_info=True)
 
 
-def database_uri(config, service_name):
+def database_uri(config: dict[str, Any], service_name: str) -> str:
     """The URI a service's models live behind (`DB_URIS["<service>:Base"]`)."""
-    return config["DB_URIS"][f"{service_name}:Base"]
+    uri: str = config["DB_URIS"][f"{service_name}:Base"]
+    return uri

@@ -3,13 +3,15 @@
 The domain raises these; it never names an HTTP status. `http_edge.errors`
 maps each category to a status code in one table.
 """
+from typing import Any
 
 
 class DomainError(Exception):
     code = "ERROR"
     message = "The request failed."
 
-    def __init__(self, message=None, *, code=None, details=None):
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.details = details or {}
@@ -60,7 +62,7 @@ class RateLimited(DomainError):
     code = "RATE_LIMITED"
     message = "Too many attempts; try again later."
 
-    def __init__(self, retry_after, message=None, **kwargs):
+    def __init__(self, retry_after: float, message: str | None = None, **kwargs: Any) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message, **kwargs)
 

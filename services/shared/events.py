@@ -22,11 +22,14 @@ Any other failure (a bug) is logged and dead-lettered the same way:
 requeueing it would only repeat the same failure forever.
 """
 import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import eventlet
 from nameko.events import EventHandler
 
-from services.shared.contracts import MalformedEvent
+from services.shared.contracts import DomainEvent, MalformedEvent
 from services.shared.errors import DependencyUnavailable
 from services.shared.failures import as_domain_error
 
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 REQUEUE_PAUSE_SECONDS = 1.0
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """True when exc means a dependency was unreachable, not that the event is bad."""
     return isinstance(as_domain_error(exc), DependencyUnavailable)
 
@@ -46,12 +49,12 @@ def is_transient(exc):
 class DurableEventHandler(EventHandler):
     pause_seconds = REQUEUE_PAUSE_SECONDS
 
-    def __init__(self, contract, **kwargs):
+    def __init__(self, contract: type[DomainEvent], **kwargs: Any) -> None:
         kwargs.pop("requeue_on_error", None)
         self.contract = contract
         super().__init__(contract.source, contract.event_type, requeue_on_error=True, **kwargs)
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: object, message: Any) -> None:
         try:
             event = self.contract.from_payload(body)
         except MalformedEvent as exc:
@@ -61,7 +64,10 @@ class DurableEventHandler(EventHandler):
             return
         super().handle_message(event, message)
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
+    def handle_message_processed(
+        self, message: Any, result: object = None,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None,
+    ) -> None:
         if exc_info is not None and is_transient(exc_info[1]):
             log.warning("%s.%s: a dependency is unavailable (%s); the event is requeued",
                         self.source_service, self.event_type, type(exc_info[1]).__name__)
@@ -75,7 +81,7 @@ class DurableEventHandler(EventHandler):
             return
         self._settle(self.queue_consumer.ack_message, message)
 
-    def _settle(self, settle, message):
+    def _settle(self, settle: Callable[[Any], object], message: Any) -> None:
         # An error here would be fatal to the whole container (Nameko runs this
         # in the worker's result handler). If the broker connection is gone,
         # so is the delivery: the broker hands the event out again once the
@@ -87,11 +93,17 @@ class DurableEventHandler(EventHandler):
                         self.source_service, self.event_type, type(exc).__name__)
 
 
-def _dead_letter(message):
+def _dead_letter(message: Any) -> None:
     # As QueueConsumer.ack_message: a message whose connection is gone is the
     # broker's again already.
     if message.channel.connection:
         message.reject(requeue=False)
 
 
-consumes = DurableEventHandler.decorator
+if TYPE_CHECKING:
+    _Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+    # Nameko's decorator registers the entrypoint on the handler and returns it unchanged.
+    def consumes(contract: type[DomainEvent], **kwargs: Any) -> Callable[[_Handler], _Handler]: ...
+else:
+    consumes = DurableEventHandler.decorator

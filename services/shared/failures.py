@@ -38,7 +38,7 @@ DEPENDENCY_FAILURES = (
 BROKER_FAILURES = (*BROKER_ERRORS, OSError)
 
 
-def as_domain_error(exc):
+def as_domain_error(exc: BaseException) -> errors.DomainError | None:
     """Classify any exception as a DomainError, or None for a bug."""
     if isinstance(exc, errors.DomainError):
         return exc

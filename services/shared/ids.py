@@ -2,7 +2,7 @@
 import uuid
 
 
-def parse_uuid(value):
+def parse_uuid(value: object) -> str | None:
     """The canonical string form of a UUID, or None if value is not one."""
     if not isinstance(value, (str, uuid.UUID)):
         return None
@@ -12,7 +12,7 @@ def parse_uuid(value):
         return None
 
 
-def valid_uuids(values):
+def valid_uuids(values: object) -> list[str]:
     """The UUIDs among values (a list), in order, without duplicates."""
     if not isinstance(values, (list, tuple)):
         return []

@@ -7,10 +7,11 @@ autogenerates a revision for one service from its models.
 import argparse
 import importlib
 import os
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, text
 
 from services.shared.config import load_config
 from services.shared.database import database_uri
@@ -19,7 +20,7 @@ SERVICES = ("auth", "events", "messages")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def alembic_config(service, url):
+def alembic_config(service: str, url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", os.path.join(ROOT, service, "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -27,11 +28,12 @@ def alembic_config(service, url):
     return config
 
 
-def service_metadata(service):
-    return importlib.import_module(f"services.{service}.models").Base.metadata
+def service_metadata(service: str) -> MetaData:
+    metadata: MetaData = importlib.import_module(f"services.{service}.models").Base.metadata
+    return metadata
 
 
-def comparison_options(metadata):
+def comparison_options(metadata: MetaData) -> dict[str, Any]:
     """How Alembic compares a service's models with its schema: only that
     schema counts (every service shares one database), its version table included."""
     return {
@@ -42,7 +44,7 @@ def comparison_options(metadata):
     }
 
 
-def run_env(context):
+def run_env(context: Any) -> None:
     """The body of every service's migrations/env.py."""
     metadata = service_metadata(context.config.attributes["service"])
     engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
@@ -53,11 +55,11 @@ def run_env(context):
     engine.dispose()
 
 
-def available_services():
+def available_services() -> list[str]:
     return [name for name in SERVICES if os.path.isdir(os.path.join(ROOT, name, "migrations", "versions"))]
 
 
-def ensure_schema(url, service):
+def ensure_schema(url: str, service: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
         # Two migration jobs started at once must not race on a schema.
@@ -66,7 +68,7 @@ def ensure_schema(url, service):
     engine.dispose()
 
 
-def upgrade_all(config=None):
+def upgrade_all(config: dict[str, Any] | None = None) -> None:
     config = config or load_config()
     for service in available_services():
         url = database_uri(config, service)
@@ -74,7 +76,7 @@ def upgrade_all(config=None):
         command.upgrade(alembic_config(service, url), "head")
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("upgrade", help="upgrade every service to head (the default)")

@@ -13,13 +13,15 @@ transaction of its own effect, and skips an id it has seen.
 import logging
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import eventlet
 from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import Row, Table, create_engine, func, select, update
+from sqlalchemy.orm import Session
 
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import InvalidInput
@@ -37,13 +39,13 @@ class OutboxHandle:
     """What a worker gets: the units of work of its service, and the relay's
     operator actions (see OutboxOperations)."""
 
-    def __init__(self, provider, request_id):
+    def __init__(self, provider: "Outbox", request_id: str | None) -> None:
         self._provider = provider
         self._request_id = request_id
         self.pending_count = provider.pending_count
         self.replay = provider.replay
 
-    def unit_of_work(self, session):
+    def unit_of_work(self, session: Session) -> UnitOfWork:
         # The relay is woken once the events are committed, so they reach
         # sockets in milliseconds rather than at the next sweep.
         return UnitOfWork(session, self._provider.table, self._provider.processed_table,
@@ -54,19 +56,23 @@ class UnitsOfWork:
     """Mixed into a service that has `db` (services.shared.database) and
     `outbox` (Outbox): `with self.uow as uow:` runs one unit of work."""
 
+    # What a worker holds once Nameko has injected the service's dependencies.
+    db: Any
+    outbox: OutboxHandle
+
     @property
-    def uow(self):
+    def uow(self) -> UnitOfWork:
         return self.outbox.unit_of_work(self.db.session)
 
 
 class Outbox(DependencyProvider):
-    def __init__(self, outbox_table, processed_table):
+    def __init__(self, outbox_table: Table, processed_table: Table) -> None:
         self.table = outbox_table
         self.processed_table = processed_table
         self._wake = Event()
         self._running = False
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.service_name = self.container.service_name
         self.engine = create_engine(database_uri(config, self.service_name), **ENGINE_OPTIONS)
@@ -75,11 +81,11 @@ class Outbox(DependencyProvider):
         # One relay per service publishes at a time, which keeps id order.
         self.lock_key = zlib.crc32(("outbox:" + self.service_name).encode())
 
-    def start(self):
+    def start(self) -> None:
         self._running = True
         self.container.spawn_managed_thread(self._relay_forever)
 
-    def stop(self):
+    def stop(self) -> None:
         self._running = False
         self.notify()
         try:
@@ -88,18 +94,18 @@ class Outbox(DependencyProvider):
             log.warning("outbox of %s not drained at stop", self.service_name, exc_info=True)
         self.engine.dispose()
 
-    def kill(self):
+    def kill(self) -> None:
         self._running = False
         self.engine.dispose()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> OutboxHandle:
         return OutboxHandle(self, worker_ctx.context_data.get("request_id"))
 
-    def notify(self):
+    def notify(self) -> None:
         if not self._wake.ready():
             self._wake.send(True)
 
-    def _relay_forever(self):
+    def _relay_forever(self) -> None:
         backoff = 0.0
         while self._running:
             with eventlet.Timeout(backoff or IDLE_SWEEP_SECONDS, False):
@@ -117,7 +123,7 @@ class Outbox(DependencyProvider):
                 log.warning("outbox relay of %s failed; retrying in %.1fs",
                             self.service_name, backoff, exc_info=True)
 
-    def flush(self):
+    def flush(self) -> int:
         """Publish one batch of pending events; return how many went out."""
         published = 0
         with self.engine.begin() as conn:
@@ -143,7 +149,7 @@ class Outbox(DependencyProvider):
                     )
         return published
 
-    def _publish(self, row):
+    def _publish(self, row: Row[Any]) -> None:
         headers = {"nameko.event_id": row.event_id}
         if row.request_id:
             headers["nameko.request_id"] = row.request_id
@@ -155,7 +161,7 @@ class Outbox(DependencyProvider):
             headers=headers,
         )
 
-    def replay(self, since):
+    def replay(self, since: datetime) -> int:
         """Send again every event recorded at or after `since` (a datetime).
 
         For events a consumer never received: its queue did not exist yet, or
@@ -171,11 +177,11 @@ class Outbox(DependencyProvider):
         self.notify()
         return queued
 
-    def pending_count(self):
+    def pending_count(self) -> int:
         with self.engine.connect() as conn:
-            return conn.scalar(
+            return conn.execute(
                 select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
-            )
+            ).scalar_one()
 
 
 class OutboxOperations:
@@ -185,13 +191,15 @@ class OutboxOperations:
     take a bare imported class with entrypoints for a service of its own.
     """
 
+    outbox: OutboxHandle
+
     @rpc
-    def outbox_backlog(self):
+    def outbox_backlog(self) -> int:
         """Events recorded but not yet published to RabbitMQ."""
         return self.outbox.pending_count()
 
     @rpc
-    def replay_outbox(self, since):
+    def replay_outbox(self, since: str) -> int:
         """Publish again the events recorded since an ISO 8601 time; returns how many."""
         try:
             moment = datetime.fromisoformat(since)

@@ -7,27 +7,30 @@ of a server that died without saying goodbye lapse by themselves within
 TTL_SECONDS. A user is online while any entry has not lapsed.
 """
 import time
+from collections.abc import Callable, Iterable
+
+import redis as redis_py
 
 TTL_SECONDS = 90
 REFRESH_SECONDS = 30
 
 
-def _key(user_id):
+def _key(user_id: str) -> str:
     return "presence:" + user_id
 
 
 class Presence:
-    def __init__(self, redis, now=time.time):
+    def __init__(self, redis: redis_py.Redis, now: Callable[[], float] = time.time) -> None:
         self.redis = redis
         self._now = now
 
-    def connected(self, user_id, sid):
+    def connected(self, user_id: str, sid: str) -> None:
         self.refresh({sid: user_id})
 
-    def disconnected(self, user_id, sid):
+    def disconnected(self, user_id: str, sid: str) -> None:
         self.redis.zrem(_key(user_id), sid)
 
-    def refresh(self, users_by_sid):
+    def refresh(self, users_by_sid: dict[str, str]) -> None:
         if not users_by_sid:
             return
         lapses_at = self._now() + TTL_SECONDS
@@ -37,10 +40,10 @@ class Presence:
             pipe.expire(_key(user_id), TTL_SECONDS)
         pipe.execute()
 
-    def live_sockets(self, user_id):
+    def live_sockets(self, user_id: str) -> int:
         return self.redis.zcount(_key(user_id), self._now(), "+inf")
 
-    def online_among(self, user_ids):
+    def online_among(self, user_ids: Iterable[str]) -> set[str]:
         """The subset of user_ids with at least one live socket."""
         user_ids = list(user_ids)
         now = self._now()

@@ -1,9 +1,11 @@
 """A Redis client per process, with timeouts so a dead Redis fails fast."""
+from typing import Any
+
 import redis
 from nameko.extensions import DependencyProvider
 
 
-def redis_from_config(config):
+def redis_from_config(config: dict[str, Any]) -> redis.Redis:
     return redis.Redis.from_url(
         config["REDIS_URL"],
         socket_timeout=2,
@@ -14,13 +16,13 @@ def redis_from_config(config):
 
 
 class Redis(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         self.client = redis_from_config(self.container.config)
 
-    def stop(self):
+    def stop(self) -> None:
         self.client.close()
 
     kill = stop
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> redis.Redis:
         return self.client

@@ -13,6 +13,9 @@ and the request is left unacknowledged: the broker redelivers it once it is
 back (the caller, bounded by its own deadline, has answered 503 by then).
 """
 import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import eventlet
 from nameko import rpc as nameko_rpc
@@ -35,7 +38,7 @@ class BrokerTolerantReplyListener(ReplyListener):
     all the same: the broker takes an unacked reply back by itself, and a
     redelivered one finds no caller waiting and is dropped."""
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: object, message: Any) -> None:
         try:
             self.queue_consumer.ack_message(message)
         except BROKER_FAILURES:
@@ -48,27 +51,28 @@ class BrokerTolerantReplyListener(ReplyListener):
 class BoundedRpcProxy(RpcProxy):
     rpc_reply_listener = BrokerTolerantReplyListener()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> "BoundedServiceProxy":
         timeout = self.container.config.get("RPC_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
         return BoundedServiceProxy(super().get_dependency(worker_ctx), self.target_service, timeout)
 
 
 class BoundedServiceProxy:
-    def __init__(self, proxy, service_name, timeout):
+    def __init__(self, proxy: Any, service_name: str, timeout: float) -> None:
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
 
-    def __getattr__(self, method_name):
+    def __getattr__(self, method_name: str) -> Callable[..., Any]:
         method = getattr(self._proxy, method_name)
 
-        def call(*args, **kwargs):
+        def call(*args: Any, **kwargs: Any) -> Any:
             return call_with_deadline(self._service_name, method, self._timeout, args, kwargs)
 
         return call
 
 
-def call_with_deadline(service_name, method, timeout, args, kwargs):
+def call_with_deadline(service_name: str, method: Any, timeout: float, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
     deadline = eventlet.Timeout(timeout)
     try:
         return method.call_async(*args, **kwargs).result()
@@ -89,7 +93,10 @@ def call_with_deadline(service_name, method, timeout, args, kwargs):
 
 
 class BrokerTolerantRpcConsumer(RpcConsumer):
-    def handle_result(self, message, result, exc_info):
+    def handle_result(
+        self, message: Any, result: object,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None,
+    ) -> Any:
         try:
             return super().handle_result(message, result, exc_info)
         except BROKER_FAILURES:
@@ -108,4 +115,10 @@ class Rpc(nameko_rpc.Rpc):
     rpc_consumer = BrokerTolerantRpcConsumer()
 
 
-rpc = Rpc.decorator
+if TYPE_CHECKING:
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+    # Nameko's decorator registers the entrypoint on the method and returns it unchanged.
+    def rpc(method: _Method) -> _Method: ...
+else:
+    rpc = Rpc.decorator

@@ -33,6 +33,10 @@ characters, something visible), and a description of the rest.
 """
 import re
 import unicodedata
+from collections.abc import Iterable
+
+# Inclusive ranges of code points.
+Ranges = Iterable[tuple[int, int]]
 
 MAX_COMBINING_MARKS = 8  # Tibetan stacks reach 5 or 6; Zalgo uses dozens
 
@@ -61,20 +65,20 @@ _IGNORABLE_ASTRAL = ((0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 _BIDI = ((0x202A, 0x202E), (0x2066, 0x2069))
 
 
-def _char_class(*range_lists):
+def _char_class(*range_lists: Ranges) -> str:
     """The inside of a regular expression character class, spelled with
     escapes that Python, JavaScript and JSON Schema tools all read."""
-    def spell(code):
+    def spell(code: int) -> str:
         return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
     return "".join(spell(low) if low == high else f"{spell(low)}-{spell(high)}"
                    for ranges in range_lists for low, high in ranges)
 
 
-def _without(ranges, removed):
+def _without(ranges: Ranges, removed: Ranges) -> list[tuple[int, int]]:
     """The code points of `ranges` that are not in `removed`, as ranges."""
     gone = {code for low, high in removed for code in range(low, high + 1)}
     kept = sorted(code for low, high in ranges for code in range(low, high + 1) if code not in gone)
-    merged = []
+    merged: list[tuple[int, int]] = []
     for code in kept:
         if merged and merged[-1][1] == code - 1:
             merged[-1] = (merged[-1][0], code)
@@ -94,7 +98,7 @@ class Refused(ValueError):
     """The text breaks the policy; the message says how, for the person who wrote it."""
 
 
-def check(value, multiline=False, strip=True):
+def check(value: str, multiline: bool = False, strip: bool = True) -> str:
     """The text as it is stored (NFC, line breaks as LF, trimmed), or Refused."""
     value = _normalise(value, multiline)
     # Before trimming: "Title\n" is refused as the document's pattern says,
@@ -113,7 +117,7 @@ def check(value, multiline=False, strip=True):
     return value
 
 
-def clean(value, multiline=False):
+def clean(value: str, multiline: bool = False) -> str:
     """Foreign text made to pass `check`: refused characters dropped (line
     breaks, vertical tabs and form feeds kept as LF, or as spaces with tabs in
     a one-line field), marks past the limit or with nothing to sit on dropped,
@@ -130,7 +134,7 @@ def clean(value, multiline=False):
     return value if _has_visible(value) else ""
 
 
-def schema(multiline=False, required=False):
+def schema(multiline: bool = False, required: bool = False) -> dict[str, str]:
     """JSON Schema keywords that state the policy for a text field: a value
     the pattern refuses is refused; the description says what it cannot."""
     refused_ranges = _ALWAYS_REFUSED if multiline else _ONE_LINE_REFUSED
@@ -155,12 +159,12 @@ _DESCRIPTION = {
 }
 
 
-def _normalise(value, multiline):
+def _normalise(value: str, multiline: bool) -> str:
     value = unicodedata.normalize("NFC", value)
     return _LINE_BREAKS.sub("\n", value) if multiline else value
 
 
-def why_refused(char):
+def why_refused(char: str) -> str:
     code = f"U+{ord(char):04X}"
     if _BIDI_CONTROL.match(char):
         return f"Contains a bidirectional control character ({code})."
@@ -171,23 +175,24 @@ def why_refused(char):
     return f"Contains control characters ({code})."
 
 
-def _has_visible(value):
+def _has_visible(value: str) -> bool:
     return any(not _INVISIBLE.match(char) and not _is_mark(char) for char in value)
 
 
-def _is_mark(char):
+def _is_mark(char: str) -> bool:
     return unicodedata.category(char) in ("Mn", "Me", "Mc")
 
 
-def _stacks(char):
+def _stacks(char: str) -> bool:
     return unicodedata.category(char) in _MARKS
 
 
-def _without_excess_marks(value):
+def _without_excess_marks(value: str) -> str:
     """The value with the nonspacing or enclosing marks past MAX_COMBINING_MARKS
     on one base character left out. Invisible characters between marks (a
     zero-width joiner) do not start a new base."""
-    kept, run = [], 0
+    kept: list[str] = []
+    run = 0
     for char in value:
         if _stacks(char):
             run += 1

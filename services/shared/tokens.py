@@ -13,10 +13,12 @@ import math
 import os
 import time
 import uuid
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ALGORITHM = "EdDSA"
 ISSUER = "lifytp-auth"
@@ -33,21 +35,26 @@ class InvalidToken(Exception):
     pass
 
 
-def max_token_age(config):
+def max_token_age(config: dict[str, Any]) -> int:
     """The oldest access token any process accepts, in seconds (the shared config)."""
     return int(config.get("ACCESS_TOKEN_MAX_AGE_SECONDS") or DEFAULT_MAX_AGE_SECONDS)
 
 
 class TokenSigner:
-    def __init__(self, private_key_pem, ttl_seconds, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+    def __init__(self, private_key_pem: bytes, ttl_seconds: int,
+                 max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> None:
         if not 0 < ttl_seconds <= max_age_seconds:
             # Every verifier would refuse such tokens: better not to start.
             raise ValueError(f"ACCESS_TOKEN_TTL_SECONDS ({ttl_seconds}) must be between 1 and "
                              f"ACCESS_TOKEN_MAX_AGE_SECONDS ({max_age_seconds})")
-        self._key = serialization.load_pem_private_key(private_key_pem, password=None)
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        if not isinstance(key, (Ed25519PrivateKey, Ed448PrivateKey)):
+            # PyJWT would refuse it at every signature.
+            raise ValueError(f"the private key is no EdDSA key ({type(key).__name__})")
+        self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def sign(self, user_id, now=None):
+    def sign(self, user_id: str, now: float | None = None) -> str:
         now = int(now if now is not None else time.time())
         claims = {
             "sub": str(user_id),
@@ -61,11 +68,15 @@ class TokenSigner:
 
 
 class TokenVerifier:
-    def __init__(self, public_key_pem, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
-        self._key = serialization.load_pem_public_key(public_key_pem)
+    def __init__(self, public_key_pem: bytes, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> None:
+        key = serialization.load_pem_public_key(public_key_pem)
+        if not isinstance(key, (Ed25519PublicKey, Ed448PublicKey)):
+            # PyJWT would refuse it at every verification: every token would be refused.
+            raise ValueError(f"the public key is no EdDSA key ({type(key).__name__})")
+        self._key = key
         self.max_age_seconds = max_age_seconds
 
-    def verify(self, token, now=None):
+    def verify(self, token: str, now: float | None = None) -> str:
         """Return the user id the token was issued to, or raise InvalidToken."""
         now = time.time() if now is None else now
         try:
@@ -86,7 +97,7 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidToken(str(exc)) from exc
 
-    def _check_age(self, claims, now):
+    def _check_age(self, claims: dict[str, Any], now: float) -> None:
         issued_at, expires_at = claims["iat"], claims["exp"]
         # PyJWT has checked that `exp` is a number; `iat` must be a finite one
         # (JSON as Python reads it allows NaN, which every comparison lets by).
@@ -100,21 +111,22 @@ class TokenVerifier:
             raise InvalidToken("lives longer than the maximum age (exp - iat)")
 
 
-def _read(path):
+def _read(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
 
 
 @functools.cache
-def verifier_from_file(public_key_path, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+def verifier_from_file(public_key_path: str, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> TokenVerifier:
     return TokenVerifier(_read(public_key_path), max_age_seconds)
 
 
-def signer_from_file(private_key_path, ttl_seconds, max_age_seconds=DEFAULT_MAX_AGE_SECONDS):
+def signer_from_file(private_key_path: str, ttl_seconds: int,
+                     max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> TokenSigner:
     return TokenSigner(_read(private_key_path), ttl_seconds, max_age_seconds)
 
 
-def new_key_pair():
+def new_key_pair() -> tuple[bytes, bytes]:
     """A fresh Ed25519 key pair as (private PEM, public PEM)."""
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
@@ -125,14 +137,14 @@ def new_key_pair():
     return private_pem, public_pem_of(private_pem)
 
 
-def public_pem_of(private_pem):
+def public_pem_of(private_pem: bytes) -> bytes:
     key = serialization.load_pem_private_key(private_pem, password=None)
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
-def ensure_dev_keys(private_key_path, public_key_path):
+def ensure_dev_keys(private_key_path: str, public_key_path: str) -> bool:
     """Create a key pair for local development (and compose) if there is none
     yet; True if it wrote anything.
 
@@ -157,7 +169,7 @@ def ensure_dev_keys(private_key_path, public_key_path):
     return True
 
 
-def main():
+def main() -> None:
     """`python -m services.shared.tokens`: make local development keys if missing."""
     from services.shared.config import load_config
 

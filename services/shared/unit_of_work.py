@@ -16,14 +16,18 @@ same transaction as its effect, so a redelivered event changes nothing twice.
 Nothing here knows Nameko or eventlet: domain code and its unit tests import it.
 """
 import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, String, Table, func, text
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, MetaData, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.orm import DeclarativeBase, Session
 
-from services.shared.contracts import ENVELOPE_ID
+from services.shared.contracts import ENVELOPE_ID, DomainEvent
 
 
-def event_tables(metadata):
+def event_tables(metadata: MetaData) -> tuple[Table, Table]:
     """Declare `outbox` and `processed_events` in a service's schema."""
     outbox = Table(
         "outbox",
@@ -47,8 +51,19 @@ def event_tables(metadata):
     return outbox, processed
 
 
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """The Table a model maps, typed as one: SQLAlchemy types `__table__` as
+    any FROM clause, which has no `delete()`. A Core delete on it runs as
+    written, with no ORM synchronisation of the session."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} maps no single table")
+    return table
+
+
 class UnitOfWork:
-    def __init__(self, session, outbox_table, processed_table, request_id=None, on_recorded=None):
+    def __init__(self, session: Session, outbox_table: Table, processed_table: Table,
+                 request_id: str | None = None, on_recorded: Callable[[], None] | None = None) -> None:
         self.session = session
         self._outbox = outbox_table
         self._processed = processed_table
@@ -57,11 +72,12 @@ class UnitOfWork:
         self._on_recorded = on_recorded
         self._recorded = False
 
-    def __enter__(self):
+    def __enter__(self) -> "UnitOfWork":
         self._recorded = False
         return self
 
-    def __exit__(self, exc_type, exc, traceback):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
         if exc_type is not None:
             self.session.rollback()
             return False
@@ -70,7 +86,7 @@ class UnitOfWork:
             self._on_recorded()
         return False
 
-    def record(self, event):
+    def record(self, event: DomainEvent) -> str:
         """Record a domain event (a services.shared.contracts type) with this transaction."""
         envelope_id = str(uuid.uuid4())
         self.session.execute(self._outbox.insert().values(
@@ -82,7 +98,7 @@ class UnitOfWork:
         self._recorded = True
         return envelope_id
 
-    def first_delivery(self, event, handler):
+    def first_delivery(self, event: DomainEvent, handler: str) -> bool:
         """Claim a received event for `handler` in this transaction; False if it was claimed before."""
         claimed = self.session.execute(
             insert(self._processed)

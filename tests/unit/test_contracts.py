@@ -53,7 +53,7 @@ def example(annotation):
         return annotation(**{field.name: example(field.type) for field in dataclasses.fields(annotation)})
     if getattr(annotation, "__name__", "") == "Id":
         return str(uuid.uuid4())
-    return {int: 3, str: "text", dict: {"key": "value"}, bool: True}[annotation]
+    return {int: 3, str: "text", dict: {"key": "value"}, bool: True}[typing.get_origin(annotation) or annotation]
 
 
 def built(contract):

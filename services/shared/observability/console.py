@@ -17,6 +17,7 @@ import io
 import logging
 import sys
 import threading
+from typing import TextIO
 
 STDERR_LOGGER = "stderr"
 MAX_LINE_CHARS = 64 * 1024
@@ -28,26 +29,28 @@ _TRACEBACK_STARTS = ("Traceback (most recent call last):", "+ Exception Group Tr
 _inside_write = contextvars.ContextVar("lifytp_inside_stderr_write", default=False)
 
 
-def console_handler():
+def console_handler() -> logging.Handler:
     """The process's log handler on the real stderr, which it keeps for itself."""
     handler = logging.StreamHandler(sys.__stderr__)
     route_stderr_to_logging()
     return handler
 
 
-def route_stderr_to_logging():
+def route_stderr_to_logging() -> None:
     """Make every write to sys.stderr, every warning and every uncaught exception a log record. Idempotent."""
-    if not isinstance(sys.stderr, StderrToLog):
+    # sys.__stderr__ is None only in a process started without one: nothing to fall back to.
+    if not isinstance(sys.stderr, StderrToLog) and sys.__stderr__ is not None:
         sys.stderr = StderrToLog(logging.getLogger(STDERR_LOGGER), sys.__stderr__)
     logging.captureWarnings(True)
     uncaught = logging.getLogger("uncaught")
     sys.excepthook = lambda kind, value, tb: uncaught.critical("uncaught exception", exc_info=(kind, value, tb))
     threading.excepthook = lambda args: uncaught.error(
         "uncaught exception in thread %s", getattr(args.thread, "name", "?"),
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        # A value of None is formatted too; typeshed's exc_info wants one.
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
     sys.unraisablehook = lambda args: uncaught.warning(
         "exception ignored in %r: %s", args.object, args.err_msg or "",
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback) if args.exc_type else None)
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback) if args.exc_type else None)  # type: ignore[arg-type]
 
 
 class StderrToLog(io.TextIOBase):
@@ -58,27 +61,28 @@ class StderrToLog(io.TextIOBase):
     first one not indented) make one record, emitted then or at flush().
     """
 
-    def __init__(self, logger, fallback):
+    def __init__(self, logger: logging.Logger, fallback: TextIO) -> None:
         super().__init__()
         self._logger = logger
         self._fallback = fallback
         self._partial = ""
-        self._traceback = []
+        self._traceback: list[str] = []
 
+    # Read-only, as on io.TextIOBase at run time (typeshed declares a plain attribute).
     @property
-    def encoding(self):
+    def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
-    def isatty(self):
+    def isatty(self) -> bool:
         return False
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._fallback.fileno()
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         if _inside_write.get():
             self._fallback.write(text)
             return len(text)
@@ -94,7 +98,7 @@ class StderrToLog(io.TextIOBase):
             _inside_write.reset(token)
         return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         if _inside_write.get():
             return
         token = _inside_write.set(True)
@@ -106,7 +110,7 @@ class StderrToLog(io.TextIOBase):
         finally:
             _inside_write.reset(token)
 
-    def _take(self, line):
+    def _take(self, line: str) -> None:
         if self._traceback:
             self._traceback.append(line)
             if line and not line[0].isspace():  # "ValueError: ..." closes it
@@ -116,7 +120,7 @@ class StderrToLog(io.TextIOBase):
         elif line.strip():
             self._logger.warning("%s", line)
 
-    def _end_traceback(self):
+    def _end_traceback(self) -> None:
         if self._traceback:
             lines, self._traceback = self._traceback, []
             self._logger.error("%s", "\n".join(lines).strip("\n"))

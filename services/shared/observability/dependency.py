@@ -11,6 +11,8 @@ status code. It also reports the service's worker pool and outbox backlog.
 """
 import logging
 import time
+from types import TracebackType
+from typing import Any
 
 import eventlet
 from nameko.events import EventHandler
@@ -28,17 +30,19 @@ log = logging.getLogger(__name__)
 # One COUNT over a partial index per service this often, whoever scrapes.
 BACKLOG_REFRESH_SECONDS = 5.0
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
 _KINDS = ((HttpRequestHandler, "http"), (Rpc, "rpc"), (EventHandler, "event"))
 
 
-def entrypoint_kind(entrypoint):
+def entrypoint_kind(entrypoint: Any) -> str:
     for cls, kind in _KINDS:
         if isinstance(entrypoint, cls):
             return kind
     return type(entrypoint).__name__.lower()
 
 
-def outcome_of(entrypoint, exc_info):
+def outcome_of(entrypoint: Any, exc_info: ExcInfo | None) -> str:
     if exc_info is None:
         return "ok"
     if isinstance(exc_info[1], entrypoint.expected_exceptions):
@@ -47,29 +51,29 @@ def outcome_of(entrypoint, exc_info):
 
 
 class Observability(DependencyProvider):
-    def setup(self):
+    def setup(self) -> None:
         self.service_name = self.container.service_name
         self._outboxes = [ext for ext in self.container.dependencies if isinstance(ext, Outbox)]
         self._running = False
         worker_pools.add(self.container)
 
-    def start(self):
+    def start(self) -> None:
         self._running = True
         if self._outboxes:
             self.container.spawn_managed_thread(self._refresh_backlog_forever)
 
-    def stop(self):
+    def stop(self) -> None:
         self._running = False
         worker_pools.discard(self.container)
 
-    def kill(self):
+    def kill(self) -> None:
         self.stop()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> None:
         return None
 
     @never_raises
-    def worker_setup(self, worker_ctx):
+    def worker_setup(self, worker_ctx: Any) -> None:
         # Runs in the worker's greenthread: the context is the worker's alone.
         data = worker_ctx.data
         current_call.set({
@@ -81,7 +85,7 @@ class Observability(DependencyProvider):
         })
 
     @never_raises
-    def worker_result(self, worker_ctx, result=None, exc_info=None):
+    def worker_result(self, worker_ctx: Any, result: object = None, exc_info: ExcInfo | None = None) -> None:
         entrypoint = worker_ctx.entrypoint
         kind = entrypoint_kind(entrypoint)
         call = current_call.get()
@@ -102,10 +106,10 @@ class Observability(DependencyProvider):
             },
         )
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: Any) -> None:
         current_call.set(None)
 
-    def _refresh_backlog_forever(self):
+    def _refresh_backlog_forever(self) -> None:
         failing = False
         while self._running:
             try:

@@ -12,11 +12,12 @@ import logging
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 REDACTED = "[redacted]"
 
 # What the worker now running in this greenthread is: set by Observability.
-current_call = ContextVar("lifytp_current_call", default=None)
+current_call: ContextVar[dict[str, Any] | None] = ContextVar("lifytp_current_call", default=None)
 
 CALL_FIELDS = ("service", "entrypoint", "request_id", "user_id")
 
@@ -39,13 +40,13 @@ _SECRET_SHAPES = [
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
-def redact_text(text):
+def redact_text(text: str) -> str:
     for pattern, replacement in _SECRET_SHAPES:
         text = pattern.sub(replacement, text)
     return text
 
 
-def redact_value(key, value):
+def redact_value(key: object, value: object) -> object:
     if isinstance(key, str) and _SENSITIVE_KEY.search(key):
         return REDACTED
     if isinstance(value, str):
@@ -62,7 +63,7 @@ def redact_value(key, value):
 class CallContextFilter(logging.Filter):
     """Puts the current worker's request id (and service, entrypoint, user) on each record."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         call = current_call.get()
         if call is not None:
             for field in CALL_FIELDS:
@@ -74,8 +75,8 @@ class CallContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ts, level, logger, message, then the record's fields."""
 
-    def format(self, record):
-        entry = {
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -94,8 +95,8 @@ class JsonFormatter(logging.Formatter):
 class PlainFormatter(logging.Formatter):
     """For a person at a terminal (LOG_FORMAT=plain); `%(request_id)s` is "-" outside a call."""
 
-    def __init__(self, fmt=None, datefmt=None):
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
         super().__init__(fmt, datefmt, defaults={"request_id": "-"})
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))

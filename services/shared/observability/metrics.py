@@ -7,9 +7,14 @@ codes and outcomes.
 """
 import functools
 import logging
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +48,11 @@ OUTBOX_BACKLOG = Gauge(
 CONNECTED_SOCKETS = Gauge("lifytp_connected_sockets", "Socket.IO connections held by this process.")
 
 
-def never_raises(function):
+def never_raises(function: Callable[_Params, _Result]) -> Callable[_Params, _Result | None]:
     """Instrumentation must never fail the request or call it measures."""
 
     @functools.wraps(function)
-    def guarded(*args, **kwargs):
+    def guarded(*args: _Params.args, **kwargs: _Params.kwargs) -> _Result | None:
         try:
             return function(*args, **kwargs)
         except Exception:
@@ -62,58 +67,58 @@ def never_raises(function):
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def method_label(method):
+def method_label(method: str) -> str:
     return method if method in HTTP_METHODS else "other"
 
 
 @never_raises
-def observe_http(service, route, method, status, seconds):
+def observe_http(service: str, route: str, method: str, status: int, seconds: float) -> None:
     method = method_label(method)
     HTTP_REQUESTS.labels(service, route, method, str(status)).inc()
     HTTP_DURATION.labels(service, route, method).observe(seconds)
 
 
 @never_raises
-def observe_call(service, kind, method, outcome, seconds):
+def observe_call(service: str, kind: str, method: str, outcome: str, seconds: float) -> None:
     CALLS.labels(service, kind, method, outcome).inc()
     CALL_DURATION.labels(service, kind, method).observe(seconds)
 
 
 # Connected sockets: for the Socket.IO server, on connect and disconnect.
 @never_raises
-def socket_connected():
+def socket_connected() -> None:
     CONNECTED_SOCKETS.inc()
 
 
 @never_raises
-def socket_disconnected():
+def socket_disconnected() -> None:
     CONNECTED_SOCKETS.dec()
 
 
 @never_raises
-def set_connected_sockets(count):
+def set_connected_sockets(count: int) -> None:
     CONNECTED_SOCKETS.set(count)
 
 
 class WorkerPoolCollector:
     """Worker pool use per service, read from the containers at scrape time."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         # Extensions hold their container through a weak proxy; keep the
         # proxies, added when a service starts and dropped when it stops.
-        self._containers = []
+        self._containers: list[Any] = []
 
-    def add(self, container):
+    def add(self, container: Any) -> None:
         if container not in self._containers:
             self._containers.append(container)
 
-    def discard(self, container):
+    def discard(self, container: Any) -> None:
         self._containers = [known for known in self._containers if known is not container]
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         in_use = GaugeMetricFamily(
             "lifytp_worker_pool_in_use", "Workers running now (at most max_workers).", labels=["service"])
         waiting = GaugeMetricFamily(
@@ -135,6 +140,6 @@ worker_pools = WorkerPoolCollector()
 REGISTRY.register(worker_pools)
 
 
-def metrics_app():
+def metrics_app() -> Callable[..., Any]:
     """The WSGI app that answers `GET /metrics` in the text exposition format."""
     return make_wsgi_app(REGISTRY)

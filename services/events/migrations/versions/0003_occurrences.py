@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.execute("ANALYZE events.occurrences")
 
 
-def _backfill(connection):
+def _backfill(connection: sa.Connection) -> None:
     # Imported here: only the upgrade needs the expansion rules.
     from services.events.recurrence import InvalidRule, expand
 
