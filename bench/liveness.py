@@ -8,7 +8,8 @@ for one. `/health` is probed open loop (latency from each request's scheduled
 send time), alone and under the storm, calm and storm runs interleaved; the
 logins completed per second are the storm's throughput. With a baseline, that
 older commit's auth is measured the same way first, on the same database, so
-"before" and "after" are minutes apart on the same machine.
+"before" and "after" are minutes apart on the same machine; a full run also
+measures this checkout with more hashes at once (BCRYPT_CONCURRENCY).
 """
 import re
 import shutil
@@ -97,9 +98,9 @@ def _latency(streams):
             "runs_p99_ms": [stream["latency"]["p99_ms"] for stream in streams]}
 
 
-def measure(label, root, quick, size, log_dir, openloop, log):
-    """One system (the checkout at `root`): /health calm and under the storm."""
-    system = env.System("split", quick, log_dir, root=root, services=("auth",), **settings(size))
+def measure(label, root, quick, size, log_dir, openloop, log, **extra):
+    """One system (the checkout at `root`, with `extra` settings): /health calm and under the storm."""
+    system = env.System("split", quick, log_dir, root=root, services=("auth",), **settings(size), **extra)
     try:
         base_url = system.routes["auth"]
         pid = system.pids()["auth"]
@@ -152,6 +153,12 @@ def health_under_login_storm(quick, size, log_dir, openloop, baseline=None, log=
         finally:
             shutil.rmtree(root, ignore_errors=True)
     systems["after"] = measure("after", env.ROOT, quick, size, log_dir, openloop, log)
+    # The same code hashing on more threads at once: what the bound costs in
+    # logins per second and buys in /health latency on this machine.
+    for concurrency in size["liveness_other_concurrency"]:
+        label = f"after, BCRYPT_CONCURRENCY={concurrency}"
+        systems[label] = measure(label, env.ROOT, quick, size, log_dir, openloop, log,
+                                 BCRYPT_CONCURRENCY=str(concurrency))
     return {"baseline": commit, "clients": clients(size), "health_rate": size["liveness_health_rate"],
             "duration_s": size["liveness_duration_s"], "repeats": size["repeats"], "settings": settings(size),
             "systems": systems}

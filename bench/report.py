@@ -284,18 +284,23 @@ def _liveness_section(found):
            f"calm and storm runs interleaved, median of {found['repeats']} runs:", "",
            "| system | calm p50 ms | calm p99 ms | storm p50 ms | storm p99 ms | storm max ms | /health errors "
            "| logins/s | auth CPU (cores) |", "|" + "---|" * 9]
-    for label in ("before", "after"):
-        if label in systems:
-            system = systems[label]
-            calm, under = system["calm"], system["under_storm"]
-            out.append(f"| {label} | {_fmt(calm['p50_ms'])} | {_fmt(calm['p99_ms'])} | {_fmt(under['p50_ms'])} "
-                       f"| **{_fmt(under['p99_ms'])}** | {_fmt(under['max_ms'])} | {under['errors']} "
-                       f"| {_fmt(system['logins_per_s'])} | {_fmt(system['process_cpu_fraction'])} |")
+    for label, system in systems.items():
+        calm, under = system["calm"], system["under_storm"]
+        out.append(f"| {label} | {_fmt(calm['p50_ms'])} | {_fmt(calm['p99_ms'])} | {_fmt(under['p50_ms'])} "
+                   f"| **{_fmt(under['p99_ms'])}** | {_fmt(under['max_ms'])} | {under['errors']} "
+                   f"| {_fmt(system['logins_per_s'])} | {_fmt(system['process_cpu_fraction'])} |")
+    if "before" in systems:
+        before, after = systems["before"], systems["after"]
+        p99 = (before["under_storm"]["p99_ms"], after["under_storm"]["p99_ms"])
+        logins = (before["logins_per_s"], after["logins_per_s"])
+        out += ["", "In one run: /health p99 under the storm before/after "
+                f"**x{_fmt(round(p99[0] / p99[1], 1) if all(p99) else None)}**; logins per second after/before "
+                f"**x{_fmt(round(logins[1] / logins[0], 2) if all(logins) else None)}**."]
     out += ["", "Worker pool of auth when each storm's probing began and ended (in use / size, waiting): "
             + "; ".join(f"{label} " + ", ".join(
                 f"{run['pool_at_start']['in_use']}/{run['pool_at_start']['size']} ({run['pool_at_start']['waiting']})"
                 f" to {run['pool_at_end']['in_use']}/{run['pool_at_end']['size']} ({run['pool_at_end']['waiting']})"
-                for run in systems[label]["runs"]) for label in ("before", "after") if label in systems) + ".", ""]
+                for run in system["runs"]) for label, system in systems.items()) + ".", ""]
     return out
 
 

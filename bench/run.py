@@ -39,6 +39,7 @@ FULL = {
     "profile_s": 10,
     "ics_uploaders": 4, "ics_health_rate": 50, "ics_duration_s": 20, "ics_cost_repeats": 3,
     "liveness_max_workers": 10, "liveness_health_rate": 20, "liveness_duration_s": 20,
+    "liveness_other_concurrency": [2],
 }
 QUICK = {
     "repeats": 1,
@@ -54,6 +55,7 @@ QUICK = {
     "profile_s": 0,
     "ics_uploaders": 2, "ics_health_rate": 20, "ics_duration_s": 3, "ics_cost_repeats": 1,
     "liveness_max_workers": 2, "liveness_health_rate": 10, "liveness_duration_s": 2,
+    "liveness_other_concurrency": [],
 }
 SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics", "liveness")
 # Scenarios that read the seeded population (search seeds a database of its
