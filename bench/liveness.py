@@ -153,8 +153,9 @@ def health_under_login_storm(quick, size, log_dir, openloop, baseline=None, log=
         finally:
             shutil.rmtree(root, ignore_errors=True)
     systems["after"] = measure("after", env.ROOT, quick, size, log_dir, openloop, log)
-    # The same code hashing on more threads at once: what the bound costs in
-    # logins per second and buys in /health latency on this machine.
+    # The same code hashing on more threads at once (10: one per worker, as
+    # with no bound): what the bound costs in logins per second and buys in
+    # /health latency on this machine.
     for concurrency in size["liveness_other_concurrency"]:
         label = f"after, BCRYPT_CONCURRENCY={concurrency}"
         systems[label] = measure(label, env.ROOT, quick, size, log_dir, openloop, log,

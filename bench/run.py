@@ -39,7 +39,7 @@ FULL = {
     "profile_s": 10,
     "ics_uploaders": 4, "ics_health_rate": 50, "ics_duration_s": 20, "ics_cost_repeats": 3,
     "liveness_max_workers": 10, "liveness_health_rate": 20, "liveness_duration_s": 20,
-    "liveness_other_concurrency": [2],
+    "liveness_other_concurrency": [2, 10],
 }
 QUICK = {
     "repeats": 1,
