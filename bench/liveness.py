@@ -134,7 +134,7 @@ def measure(label, root, quick, size, log_dir, openloop, log, **extra):
                          "login_statuses": {str(key): value for key, value in tally["statuses"].items()}})
             log(f"  {label}: /health under storm p99 {under[-1]['latency']['p99_ms']} ms, "
                 f"logins {runs[-1]['logins_per_s']}/s, pool {pool}")
-            time.sleep(2)  # every login in flight has finished
+            time.sleep(2)  # the clients have stopped; auth settles before the next calm run
         return {"calm": _latency(calm), "under_storm": _latency(under),
                 "logins_per_s": round(statistics.median(run["logins_per_s"] for run in runs), 2),
                 "process_cpu_fraction": round(statistics.median(run["process_cpu_fraction"] for run in runs), 2),
