@@ -134,12 +134,13 @@ class Process(ServedProcess):
 
 class System:
     """The system under test in one of two shapes: every service in one
-    process (as `make run`), or one process per service (as Kubernetes)."""
+    process (as `make run`), or one process per service (as Kubernetes);
+    every service, or only those named in `services`."""
 
-    def __init__(self, shape, quick, log_dir, extra_realtime=False, root=ROOT, **env):
+    def __init__(self, shape, quick, log_dir, extra_realtime=False, root=ROOT, services=tuple(MODULES), **env):
         self.shape = shape
         self.processes = []
-        service_names = [name for name in MODULES if os.path.exists(
+        service_names = [name for name in MODULES if name in services and os.path.exists(
             os.path.join(root, MODULES[name].replace(".", "/") + ".py"))]
         environment = service_env(quick, **env)
         base = port_base(quick)
@@ -190,6 +191,22 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def export_commit(ref):
+    """The files of commit `ref` in bench/.state/baseline-<commit>, with this
+    checkout's .venv; returns (path, short commit)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    path = os.path.join(STATE_DIR, "baseline-" + commit)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    archive = subprocess.Popen(["git", "archive", commit], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", path], stdin=archive.stdout, check=True)
+    if archive.wait():
+        raise RuntimeError(f"git archive {commit} failed")
+    os.symlink(os.path.join(ROOT, ".venv"), os.path.join(path, ".venv"))
+    return path, commit
 
 
 def fresh_log_dir(name):

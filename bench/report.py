@@ -11,6 +11,7 @@ TARGETS = {
     "feed": "p99 < 50 ms at 1,000 followed, growing slower than the number followed",
     "search": "walking a week's pages yields every occurrence once, in order",
     "ics": "/health p99 < 100 ms while import bombs run in the same process",
+    "liveness": "/health p99 < 100 ms while logins (bcrypt 12) saturate auth",
 }
 
 
@@ -156,6 +157,17 @@ def verdicts(results):
         rows.append(("8. import bombs", TARGETS["ics"], f"p99 {_fmt(under)} ms under {ics['uploaders']} uploaders "
                      f"of bombs (calm {_fmt(calm)} ms)", bool(under is not None and under < 100
                                                                and not ics["under_bombs"]["errors"])))
+    if "liveness" in s:
+        systems = s["liveness"]["systems"]
+        after = systems["after"]
+        p99 = after["under_storm"]["p99_ms"]
+        measured = f"p99 {_fmt(p99)} ms, {_fmt(after['logins_per_s'])} logins/s"
+        if "before" in systems:
+            before = systems["before"]
+            measured += (f" (before: p99 {_fmt(before['under_storm']['p99_ms'])} ms, "
+                         f"{_fmt(before['logins_per_s'])} logins/s)")
+        rows.append(("9. /health under a login storm", TARGETS["liveness"], measured,
+                     bool(p99 is not None and p99 < 100 and not after["under_storm"]["errors"])))
     lines = ["| scenario | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         verdict = met if isinstance(met, str) else ("–" if met is None else ("yes" if met else "**no**"))
@@ -255,6 +267,43 @@ def _ics_section(ics):
     return out
 
 
+def _liveness_section(found):
+    code = found.get("code", {})
+    systems = found["systems"]
+    settings = found["settings"]
+    out = ["## 9. /health beside a login storm", "",
+           f"Run {found.get('started_at')} (it can run alone: `python -m bench --only liveness`, with "
+           "`--liveness-baseline REF` to measure that commit first) from commit "
+           f"{code.get('commit', 'unknown')}" + (" with uncommitted changes" if code.get("uncommitted_changes") else "")
+           + (f"; before = commit {found['baseline']}" if found.get("baseline") else "")
+           + f", load average before {found.get('loadavg_before')}, after {found.get('loadavg_after')}. "
+           f"Auth alone in its process with `MAX_WORKERS={settings['MAX_WORKERS']}`, "
+           f"`BCRYPT_ROUNDS={settings['BCRYPT_ROUNDS']}`; {found['clients']} clients log in back to back (every "
+           "worker busy, as many logins waiting for one) while `GET /health` is probed open loop at "
+           f"{found['health_rate']} req/s for {found['duration_s']} s, alone (calm) and under the storm; "
+           f"calm and storm runs interleaved, median of {found['repeats']} runs:", "",
+           "| system | calm p50 ms | calm p99 ms | storm p50 ms | storm p99 ms | storm max ms | /health errors "
+           "| logins/s | auth CPU (cores) |", "|" + "---|" * 9]
+    for label, system in systems.items():
+        calm, under = system["calm"], system["under_storm"]
+        out.append(f"| {label} | {_fmt(calm['p50_ms'])} | {_fmt(calm['p99_ms'])} | {_fmt(under['p50_ms'])} "
+                   f"| **{_fmt(under['p99_ms'])}** | {_fmt(under['max_ms'])} | {under['errors']} "
+                   f"| {_fmt(system['logins_per_s'])} | {_fmt(system['process_cpu_fraction'])} |")
+    if "before" in systems:
+        before, after = systems["before"], systems["after"]
+        p99 = (before["under_storm"]["p99_ms"], after["under_storm"]["p99_ms"])
+        logins = (before["logins_per_s"], after["logins_per_s"])
+        out += ["", "In one run: /health p99 under the storm before/after "
+                f"**x{_fmt(round(p99[0] / p99[1], 1) if all(p99) else None)}**; logins per second after/before "
+                f"**x{_fmt(round(logins[1] / logins[0], 2) if all(logins) else None)}**."]
+    out += ["", "Worker pool of auth when each storm's probing began and ended (in use / size, waiting): "
+            + "; ".join(f"{label} " + ", ".join(
+                f"{run['pool_at_start']['in_use']}/{run['pool_at_start']['size']} ({run['pool_at_start']['waiting']})"
+                f" to {run['pool_at_end']['in_use']}/{run['pool_at_end']['size']} ({run['pool_at_end']['waiting']})"
+                for run in system["runs"]) for label, system in systems.items()) + ".", ""]
+    return out
+
+
 def render(results):
     s = results["scenarios"]
     m = results["machine"]
@@ -344,6 +393,8 @@ def render(results):
         out += _search_section(s["search"])
     if "ics" in s:
         out += _ics_section(s["ics"])
+    if "liveness" in s:
+        out += _liveness_section(s["liveness"])
     profiles = [(f"Scenario 1, {key}", s[key]["profile"]["processes"]) for key in ("mix_split", "mix_one")
                 if key in s and "profile" in s[key]]
     if "storm" in s and "profile" in s["storm"]:

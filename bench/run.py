@@ -5,7 +5,9 @@ Seeds (or reuses) the benchmark database, starts the system in its two shapes
 on private ports, runs the scenarios and writes RESULTS.md and results.json
 (bench/ for a full run, bench/.state/quick/ for --quick unless --out says
 otherwise). Scenario 7 (range queries) seeds a database of its own and, with
-`--baseline REF`, measures that older commit's system on the same data first.
+`--baseline REF`, measures that older commit's system on the same data first;
+scenario 9 (/health beside a login storm) does the same with
+`--liveness-baseline REF`.
 """
 import argparse
 import json
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, imports, report, search, seed
+from bench import env, imports, liveness, report, search, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -36,6 +38,8 @@ FULL = {
     "rpc_calls": 1500,
     "profile_s": 10,
     "ics_uploaders": 4, "ics_health_rate": 50, "ics_duration_s": 20, "ics_cost_repeats": 3,
+    "liveness_max_workers": 10, "liveness_health_rate": 20, "liveness_duration_s": 20,
+    "liveness_other_concurrency": [2, 10],
 }
 QUICK = {
     "repeats": 1,
@@ -50,8 +54,10 @@ QUICK = {
     "rpc_calls": 100,
     "profile_s": 0,
     "ics_uploaders": 2, "ics_health_rate": 20, "ics_duration_s": 3, "ics_cost_repeats": 1,
+    "liveness_max_workers": 2, "liveness_health_rate": 10, "liveness_duration_s": 2,
+    "liveness_other_concurrency": [],
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics", "liveness")
 # Scenarios that read the seeded population (search seeds a database of its
 # own; ics needs only the tables).
 POPULATED = {"mix", "realtime", "storm", "feed", "shapes"}
@@ -521,6 +527,7 @@ def run(argv=None):
     parser.add_argument("--reseed", action="store_true", help="seed again even if the database holds this size")
     parser.add_argument("--profile-seconds", type=int, help="py-spy time per profiled step (0: none)")
     parser.add_argument("--baseline", help="scenario 7: also measure this commit (one before the occurrences table)")
+    parser.add_argument("--liveness-baseline", help="scenario 9: also measure this commit's auth, first")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     quick = args.quick
@@ -612,6 +619,13 @@ def run(argv=None):
         found = imports.import_bombs(quick, size, log_dir, openloop)
         results["scenarios"]["ics"] = dict(found, started_at=started_at, code=code_version(),
                                            loadavg_before=load_before, loadavg_after=loadavg())
+    if "liveness" in only:
+        log("scenario 9: /health beside a login storm, auth alone")
+        # Its own time, code and load, as scenario 8.
+        started_at, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), loadavg()
+        found = liveness.health_under_login_storm(quick, size, log_dir, openloop, args.liveness_baseline, log)
+        results["scenarios"]["liveness"] = dict(found, started_at=started_at, code=code_version(),
+                                                loadavg_before=load_before, loadavg_after=loadavg())
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results

@@ -58,22 +58,6 @@ def _run_migrations(root, quick, events_revision=None, log=print):
     return round(time.monotonic() - started, 2)
 
 
-def export_commit(ref):
-    """The files of commit `ref` in bench/.state/baseline-<commit>, with this
-    checkout's .venv; returns (path, short commit)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=env.ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    path = os.path.join(env.STATE_DIR, "baseline-" + commit)
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
-    archive = subprocess.Popen(["git", "archive", commit], cwd=env.ROOT, stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-x", "-C", path], stdin=archive.stdout, check=True)
-    if archive.wait():
-        raise RuntimeError(f"git archive {commit} failed")
-    os.symlink(os.path.join(env.ROOT, ".venv"), os.path.join(path, ".venv"))
-    return path, commit
-
-
 # The population -----------------------------------------------------------------
 
 def seed(quick, root, log=print):
@@ -275,7 +259,7 @@ def range_queries(quick, log_dir, sign, baseline=None, log=print):
     """Scenario 7; `sign(users)` gives each user a token."""
     size = QUICK if quick else FULL
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    root, commit = export_commit(baseline) if baseline else (env.ROOT, None)
+    root, commit = env.export_commit(baseline) if baseline else (env.ROOT, None)
     try:
         population, people = seed(quick, root, log)
         signed = sign([{"id": people["viewer"]}, {"id": people["reader"]}])

@@ -16,8 +16,15 @@ the document is what the code accepts.
 
 A handler returns a dict or list (200), `(status, payload)`, None (204) or a
 werkzeug Response. Anything it raises goes through `http_edge.errors`.
+
 Every request gets an X-Request-ID (the client's, if well formed) that rides in
 the worker's context data, so Nameko carries it over RPC calls and events.
+
+`worker=False` answers on the connection's own greenlet instead of in a
+worker: the handler gets a bare service instance (no dependencies, no worker
+context). That is for answers that must not queue for one of `max_workers`
+behind slow work (the liveness probe, `/health`), and only for handlers that
+do nothing but compute their answer.
 """
 import time
 from functools import partial
@@ -56,8 +63,9 @@ class JsonHttpEntrypoint(HttpRequestHandler):
     server = EdgeWebServer()
 
     def __init__(self, method, url, public=False, body=None, query=None, responses=None, errors=(), path=None,
-                 not_found=NotFound, **kwargs):
+                 not_found=NotFound, worker=True, **kwargs):
         self.public = public
+        self.worker = worker
         self.not_found = not_found
         # Fields describing path parameters other than ids, for the document.
         self.path = path or {}
@@ -118,6 +126,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             if any(isinstance(value, MalformedId) for value in kwargs.values()):
                 raise self.not_found()
             self.check_signature(args, kwargs)
+            if not self.worker:
+                return self.response_from_result(self._answer_here(args, kwargs))
             done = Event()
             self.container.spawn_worker(
                 self, args, kwargs, context_data=context_data,
@@ -126,6 +136,12 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             return self.response_from_result(done.wait())
         except Exception as exc:
             return self.response_from_exception(exc)
+
+    def _answer_here(self, args, kwargs):
+        # As Nameko builds a worker's service instance, minus the dependencies
+        # it would inject: one that needs them fails loudly, never silently.
+        service = self.container.service_cls()
+        return getattr(service, self.method_name)(*args, **kwargs)
 
     def _validate(self, request):
         request.body = json_body(request, self._body_schema) if self._body_schema is not None else None

@@ -2,6 +2,15 @@
 
 A service mixes in HealthEndpoints and lists its probes in `readiness_probes()`:
 callables that raise when a dependency is unreachable.
+
+`/health` is the liveness probe: a process that misses it is restarted. It is
+answered on the connection's greenlet, not in a worker, so a pool busy with
+slow requests (a login storm: bcrypt) never makes a working process look dead;
+answering at all shows the event loop runs, which is what liveness asks.
+`/ready` runs in a worker, as requests do: it checks the stores through the
+same dependencies, and a replica whose pool stays saturated past the probe's
+timeout is taken out of the load balancer for a while (not restarted), so new
+requests go to replicas that can take them.
 """
 from kombu.connection import Connection
 from marshmallow import Schema, fields
@@ -38,9 +47,9 @@ class Status(Schema):
 class HealthEndpoints:
     name: str  # the service's, on the class this is mixed into
 
-    @http("GET", "/health", public=True, responses={200: Status})
+    @http("GET", "/health", public=True, worker=False, responses={200: Status})
     def health(self, request):
-        """The process is alive."""
+        """The process is alive (answered without a worker: never waits behind busy ones)."""
         return {"status": "ok", "service": self.name}
 
     @http("GET", "/ready", public=True, responses={200: Status})

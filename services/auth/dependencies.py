@@ -3,10 +3,12 @@
 The domain receives them as plain objects; the Nameko providers here build
 them from the config, once per container."""
 import hashlib
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import bcrypt
 from eventlet import tpool
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from redis import Redis
 
@@ -17,19 +19,24 @@ from services.shared.errors import RateLimited
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
 
+T = TypeVar("T")
+
 
 class Passwords:
-    def __init__(self, rounds: int) -> None:
+    def __init__(self, rounds: int, concurrency: int = 1) -> None:
         self.rounds = rounds
+        if concurrency < 1:
+            raise ValueError(f"BCRYPT_CONCURRENCY must be at least 1, not {concurrency}")  # 0 would hang every login
+        # At most `concurrency` hashes at once; other workers wait their turn
+        # on the hub, costing nothing (see _off_the_hub).
+        self._hashing = Semaphore(concurrency)
         # Verifying against this makes an unknown login cost what a wrong
         # password costs, so response times do not reveal who has an account.
         self._decoy_hash = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(rounds))
 
     def hash(self, password: str) -> str:
-        # bcrypt is CPU-bound and releases the GIL: run it on a real thread so
-        # the eventlet hub keeps serving other requests meanwhile. NFC, so the
-        # same password typed on any keyboard is the same bytes.
-        hashed: bytes = tpool.execute(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
+        # NFC, so the same password typed on any keyboard is the same bytes.
+        hashed: bytes = self._off_the_hub(bcrypt.hashpw, normalise(password).encode(), bcrypt.gensalt(self.rounds))
         return hashed.decode()
 
     def verify(self, password: str, password_hash: str | None) -> bool:
@@ -47,13 +54,25 @@ class Passwords:
         # (bcrypt would otherwise compare only its first 72 bytes).
         comparable = password_hash is not None and len(candidate) <= 72
         target = password_hash.encode() if comparable and password_hash is not None else self._decoy_hash
-        matched: bool = tpool.execute(bcrypt.checkpw, candidate[:72], target)
+        matched: bool = self._off_the_hub(bcrypt.checkpw, candidate[:72], target)
         return matched and comparable
+
+    def _off_the_hub(self, function: Callable[..., T], *args: Any) -> T:
+        """bcrypt is CPU-bound and releases the GIL: it runs on a real thread
+        (eventlet.tpool) so the hub keeps serving meanwhile. Bounded, because
+        a login storm would otherwise hash on up to max_workers threads at once:
+        no login finishes sooner once the CPU is full, but every thread takes
+        its share of the CPU from the hub's, and in a pod past its CPU limit
+        all of them are throttled together, hub included."""
+        with self._hashing:
+            result: T = tpool.execute(function, *args)
+        return result
 
 
 class PasswordHasher(DependencyProvider):
     def setup(self) -> None:
-        self.passwords = Passwords(int(self.container.config.get("BCRYPT_ROUNDS", 12)))
+        config = self.container.config
+        self.passwords = Passwords(int(config.get("BCRYPT_ROUNDS", 12)), int(config.get("BCRYPT_CONCURRENCY", 1)))
         # Loading the common-password list takes a fraction of a second of
         # CPU: at startup, not on the hub during the first registration.
         password_policy.load_lists()

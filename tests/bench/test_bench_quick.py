@@ -59,6 +59,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     assert ics["calm"]["p99_ms"] is not None and ics["under_bombs"]["p99_ms"] is not None and ics["imports_done"] > 0
     assert {cost["status"] for cost in ics["cost_per_import"].values()} <= {200, 422}
 
+    liveness = scenarios["liveness"]["systems"]["after"]
+    assert liveness["calm"]["p99_ms"] is not None and liveness["under_storm"]["p99_ms"] is not None
+    assert liveness["logins_per_s"] > 0 and all(run["pool_at_start"]["in_use"] for run in liveness["runs"])
+
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8.", "## 9."):
         assert heading in report

@@ -368,6 +368,28 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_process_needs
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_saturated_replica_leaves_the_service_long_before_liveness_would_restart_it(overlay):
+    def gives_up_after(probe):
+        return probe["periodSeconds"] * probe["failureThreshold"]
+
+    deployments = objects(overlay, "Deployment")
+    for name in PROCESSES:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        # /ready waits for a worker and /health does not: a busy replica stops
+        # getting requests, and only one whose event loop is stuck is restarted.
+        assert gives_up_after(container["readinessProbe"]) < gives_up_after(container["livenessProbe"]), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_auth_hashes_no_more_passwords_at_once_than_its_cpu_limit_has_cores(overlay):
+    config = objects(overlay, "ConfigMap")["lifytp-config"]["data"]
+    (container,) = objects(overlay, "Deployment")["auth"]["spec"]["template"]["spec"]["containers"]
+    limit = str(container["resources"]["limits"]["cpu"])
+    cores = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert 1 <= int(config["BCRYPT_CONCURRENCY"]) <= max(1, cores)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_media_urls_are_signed_for_the_public_host_that_routes_the_bucket_to_the_store(overlay):
     config = objects(overlay, "ConfigMap")["lifytp-config"]["data"]
     media = objects(overlay, "Ingress")["media"]["spec"]

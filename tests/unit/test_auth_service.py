@@ -3,6 +3,7 @@ answers as the schemas write them, and what its entrypoints hand the domain.
 What needs the database is in tests/interface/test_auth.py."""
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -251,6 +252,33 @@ def test_hashing_does_not_block_the_eventlet_hub():
     # A cost-12 hash takes a few hundred milliseconds; had it run on the hub,
     # the ticker would have run at most once.
     assert len(ticks) > 5
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_no_more_hashes_run_at_once_than_configured(concurrency):
+    passwords = Passwords(rounds=4, concurrency=concurrency)
+    stored = passwords.hash("correct horse battery")
+    spans = []
+    checkpw = bcrypt.checkpw
+
+    def timed_checkpw(*args):
+        started = time.monotonic()
+        try:
+            return checkpw(*args)
+        finally:
+            spans.append((started, time.monotonic()))
+
+    with mock.patch("services.auth.dependencies.bcrypt.checkpw", timed_checkpw):
+        pool = eventlet.GreenPool()
+        answers = list(pool.imap(lambda _: passwords.verify("correct horse battery", stored), range(8)))
+    assert answers == [True] * 8
+    # However many workers verify at once, no moment sees more than `concurrency` hashing.
+    assert max(sum(start <= moment < end for start, end in spans) for moment, _ in spans) <= concurrency
+
+
+def test_hashing_needs_room_for_one_hash_at_least():
+    with pytest.raises(ValueError, match="BCRYPT_CONCURRENCY"):
+        Passwords(rounds=4, concurrency=0)
 
 
 class FakeRedis:
