@@ -36,7 +36,7 @@ BIN = os.path.dirname(sys.executable)
 OVERLAYS = ("local", "production")
 PROCESSES = {"auth": 4100, "events": 4101, "messages": 4102, "realtime": 4103}
 # CPU requests from the benchmark's CPU per request (docs/DEPLOY.md, "CPU requests").
-CPU_REQUESTS = {"auth": "600m", "events": "600m", "messages": "200m", "realtime": "200m"}
+CPU_REQUESTS = {"auth": "600m", "events": "600m", "messages": "600m", "realtime": "200m"}
 ROUTES = {
     "auth": ["/auth", "/users", "/docs", "/openapi.json"],
     "events": ["/events", "/calendar", "/calendars", "/media", "/posts", "/feed"],
