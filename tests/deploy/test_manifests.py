@@ -155,6 +155,29 @@ def test_every_process_deployment_is_built_to_survive_restarts_and_rollouts(over
             assert image == f"lifytp-{name}:dev"
 
 
+def millicores(quantity):
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def test_the_local_overlay_fits_one_4_core_node_beside_kinds_own_pods():
+    """The kind job runs on GitHub's 4-CPU runner: a pod whose request does not
+    fit stays Pending and the rollout never ends. Counted: every process at
+    its autoscaler's minimum, one surge pod of a rolling update, the backing
+    services, the Jobs and the backup; beside kind's control plane, CNI,
+    CoreDNS and the ingress controller (their requests: 1,050m)."""
+    requested, surge = 0, 0
+    for doc in built("local")[1]:
+        if doc["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+            continue
+        spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+        pod = spec["template"]["spec"]
+        cpu = sum(millicores(c["resources"]["requests"]["cpu"]) for c in pod["containers"])
+        hpa = objects("local", "HorizontalPodAutoscaler").get(doc["metadata"]["name"])
+        requested += cpu * (hpa["spec"]["minReplicas"] if hpa else spec.get("replicas", 1))
+        surge = max(surge, cpu if hpa else 0)
+    assert requested + surge <= 4000 - 1050, (requested, surge)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_workload_an_autoscaler_owns_sets_its_replica_count(overlay):
     """`kubectl apply` of a count would scale the workload back to it every time."""
