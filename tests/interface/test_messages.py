@@ -33,6 +33,8 @@ class Messages:
         self.api = running.api
         self.known = set()
         running.peers["auth"].get_users.side_effect = lambda ids: [summary(i) for i in ids if i in self.known]
+        # Everyone lets anyone add them to a group unless a test says otherwise.
+        running.peers["auth"].group_invite_refusals.return_value = []
 
     def user(self):
         credentials = self.running.user()
