@@ -159,6 +159,25 @@ def test_turning_public_approves_every_pending_request(api):
     assert api.post(f"/users/{ann['id']}/follow", user=dan).status_code == 204
 
 
+def test_requests_made_while_turning_public_are_never_left_pending(api):
+    ann = api.register()
+    _private(api, ann)
+    askers = [api.register() for _ in range(8)]
+
+    def act(index):
+        if index == len(askers) // 2:
+            return api.patch("/users/me", user=ann, json={"is_private": False}).status_code
+        return api.post(f"/users/{ann['id']}/follow", user=askers[index]).status_code
+
+    with ThreadPoolExecutor(len(askers)) as pool:
+        answers = list(pool.map(act, range(len(askers))))
+    assert set(answers) <= {200, 202, 204}, answers
+    # Whoever asked before or during the switch was approved; after it, followed at once.
+    assert _requests(api, ann) == []
+    followers = {user["id"] for user in api.get(f"/users/{ann['id']}/followers", user=ann).json()["items"]}
+    assert followers == {asker["id"] for index, asker in enumerate(askers) if index != len(askers) // 2}
+
+
 def test_removing_a_follower_hides_followers_only_events_and_withdraws_their_seat(api):
     ann, bob = api.register(), api.register()
     party, picnic = _event(api, ann), _event(api, ann, visibility="public")

@@ -138,6 +138,23 @@ def test_unknown_members_are_named_in_one_call_to_auth_and_nothing_is_written(me
                                      {"id": ann["id"]})
 
 
+def test_a_group_is_refused_whole_when_auth_says_someone_refuses_and_a_1_to_1_never_asks(messages, database):
+    ann, bob, cat = messages.user(), messages.user(), messages.user()
+    refusals = messages.running.peers["auth"].group_invite_refusals
+    refusals.return_value = [cat["id"]]
+    response = messages.api.post("/messages/conversations", user=ann, json={"member_ids": [cat["id"], bob["id"]]})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == {"code": "GROUP_INVITES_REFUSED", "message": response.json()["error"]["message"],
+                                        "details": {"member_ids": [cat["id"]]}}
+    refusals.assert_called_once_with(ann["id"], [cat["id"], bob["id"]])
+    with database.connect() as connection:
+        assert not connection.scalar(text("SELECT count(*) FROM messages.members WHERE user_id = :id"),
+                                     {"id": ann["id"]})
+    refusals.reset_mock()
+    assert messages.conversation(ann, cat)["kind"] == "direct"
+    assert not refusals.called
+
+
 def test_a_member_whose_account_is_gone_is_shown_as_the_deleted_user(messages):
     ann, bob, cat = messages.user(), messages.user(), messages.user()
     conversation = messages.conversation(ann, bob, cat, title="Trip")
