@@ -225,6 +225,13 @@ def test_five_follow_rounds_make_one_new_follower_notification(api, db_engine):
         assert api.delete(f"/users/{ann['id']}/follow", user=bob).status_code == 204
     eventually(lambda: _all_handled(db_engine, "user_followed", "notify_user_followed", follower_id=bob["id"]))
     assert [item["data"] for item in _notifications(api, ann)] == [{"follower_id": bob["id"]}]
+    # A day later, following again is news again.
+    with db_engine.begin() as connection:
+        connection.execute(text(
+            "UPDATE messages.follow_notices SET notified_at = now() - interval '25 hours'"
+            " WHERE follower_id = :bob AND followee_id = :ann"), {"bob": bob["id"], "ann": ann["id"]})
+    assert api.post(f"/users/{ann['id']}/follow", user=bob).status_code == 204
+    eventually(lambda: len(_notifications(api, ann, "new_follower")) == 2)
 
 
 def test_follow_notifications_are_claimed_once_under_concurrent_delivery(api, config, db_engine):
