@@ -54,6 +54,14 @@ class StrictBoolean(fields.Boolean):
     truthy = {True}
     falsy = {False}
 
+    def _deserialize(
+        self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any,
+    ) -> bool | None:
+        # 1 and 0 equal True and False, so the sets above alone would take them.
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
 
 class UUIDString(fields.UUID):
     """A UUID, handed on as its canonical string."""

@@ -11,15 +11,22 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import exceptions, sessions
+from services.auth import exceptions, privacy, sessions
+from services.auth.follows import add_follow, follows, remove_follow
 from services.auth.models import Follow, User
-from services.auth.profiles import Profile, active_user, profile_of, profiles_of
+from services.auth.profiles import (
+    STATUS_FOLLOWING,
+    STATUS_REQUESTED,
+    Profile,
+    active_user,
+    profile_of,
+    profiles_of,
+)
 from services.shared import contracts
-from services.shared.unit_of_work import UnitOfWork, table_of
+from services.shared.unit_of_work import UnitOfWork
 
 # What an account may hold (the request schemas state these).
 USERNAME_PATTERN = r"[a-z0-9_]{3,30}"
@@ -127,15 +134,22 @@ def me(uow: UnitOfWork, user_id: str) -> Profile:
 
 
 def update_profile(uow: UnitOfWork, user_id: str, changes: dict[str, Any], media_lookup: MediaLookup) -> Profile:
-    """Apply changes ({column: value} of display_name, bio, avatar_media_id);
-    an avatar must be an image the user uploaded (media_lookup(id) says, or None)."""
+    """Apply changes ({column: value} of display_name, bio, avatar_media_id,
+    is_private, group_invites); an avatar must be an image the user uploaded
+    (media_lookup(id) says, or None). An account turning public approves
+    every pending follow request: nobody is left waiting on a door that is open."""
     user = active_user(uow.session, user_id)
     avatar_id = changes.get("avatar_media_id")
     if avatar_id and not is_own_image(media_lookup(avatar_id), user_id):
         raise exceptions.InvalidAvatar(details={"avatar_media_id": ["Not an image you uploaded."]})
+    turning_public = user.is_private and changes.get("is_private") is False
     for field, value in changes.items():
         setattr(user, field, value)
+    # The update locks the row before the pending requests are read: a
+    # follow request made meanwhile (privacy.is_private_now) is among them.
     uow.session.flush()
+    if turning_public:
+        privacy.approve_all(uow, user_id)
     return profile_of(uow.session, user)
 
 
@@ -169,27 +183,27 @@ def search(uow: UnitOfWork, viewer_id: str | None, prefix: str, limit: int,
 
 # Follow graph ---------------------------------------------------------------------
 
-def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
-    """Follow a user; following again changes nothing and records nothing."""
+def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> str:
+    """Follow a user; returns the follow status it led to: STATUS_FOLLOWING,
+    or STATUS_REQUESTED for a private account, which approves the request
+    first (services.auth.privacy). Following again changes nothing and
+    records nothing."""
     if follower_id == followee_id:
         raise exceptions.CannotFollowYourself(details={"id": ["You cannot follow yourself."]})
     active_user(uow.session, followee_id)
-    created = uow.session.execute(
-        insert(Follow).values(follower_id=follower_id, followee_id=followee_id)
-        .on_conflict_do_nothing().returning(Follow.follower_id)
-    ).first()
-    if created:
-        uow.record(contracts.UserFollowed(follower_id=follower_id, followee_id=followee_id))
+    if follows(uow, follower_id, followee_id):
+        return STATUS_FOLLOWING
+    if privacy.is_private_now(uow, followee_id):
+        privacy.request_follow(uow, follower_id, followee_id)
+        return STATUS_REQUESTED
+    add_follow(uow, follower_id, followee_id)
+    return STATUS_FOLLOWING
 
 
 def unfollow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
-    removed = uow.session.execute(
-        table_of(Follow).delete()
-        .where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
-        .returning(Follow.follower_id)
-    ).first()
-    if removed:
-        uow.record(contracts.UserUnfollowed(follower_id=follower_id, followee_id=followee_id))
+    """Stop following, or take back a pending request; idempotent."""
+    remove_follow(uow, follower_id, followee_id)
+    privacy.cancel_request(uow, follower_id, followee_id)
 
 
 FOLLOWERS, FOLLOWING = "followers", "following"

@@ -39,3 +39,13 @@ class CannotFollowYourself(InvalidInput):
 class InvalidAvatar(InvalidInput):
     code = "INVALID_AVATAR"
     message = "The avatar must be an image you uploaded."
+
+
+class FollowRequestNotFound(NotFound):
+    code = "FOLLOW_REQUEST_NOT_FOUND"
+    message = "No such follow request."
+
+
+class CannotRemoveYourself(InvalidInput):
+    code = "CANNOT_REMOVE_YOURSELF"
+    message = "You are not your own follower."

@@ -9,6 +9,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import UUID
@@ -35,6 +36,11 @@ class User(Base):
     avatar_media_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
     password_hash: Mapped[str] = mapped_column(String(60))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A private account approves each follower (services.auth.privacy).
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Who may add this user to a group conversation: everyone, following
+    # (people this user follows) or nobody. The messages service asks.
+    group_invites: Mapped[str] = mapped_column(String(16), default="everyone", server_default="everyone")
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
 
@@ -78,6 +84,23 @@ class Follow(Base):
         PrimaryKeyConstraint("follower_id", "followee_id"),
         Index("ix_follows_followee_recent", "followee_id", "created_at"),
         Index("ix_follows_follower_recent", "follower_id", "created_at"),
+    )
+
+
+class FollowRequest(Base):
+    """A request to follow a private account, until its owner approves
+    (it becomes a Follow) or declines it, or the requester takes it back."""
+
+    __tablename__ = "follow_requests"
+
+    requester_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("requester_id", "owner_id"),
+        # The owner's page of requests, newest first.
+        Index("ix_follow_requests_owner_recent", "owner_id", "created_at"),
     )
 
 

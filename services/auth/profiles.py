@@ -1,5 +1,5 @@
 """Users as the API shows them: the account with its follow counts, and
-whether the viewer follows it."""
+whether the viewer follows it (or asked to)."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -8,7 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.auth import exceptions
-from services.auth.models import Follow, User
+from services.auth.models import Follow, FollowRequest, User
+
+# Where the viewer stands with a user (follow_status).
+STATUS_NONE, STATUS_REQUESTED, STATUS_FOLLOWING = "none", "requested", "following"
+FOLLOW_STATUSES = (STATUS_NONE, STATUS_REQUESTED, STATUS_FOLLOWING)
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,11 @@ class Profile:
     user: User
     followers_count: int
     following_count: int
-    is_following: bool = False
+    follow_status: str = STATUS_NONE
+
+    @property
+    def is_following(self) -> bool:
+        return self.follow_status == STATUS_FOLLOWING
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for what the dataclass itself lacks: the user's columns.
@@ -42,7 +50,14 @@ def profiles_of(session: Session, users: Sequence[User], viewer_id: str | None =
     ids = [user.id for user in users]
     counts = _follow_counts(session, ids)
     followed = _followed_among(session, viewer_id, ids)
-    return [Profile(user, *counts[user.id], is_following=user.id in followed) for user in users]
+    requested = _requested_among(session, viewer_id, ids)
+    return [Profile(user, *counts[user.id], follow_status=_status(user.id, followed, requested)) for user in users]
+
+
+def _status(user_id: str, followed: set[str], requested: set[str]) -> str:
+    if user_id in followed:
+        return STATUS_FOLLOWING
+    return STATUS_REQUESTED if user_id in requested else STATUS_NONE
 
 
 def _follow_counts(session: Session, user_ids: list[str]) -> dict[str, tuple[int, int]]:
@@ -66,4 +81,13 @@ def _followed_among(session: Session, viewer_id: str | None, user_ids: list[str]
         return set()
     return set(session.execute(
         select(Follow.followee_id).where(Follow.follower_id == viewer_id, Follow.followee_id.in_(user_ids))
+    ).scalars())
+
+
+def _requested_among(session: Session, viewer_id: str | None, user_ids: list[str]) -> set[str]:
+    if not viewer_id or not user_ids:
+        return set()
+    return set(session.execute(
+        select(FollowRequest.owner_id)
+        .where(FollowRequest.requester_id == viewer_id, FollowRequest.owner_id.in_(user_ids))
     ).scalars())

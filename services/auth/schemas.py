@@ -2,7 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from http_edge import answers
-from http_edge.fields import Text, UUIDString
+from http_edge.fields import StrictBoolean, Text, UUIDString
 from http_edge.pagination import Keyset, name_part, page_args
 from services.auth import password_policy
 from services.auth.accounts import (
@@ -12,6 +12,8 @@ from services.auth.accounts import (
     MAX_SEARCH_LENGTH,
     USERNAME_PATTERN,
 )
+from services.auth.privacy import GROUP_INVITES
+from services.auth.profiles import FOLLOW_STATUSES, STATUS_REQUESTED
 
 USERNAME = validate.Regexp(f"^{USERNAME_PATTERN}$", error="3 to 30 characters: a-z, 0-9 and _.")
 # User search lists users by username.
@@ -94,6 +96,10 @@ class ProfileUpdate(Schema):
     display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH)
     bio = Text(max=MAX_BIO_LENGTH, multiline=True)
     avatar_media_id = UUIDString(allow_none=True)
+    is_private = StrictBoolean(metadata={
+        "description": "Followers need your approval. Turning it off approves every pending request."})
+    group_invites = fields.String(validate=validate.OneOf(GROUP_INVITES), metadata={
+        "description": "Who may add you to a group conversation: everyone, people you follow, or nobody."})
 
     @validates("display_name")
     def not_blank(self, value, **kwargs):
@@ -117,11 +123,20 @@ class PublicUser(answers.UserSummary):
     followers_count = fields.Integer(required=True)
     following_count = fields.Integer(required=True)
     is_following = fields.Boolean(required=True)
+    is_private = fields.Boolean(required=True)
+    follow_status = fields.String(required=True, metadata={
+        "enum": list(FOLLOW_STATUSES), "description": "Where the caller stands: requested = waiting for approval."})
 
 
 class PrivateUser(PublicUser):
     email = fields.Email(required=True)
     created_at = answers.Time(required=True)
+    group_invites = fields.String(required=True, metadata={"enum": list(GROUP_INVITES)})
+
+
+class FollowRequested(Schema):
+    """The answer to following a private account: a request waits for its owner."""
+    status = fields.String(required=True, metadata={"enum": [STATUS_REQUESTED]})
 
 
 class Session(Schema):
@@ -138,6 +153,7 @@ class OperatorUser(PrivateUser):
 
 
 PUBLIC_USER = PublicUser()
+FOLLOW_REQUESTED = FollowRequested()
 PRIVATE_USER = PrivateUser()
 SESSION = Session()
 OPERATOR_USER = OperatorUser()

@@ -9,16 +9,17 @@ and reading them after would load each again.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from services.auth import accounts, schemas, sessions
+from services.auth import accounts, privacy, schemas, sessions
 from services.auth.dependencies import (
     LoginThrottleProvider,
     PasswordHasher,
     RegistrationThrottleProvider,
     TokenIssuer,
 )
-from services.auth.exceptions import RefreshTokenReused, UserNotFound
+from services.auth.exceptions import FollowRequestNotFound, RefreshTokenReused, UserNotFound
 from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
+from services.auth.profiles import STATUS_REQUESTED
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid, valid_uuids
@@ -95,7 +96,8 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
 
     @http("PATCH", "/users/me", body=schemas.ProfileUpdate, responses={200: schemas.PrivateUser})
     def update_me(self, request):
-        """Change display name, bio or avatar (a media id of an image you uploaded)."""
+        """Change display name, bio, avatar (a media id of an image you uploaded),
+        whether the account is private, and who may add you to groups."""
         with self.uow as uow:
             updated = accounts.update_profile(uow, request.user_id, dict(request.body), self.events.get_media)
             return schemas.PRIVATE_USER.dump(updated)
@@ -119,15 +121,19 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
 
     # Follow graph ---------------------------------------------------------------
 
-    @http("POST", "/users/<uuid:id>/follow", responses={204: None}, errors=(422,), not_found=UserNotFound)
+    @http("POST", "/users/<uuid:id>/follow", responses={204: None, 202: schemas.FollowRequested}, errors=(422,),
+          not_found=UserNotFound)
     def follow(self, request, id):
-        """Follow a user (idempotent)."""
+        """Follow a user (idempotent); a private account answers 202: the request waits for its owner."""
         with self.uow as uow:
-            accounts.follow(uow, request.user_id, id)
+            status = accounts.follow(uow, request.user_id, id)
+        if status == STATUS_REQUESTED:
+            return 202, schemas.FOLLOW_REQUESTED.dump({"status": status})
+        return None
 
     @http("DELETE", "/users/<uuid:id>/follow", responses={204: None}, not_found=UserNotFound)
     def unfollow(self, request, id):
-        """Stop following a user (idempotent)."""
+        """Stop following a user, or take back a follow request (idempotent)."""
         with self.uow as uow:
             accounts.unfollow(uow, request.user_id, id)
 
@@ -142,6 +148,38 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     def following(self, request, id):
         """Who a user follows, newest first."""
         return self._follow_page(request, id, accounts.FOLLOWING)
+
+    # A private account's follow requests, and its followers ---------------------
+
+    @http("GET", "/users/me/follow-requests", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    def follow_requests(self, request):
+        """Who asked to follow me (a private account), newest first."""
+        args = request.query
+        after = BY_TIME.decode(args["cursor"])
+        with self.uow as uow:
+            found = privacy.request_page(uow, request.user_id, args["limit"], after)
+            return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
+                        lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
+
+    @http("POST", "/users/me/follow-requests/<uuid:id>/approve", responses={204: None},
+          not_found=FollowRequestNotFound)
+    def approve_follow_request(self, request, id):
+        """Let a user who asked follow me."""
+        with self.uow as uow:
+            privacy.approve(uow, request.user_id, id)
+
+    @http("POST", "/users/me/follow-requests/<uuid:id>/decline", responses={204: None},
+          not_found=FollowRequestNotFound)
+    def decline_follow_request(self, request, id):
+        """Refuse a follow request; the user is not told."""
+        with self.uow as uow:
+            privacy.decline(uow, request.user_id, id)
+
+    @http("DELETE", "/users/me/followers/<uuid:id>", responses={204: None}, errors=(422,), not_found=UserNotFound)
+    def remove_follower(self, request, id):
+        """A follower of mine no longer follows me (idempotent); they lose what is followers-only."""
+        with self.uow as uow:
+            privacy.remove_follower(uow, request.user_id, id)
 
     def _follow_page(self, request, user_id, direction):
         args = request.query
@@ -173,6 +211,16 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             return []
         with self.uow as uow:
             return accounts.following_ids(uow, user_id)
+
+    @rpc
+    def group_invite_refusals(self, inviter_id, user_ids):
+        """The ids among user_ids whose group_invites setting refuses being
+        added to a group by inviter_id (messages asks when a group is made)."""
+        inviter_id = parse_uuid(inviter_id)
+        if not inviter_id:
+            return []
+        with self.uow as uow:
+            return privacy.group_invite_refusals(uow, inviter_id, valid_uuids(user_ids))
 
     @rpc
     def find_user(self, login):

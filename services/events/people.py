@@ -2,7 +2,9 @@
 batched call per response) and a local replica of the follow graph.
 
 The replica answers "whom does X follow" and "does X follow Y" inside SQL
-queries (visibility, feed) without an RPC per request. A user's whole list is
+queries (visibility, feed) without an RPC per request. It only ever holds
+follows auth has: a request to follow a private account is no follow until
+its owner approves it, and auth sends user_followed only then. A user's whole list is
 copied from auth the first time it is needed and again after
 FOLLOW_RESYNC_AFTER; in between, auth's user_followed / user_unfollowed events
 keep it current.
@@ -11,11 +13,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.orm import Session
 
-from services.events.models import DeletedUser, Follow, FollowSync
+from services.events.models import DeletedUser, Event, Follow, FollowSync, Participant
 from services.shared import clock
 from services.shared.ids import valid_uuids
 from services.shared.unit_of_work import UnitOfWork
@@ -80,5 +82,25 @@ def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
 
 
 def unfollow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
-    """Apply auth's user_unfollowed."""
-    uow.session.execute(delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id))
+    """Apply auth's user_unfollowed (they unfollowed, or the followee removed
+    them): the edge goes, and so do the follower's seats at the followee's
+    followers-only events that have not ended. A seat there was taken as a
+    follower; kept, it would keep the event visible (participants see what
+    they joined) to someone the organizer no longer lets see it. Seats at
+    public events, and at events that are over, stay."""
+    session = uow.session
+    session.execute(delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id))
+    # Locked as a join locks them, so participants_count stays exact.
+    withdrawn_from = session.execute(
+        select(Event.id).where(
+            Event.organizer_id == followee_id, Event.visibility == "followers", Event.series_ends_at > clock.now(),
+            exists().where(Participant.event_id == Event.id, Participant.user_id == follower_id),
+        ).order_by(Event.id).with_for_update()
+    ).scalars().all()
+    if not withdrawn_from:
+        return
+    session.execute(delete(Participant).where(
+        Participant.user_id == follower_id, Participant.event_id.in_(withdrawn_from)))
+    session.execute(
+        update(Event).where(Event.id.in_(withdrawn_from)).values(participants_count=Event.participants_count - 1)
+    )

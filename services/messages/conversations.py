@@ -54,6 +54,9 @@ _EMOJI = re.compile(EMOJI_PATTERN)
 UserSummary = dict[str, Any]
 # auth's get_users: the summaries of the active users among the ids given.
 Users = Callable[[list[str]], list[UserSummary]]
+# auth's group_invite_refusals(inviter_id, user_ids): the ids among user_ids
+# whose group_invites setting refuses being added to a group by the inviter.
+InviteRefusals = Callable[[str, list[str]], list[str]]
 # A message (message_values) or a conversation (conversation_details) as the API answers it.
 Values = dict[str, Any]
 # A keyset position in a newest-first list of conversations: (last_activity_at, id).
@@ -99,9 +102,11 @@ def _visible_message(uow: UnitOfWork, message_id: str, user_id: str) -> Message:
 # Conversations --------------------------------------------------------------------
 
 def create_conversation(uow: UnitOfWork, users: Users, creator_id: str, member_ids_requested: Iterable[str],
-                        title: str | None = None) -> tuple[bool, Values]:
+                        title: str | None = None, *, invite_refusals: InviteRefusals) -> tuple[bool, Values]:
     """Create a conversation; return (created, conversation) (see conversation_details).
-    A 1:1 (one other member, no title) that exists already is answered as it is."""
+    A 1:1 (one other member, no title) that exists already is answered as it is.
+    A group takes only members whose group_invites setting lets the creator
+    add them (GroupInvitesRefused names the others, and nothing is made)."""
     others = [user_id for user_id in dict.fromkeys(member_ids_requested) if user_id != creator_id]
     if not others:
         raise exceptions.NoOtherMembers(details={"member_ids": ["Name at least one other user."]})
@@ -110,6 +115,8 @@ def create_conversation(uow: UnitOfWork, users: Users, creator_id: str, member_i
     if unknown:
         raise exceptions.UnknownMembers(details={"member_ids": unknown})
     direct_key = ":".join(sorted([creator_id, others[0]])) if len(others) == 1 and not title else None
+    if direct_key is None:
+        _check_group_invites(invite_refusals, creator_id, others)
     if direct_key:
         existing = _direct_conversation(uow, direct_key)
         if existing:
@@ -134,6 +141,15 @@ def create_conversation(uow: UnitOfWork, users: Users, creator_id: str, member_i
     conversation = uow.session.get(Conversation, conversation_id)
     assert conversation is not None, "inserted above"
     return True, _details_of_one(uow, users, creator_id, conversation, summaries)
+
+
+def _check_group_invites(invite_refusals: InviteRefusals, inviter_id: str, invitee_ids: list[str]) -> None:
+    """Refuse the whole group if anyone's setting refuses the inviter: the
+    creator learns whom to leave out, instead of a group that silently lacks them."""
+    refused = set(invite_refusals(inviter_id, invitee_ids))
+    if refused:
+        raise exceptions.GroupInvitesRefused(
+            details={"member_ids": [user_id for user_id in invitee_ids if user_id in refused]})
 
 
 def _direct_conversation(uow: UnitOfWork, direct_key: str) -> Conversation | None:

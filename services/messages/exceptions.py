@@ -1,4 +1,4 @@
-from services.shared.errors import Conflict, InvalidInput, NotFound
+from services.shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 class ConversationNotFound(NotFound):
@@ -24,3 +24,8 @@ class NoOtherMembers(InvalidInput):
 class ClientIdReused(Conflict):
     code = "CLIENT_ID_REUSED"
     message = "This client_id was already used for a different message."
+
+
+class GroupInvitesRefused(Forbidden):
+    code = "GROUP_INVITES_REFUSED"
+    message = "Some of these people do not let you add them to a group."

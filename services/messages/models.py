@@ -111,4 +111,23 @@ class Notification(Base):
     )
 
 
+class FollowNotice(Base):
+    """When a follow-related notification (new_follower, follow_requested,
+    follow_request_approved) last went out for a pair of users: at most one
+    of each kind a day, however often they follow and unfollow."""
+
+    __tablename__ = "follow_notices"
+
+    kind: Mapped[str] = mapped_column(String(40))
+    follower_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
+    followee_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
+    notified_at = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("follower_id", "followee_id", "kind"),
+        # A deleted account's notices go with it, whichever side it was on.
+        Index("ix_follow_notices_followee", "followee_id"),
+    )
+
+
 Outbox, ProcessedEvent = event_tables(Base.metadata)

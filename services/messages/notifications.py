@@ -7,17 +7,22 @@ changes nothing. Handlers take the event as its contract
 (services.shared.contracts) validated it.
 """
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, literal, select, tuple_, update
+from sqlalchemy import func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 
 from services.messages.conversations import preview
-from services.messages.models import Notification
+from services.messages.models import FollowNotice, Notification
 from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
 
-NOTIFICATION_KINDS = ("new_follower", "event_participant_joined", "message")
+NOTIFICATION_KINDS = ("new_follower", "follow_requested", "follow_request_approved", "event_participant_joined",
+                      "message")
+# However often two people follow and unfollow (or ask and take it back),
+# each kind of follow notification reaches its recipient at most this often.
+FOLLOW_NOTICE_INTERVAL = timedelta(hours=24)
 MAX_IDS_PER_CALL = 100
 
 
@@ -56,10 +61,46 @@ def _announce(uow: UnitOfWork, notification: Notification) -> None:
 
 
 def on_user_followed(uow: UnitOfWork, event: contracts.UserFollowed) -> None:
+    """Tell the followee of a new follower; when the followee approved a
+    request, tell the follower instead (the followee knows: they approved)."""
     if not uow.first_delivery(event, "notify_user_followed"):
         return
-    if event.follower_id != event.followee_id:
-        notify(uow, event.followee_id, "new_follower", {"follower_id": event.follower_id})
+    if event.follower_id == event.followee_id:
+        return
+    if event.via_request:
+        _notify_once_a_day(uow, "follow_request_approved", event.follower_id, event.followee_id,
+                           event.follower_id, {"user_id": event.followee_id})
+    else:
+        _notify_once_a_day(uow, "new_follower", event.follower_id, event.followee_id,
+                           event.followee_id, {"follower_id": event.follower_id})
+
+
+def on_follow_requested(uow: UnitOfWork, event: contracts.FollowRequested) -> None:
+    """Tell a private account's owner that someone asked to follow them."""
+    if not uow.first_delivery(event, "notify_follow_requested"):
+        return
+    if event.requester_id != event.owner_id:
+        _notify_once_a_day(uow, "follow_requested", event.requester_id, event.owner_id,
+                           event.owner_id, {"follower_id": event.requester_id})
+
+
+def _notify_once_a_day(uow: UnitOfWork, kind: str, follower_id: str, followee_id: str, recipient_id: str,
+                       data: dict[str, Any]) -> None:
+    """Notify unless this kind went out for this pair within FOLLOW_NOTICE_INTERVAL.
+    The claim is one statement on the pair's row: of two handled at once, the
+    second waits for the first to commit and then finds the notice fresh."""
+    now = clock.now()
+    claimed = uow.session.execute(
+        insert(FollowNotice).values(kind=kind, follower_id=follower_id, followee_id=followee_id, notified_at=now)
+        .on_conflict_do_update(
+            index_elements=[FollowNotice.follower_id, FollowNotice.followee_id, FollowNotice.kind],
+            set_={"notified_at": now},
+            where=FollowNotice.notified_at <= now - FOLLOW_NOTICE_INTERVAL,
+        )
+        .returning(FollowNotice.kind)
+    ).first()
+    if claimed:
+        notify(uow, recipient_id, kind, data)
 
 
 def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
@@ -68,6 +109,8 @@ def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
     if not uow.first_delivery(event, "forget_deleted_user"):
         return
     uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
+    uow.session.execute(table_of(FollowNotice).delete().where(
+        or_(FollowNotice.follower_id == event.user_id, FollowNotice.followee_id == event.user_id)))
 
 
 def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -> None:

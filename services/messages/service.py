@@ -43,13 +43,15 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
     # Conversations ---------------------------------------------------------------
 
     @http("POST", "/messages/conversations", body=schemas.ConversationCreate,
-          responses={201: schemas.ConversationAnswer, 200: schemas.ConversationAnswer})
+          responses={201: schemas.ConversationAnswer, 200: schemas.ConversationAnswer}, errors=(403, 422))
     def create_conversation(self, request):
-        """Start a conversation; a 1:1 that exists already is answered as it is (200)."""
+        """Start a conversation; a 1:1 that exists already is answered as it is (200).
+        A group refuses (403) members whose group_invites setting does not let me add them."""
         data = request.body
         with self.uow as uow:
             created, conversation = conversations.create_conversation(
                 uow, self.auth.get_users, request.user_id, data["member_ids"], data["title"],
+                invite_refusals=self.auth.group_invite_refusals,
             )
             return (201 if created else 200), schemas.CONVERSATION_ANSWER.dump(conversation)
 
@@ -152,6 +154,11 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
     def on_user_followed(self, event):
         with self.uow as uow:
             notifications.on_user_followed(uow, event)
+
+    @consumes(contracts.FollowRequested)
+    def on_follow_requested(self, event):
+        with self.uow as uow:
+            notifications.on_follow_requested(uow, event)
 
     @consumes(contracts.UserDeleted)
     def on_user_deleted(self, event):

@@ -112,6 +112,18 @@ class UserFollowed(DomainEvent):
     event_type = "user_followed"
     follower_id: Id
     followee_id: Id
+    # The followee (a private account) approved the follower's request: it is
+    # the follower who is told, not the followee who just approved.
+    via_request: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowRequested(DomainEvent):
+    """Someone asked to follow a private account (no follow exists yet)."""
+    source = "auth"
+    event_type = "follow_requested"
+    requester_id: Id
+    owner_id: Id
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -208,7 +208,7 @@ def test_profile_update_and_public_view(api, ann, bob):
     public = api.get("/users/{}".format(ann["id"]), user=bob).json()
     assert public["bio"] == "Runs\nclimbs"
     assert set(public) == {"id", "username", "display_name", "bio", "avatar_url",
-                           "followers_count", "following_count", "is_following"}
+                           "followers_count", "following_count", "is_following", "is_private", "follow_status"}
 
 
 def test_search_is_a_case_insensitive_prefix_and_paginates(api):

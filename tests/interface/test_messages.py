@@ -33,6 +33,8 @@ class Messages:
         self.api = running.api
         self.known = set()
         running.peers["auth"].get_users.side_effect = lambda ids: [summary(i) for i in ids if i in self.known]
+        # Everyone lets anyone add them to a group unless a test says otherwise.
+        running.peers["auth"].group_invite_refusals.return_value = []
 
     def user(self):
         credentials = self.running.user()
@@ -134,6 +136,23 @@ def test_unknown_members_are_named_in_one_call_to_auth_and_nothing_is_written(me
     with database.connect() as connection:
         assert not connection.scalar(text("SELECT count(*) FROM messages.members WHERE user_id = :id"),
                                      {"id": ann["id"]})
+
+
+def test_a_group_is_refused_whole_when_auth_says_someone_refuses_and_a_1_to_1_never_asks(messages, database):
+    ann, bob, cat = messages.user(), messages.user(), messages.user()
+    refusals = messages.running.peers["auth"].group_invite_refusals
+    refusals.return_value = [cat["id"]]
+    response = messages.api.post("/messages/conversations", user=ann, json={"member_ids": [cat["id"], bob["id"]]})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == {"code": "GROUP_INVITES_REFUSED", "message": response.json()["error"]["message"],
+                                        "details": {"member_ids": [cat["id"]]}}
+    refusals.assert_called_once_with(ann["id"], [cat["id"], bob["id"]])
+    with database.connect() as connection:
+        assert not connection.scalar(text("SELECT count(*) FROM messages.members WHERE user_id = :id"),
+                                     {"id": ann["id"]})
+    refusals.reset_mock()
+    assert messages.conversation(ann, cat)["kind"] == "direct"
+    assert not refusals.called
 
 
 def test_a_member_whose_account_is_gone_is_shown_as_the_deleted_user(messages):

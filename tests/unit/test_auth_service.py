@@ -46,7 +46,8 @@ def validated(handler, request):
 def ann(**columns):
     """Ann's account as a row (never added to a session)."""
     return User(**{"id": ANN_ID, "email": "ann@example.com", "username": "ann", "display_name": "Ann",
-                   "bio": "", "avatar_media_id": None, "is_active": True,
+                   "bio": "", "avatar_media_id": None, "is_active": True, "is_private": False,
+                   "group_invites": "everyone",
                    "created_at": datetime(2026, 11, 23, 18, 0, 0, 123456, tzinfo=UTC), **columns})
 
 
@@ -101,9 +102,12 @@ def test_every_user_id_in_a_path_is_parsed_at_the_edge_into_the_users_404():
     routes = [entrypoint for name in dir(AuthService)
               for entrypoint in getattr(getattr(AuthService, name), "nameko_entrypoints", ())
               if "<" in getattr(entrypoint, "url", "")]
-    assert len(routes) == 5
+    assert len(routes) == 8
     for entrypoint in routes:
-        assert "<uuid:id>" in entrypoint.url and entrypoint.not_found is exceptions.UserNotFound
+        # A follow request is named by the id of the user who asked.
+        expected = (exceptions.FollowRequestNotFound if "/follow-requests/" in entrypoint.url
+                    else exceptions.UserNotFound)
+        assert "<uuid:id>" in entrypoint.url and entrypoint.not_found is expected
 
 
 def test_rpc_get_users_ignores_ids_that_are_not_uuids():
@@ -190,12 +194,36 @@ def test_a_private_user_has_email_and_a_time_to_the_second():
     assert schemas.PRIVATE_USER.dump(Profile(ann(), followers_count=2, following_count=3)) == {
         "id": ANN_ID, "username": "ann", "display_name": "Ann", "avatar_url": None, "bio": "",
         "followers_count": 2, "following_count": 3, "is_following": False,
+        "is_private": False, "follow_status": "none", "group_invites": "everyone",
         "email": "ann@example.com", "created_at": "2026-11-23T18:00:00Z"}
 
 
 def test_a_public_user_says_whether_the_viewer_follows_them_and_hides_the_email():
-    answer = schemas.PUBLIC_USER.dump(Profile(ann(), 0, 1, is_following=True))
+    answer = schemas.PUBLIC_USER.dump(Profile(ann(), 0, 1, follow_status="following"))
     assert answer["is_following"] is True and "email" not in answer and "created_at" not in answer
+    assert answer["follow_status"] == "following" and "group_invites" not in answer
+
+
+def test_a_private_account_is_marked_and_a_pending_request_is_not_a_follow():
+    answer = schemas.PUBLIC_USER.dump(Profile(ann(is_private=True), 0, 0, follow_status="requested"))
+    assert answer["is_private"] is True and answer["follow_status"] == "requested"
+    assert answer["is_following"] is False
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"is_private": "yes"}, "is_private"),
+    ({"is_private": 1}, "is_private"),
+    ({"is_private": None}, "is_private"),
+    ({"group_invites": "friends"}, "group_invites"),
+    ({"group_invites": None}, "group_invites"),
+])
+def test_privacy_settings_take_only_their_values(changes, field):
+    assert field in schemas.ProfileUpdate().validate(changes)
+
+
+def test_privacy_settings_are_taken_as_given():
+    assert schemas.ProfileUpdate().load({"is_private": True, "group_invites": "nobody"}) == {
+        "is_private": True, "group_invites": "nobody"}
 
 
 def test_a_session_answer():
