@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, literal, select, tuple_, update
 
-from services.messages.conversations import preview
+from services.messages.conversations import preview, remove_message
 from services.messages.models import Notification
 from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -68,6 +68,16 @@ def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
     if not uow.first_delivery(event, "forget_deleted_user"):
         return
     uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
+
+
+def on_content_removed(uow: UnitOfWork, event: contracts.ContentRemoved) -> None:
+    """A moderator removed a message: it becomes its placeholder, and the
+    notifications that quote it go."""
+    if event.target_type not in contracts.REMOVABLE_IN_MESSAGES or not uow.first_delivery(event, "content_removed"):
+        return
+    if remove_message(uow, event.target_id):
+        uow.session.execute(table_of(Notification).delete().where(
+            Notification.type == "message", Notification.data["message_id"].astext == event.target_id))
 
 
 def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -> None:

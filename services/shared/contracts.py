@@ -130,6 +130,21 @@ class UserDeleted(DomainEvent):
     user_id: Id
 
 
+# What a moderator may remove, and whose service holds it.
+REMOVABLE_IN_EVENTS = ("post", "event", "media")
+REMOVABLE_IN_MESSAGES = ("message",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContentRemoved(DomainEvent):
+    """A moderator removed content (target_type: post, event, media or message):
+    the service that holds it removes it and tells open apps."""
+    source = "auth"
+    event_type = "content_removed"
+    target_type: str
+    target_id: Id
+
+
 # events --------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +195,16 @@ class ParticipantJoined(DomainEvent):
     event: EventSummary
     organizer_id: Id
     user_id: Id
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicContentRemoved(DomainEvent):
+    """A post, event or media item is gone for good (a moderator removed it):
+    every open app drops it, whoever may have it on screen."""
+    source = "events"
+    event_type = "public_content_removed"
+    target_type: str
+    target_id: Id
 
 
 # messages ------------------------------------------------------------------------
@@ -266,4 +291,14 @@ class NotificationCreated(DomainEvent):
     event_type = "notification_created"
     notification: NotificationSummary
     user_id: Id
+    recipient_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRemoved(DomainEvent):
+    """A message was removed: its members' apps show the placeholder in its place."""
+    source = "messages"
+    event_type = "message_removed"
+    message_id: Id
+    conversation_id: Id
     recipient_ids: list[Id]

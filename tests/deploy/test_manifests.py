@@ -38,7 +38,7 @@ PROCESSES = {"auth": 4100, "events": 4101, "messages": 4102, "realtime": 4103}
 # CPU requests from the benchmark's CPU per request (docs/DEPLOY.md, "CPU requests").
 CPU_REQUESTS = {"auth": "600m", "events": "600m", "messages": "600m", "realtime": "200m"}
 ROUTES = {
-    "auth": ["/auth", "/users", "/docs", "/openapi.json"],
+    "auth": ["/auth", "/users", "/reports", "/docs", "/openapi.json"],
     "events": ["/events", "/calendar", "/calendars", "/media", "/posts", "/feed"],
     "messages": ["/messages", "/notifications"],
     "realtime": ["/socket.io"],
