@@ -248,9 +248,7 @@ def message_values(message: Message, reactions: Iterable[dict[str, Any]] = ()) -
 
 
 def message_summary(values: Values) -> contracts.MessageSummary:
-    """message_values (of a message that is not removed) as the contract of
-    the events that carry a message."""
-    values = {key: value for key, value in values.items() if key != "deleted"}
+    """message_values as the contract of the events that carry a message."""
     return contracts.MessageSummary(**dict(
         values,
         created_at=clock.iso(values["created_at"]),

@@ -229,6 +229,8 @@ class MessageSummary:
     client_id: str | None
     created_at: str
     reactions: list[ReactionSummary] = field(default_factory=list)
+    # Never true for a message just sent; the API answers a removed one with it.
+    deleted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
