@@ -565,6 +565,23 @@ def test_rabbitmq_policies_expire_reply_queues_and_dead_letter_event_queues():
         assert "rabbitmq_management" in handle.read()
 
 
+# ---- monitoring examples ----------------------------------------------------
+
+def test_the_moderation_alert_fires_at_24_hours_on_metrics_auth_exports():
+    from services.shared.observability import metrics
+
+    with open(os.path.join(ROOT, "deploy", "monitoring", "prometheusrule.example.yaml")) as handle:
+        rule = yaml.safe_load(handle)
+    assert rule["kind"] == "PrometheusRule"
+    alerts = {entry["alert"]: entry for group in rule["spec"]["groups"] for entry in group["rules"]}
+    overdue = alerts["LifyTPReportOverdue"]
+    assert overdue["expr"] == "max(lifytp_reports_oldest_open_age_seconds) > 24 * 3600"
+    assert overdue["labels"]["severity"] == "critical"
+    exported = {metrics.REPORTS_OPEN._name, metrics.REPORTS_OLDEST_OPEN_AGE._name}
+    named = set(re.findall(r"lifytp_[a-z_]+", " ".join(entry["expr"] for entry in alerts.values())))
+    assert named and named <= exported
+
+
 # ---- linters and compose ----------------------------------------------------
 
 def test_yamllint():
