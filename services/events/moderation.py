@@ -35,7 +35,8 @@ def snapshot(uow: UnitOfWork, auth: Auth, viewer_id: str, target_type: str, targ
     there is no such post, event or media item that the viewer may see."""
     try:
         if target_type == "post":
-            post = social.get_post(uow, auth, viewer_id, target_id).post
+            # No author summary is fetched: auth, which asks, knows its own users.
+            post = social.visible_post(uow.session, auth, viewer_id, target_id)
             return {"author_id": post.author_id, "text": post.body, "event_id": post.event_id,
                     "media_urls": [_media_url(media_id) for media_id in post.media_ids]}
         if target_type == "event":
