@@ -214,8 +214,12 @@ def test_the_queue_lists_oldest_first_and_a_dismissal_closes_every_report_on_the
     with pytest.raises(RemoteError) as unknown:
         rpc.auth.dismiss_report(str(uuid.uuid4()), by="alice")
     assert unknown.value.exc_type == "ReportNotFound"
-    # Nothing was removed by the dismissal.
+    # Nothing was removed by the dismissal; bob's repeat finds his closed report,
+    # and someone new to it opens a report of their own.
     assert api.get("/posts/" + post["id"], user=bob).status_code == 200
+    repeat = report(api, bob, "post", post["id"])
+    assert repeat.status_code == 200 and repeat.json()["status"] == "dismissed"
+    assert reported(api, api.register(), "post", post["id"])["id"] in open_ids(rpc)
 
 
 def test_a_removed_post_leaves_every_feed_and_open_apps_are_told(api, rpc, sockets):
@@ -260,6 +264,25 @@ def test_a_removed_event_is_cancelled_and_hidden_from_everyone(api, rpc):
         assert event["id"] not in [item["id"] for item in listed], path
     assert event["id"] not in api.get("/calendar.ics", user=bob).text
     assert api.get("/events/{}/participants".format(event["id"]), user=bob).status_code == 404
+
+
+def test_a_removed_media_item_is_gone_from_posts_and_avatars(api, rpc, sockets):
+    ann, bob = api.register(), api.register()
+    picture, other = upload(api, ann), upload(api, ann)
+    assert api.patch("/users/me", user=ann, json={"avatar_media_id": picture["id"]}).status_code == 200
+    post = new_post(api, ann, media_ids=[picture["id"], other["id"]])
+    socket = sockets(bob)
+    found = reported(api, bob, "media", picture["id"], reason="sexual")
+
+    rpc.auth.remove_content(found["id"], by="alice")
+    assert api.get("/users/" + ann["id"], user=bob).json()["avatar_url"] is None
+    eventually(lambda: api.get(picture["url"]).status_code == 404)
+    shown = api.get("/posts/" + post["id"], user=bob).json()
+    assert [item["id"] for item in shown["media"]] == [other["id"]]
+    assert api.get(other["url"]).status_code == 200
+    eventually(lambda: socket.of("content:removed"))
+    assert socket.of("content:removed")[0]["target_type"] == "media"
+    assert socket.of("content:removed")[0]["target_id"] == picture["id"]
 
 
 def test_a_removed_message_becomes_a_placeholder_for_every_member(api, rpc, sockets):
