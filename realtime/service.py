@@ -6,6 +6,7 @@ replica holding a socket of a recipient: each connected recipient gets it once.
 """
 import dataclasses
 import logging
+import uuid
 
 from http_edge import health
 from realtime.membership import Members
@@ -66,13 +67,26 @@ class RealtimeService(health.HealthEndpoints):
     def on_notification_created(self, event):
         self._push(event, "notification:new", lambda event: {"notification": _plain(event.notification)})
 
+    @consumes(contracts.MessageRemoved)
+    def on_message_removed(self, event):
+        self._push(event, "message:deleted", _fields("message_id", "conversation_id"))
+        self._push(event, "content:removed",
+                   lambda event: {"target_type": "message", "target_id": event.message_id})
+
+    @consumes(contracts.PublicContentRemoved)
+    def on_public_content_removed(self, event):
+        """A removed post, event or media item may be on anyone's screen (a
+        public event, a feed): every open app is told, and drops it if it has it."""
+        self._push(event, "content:removed", _fields("target_type", "target_id"), everyone=True)
+
     @consumes(contracts.UserDeleted)
     def on_user_deleted(self, event):
         """A closed account's sockets close at once, on every replica."""
         self.sockets.close_user(event.user_id)
 
-    def _push(self, event, socket_event, shape):
-        """Emit shape(event) as socket_event to the event's recipients, once per envelope id.
+    def _push(self, event, socket_event, shape, everyone=False):
+        """Emit shape(event) as socket_event to the event's recipients (or to
+        every socket), once per envelope id and socket event.
 
         A redelivered event (the broker, the outbox, an operator's replay) is
         not published again once its envelope id is marked pushed. An event is
@@ -81,7 +95,7 @@ class RealtimeService(health.HealthEndpoints):
         reply was lost, or the mark was lost with Redis's memory) is dropped on
         receipt by every replica (realtime.delivered).
         """
-        envelope_id = event.envelope_id
+        envelope_id = _push_id(event.envelope_id, socket_event)
         # Not pushed while this replica is deaf to the channel: Redis has just
         # come back, and the other replicas may be re-subscribing too.
         self.sockets.check_subscribed()
@@ -89,8 +103,11 @@ class RealtimeService(health.HealthEndpoints):
             return
         # The envelope id goes to the clients as `event_id` (docs/API.md): the
         # same change always carries the same id, so a client can drop what it has seen.
-        self.sockets.emit_to_users(list(event.recipient_ids), socket_event,
-                                   dict(shape(event), event_id=envelope_id), push_id=envelope_id)
+        data = dict(shape(event), event_id=envelope_id)
+        if everyone:
+            self.sockets.emit_to_everyone(socket_event, data, push_id=envelope_id)
+        else:
+            self.sockets.emit_to_users(list(event.recipient_ids), socket_event, data, push_id=envelope_id)
         try:
             self.redis.set(_pushed_key(envelope_id), 1, ex=PUSHED_TTL_SECONDS)
         except Exception:  # pushed all the same; a redelivery's repeat is dropped on receipt
@@ -113,6 +130,19 @@ class RealtimeService(health.HealthEndpoints):
             sorted(members - {user_id}), "typing", {"conversation_id": conversation_id, "user_id": user_id},
         )
         return {"ok": True}
+
+
+# content:removed goes beside message:deleted for a removed message: one
+# domain event, two pushes, and each push needs an id of its own (a client
+# drops an event_id it has seen). It always carries an id derived from the
+# envelope id, the same at every redelivery.
+_DERIVED_IDS = frozenset({"content:removed"})
+
+
+def _push_id(envelope_id, socket_event):
+    if socket_event in _DERIVED_IDS:
+        return str(uuid.uuid5(uuid.UUID(envelope_id), socket_event))
+    return envelope_id
 
 
 def _pushed_key(event_id):

@@ -466,6 +466,10 @@ class SocketServer(ProviderCollector, SharedExtension):
             # One publish: every replica delivers to the sockets it holds in these rooms.
             self.sio.manager.emit(event, data, namespace="/", to=rooms, push_id=push_id)
 
+    def emit_to_everyone(self, event, data, push_id=None):
+        """Send event to every connected socket, on every replica (each socket once per push_id)."""
+        self.sio.manager.emit(event, data, namespace="/", push_id=push_id)
+
 
 class SocketEvent(Entrypoint):
     server = SocketServer()

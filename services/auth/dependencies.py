@@ -3,23 +3,31 @@
 The domain receives them as plain objects; the Nameko providers here build
 them from the config, once per container."""
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import bcrypt
+import eventlet
 from eventlet import tpool
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from redis import Redis
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
-from services.auth import password_policy
+from services.auth import moderation, password_policy
 from services.auth.password_policy import normalise
 from services.auth.sessions import Tokens
+from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import RateLimited
+from services.shared.observability.metrics import set_report_queue
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Passwords:
@@ -219,6 +227,28 @@ class RegistrationThrottle:
                                message="Too many registrations from this address; try again later.")
 
 
+class ReportThrottle:
+    """Reports per user, counted in Redis: each costs a lookup in another
+    service, and a flood of them would bury the moderators' queue. A user gets
+    `max_per_user` in the window and 429 after that. Repeats count too."""
+
+    def __init__(self, redis: Redis, max_per_user: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.max_per_user = max_per_user
+        self.window = window_seconds
+
+    def reserve(self, user_id: str) -> None:
+        key = "reports:user:" + user_id
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.window, nx=True)
+        count, _ = pipe.execute()
+        if count > self.max_per_user:
+            self.redis.decr(key)
+            raise_rate_limited(self.redis, key, "user", self.window,
+                               message="Too many reports; try again later.")
+
+
 def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
                        message: str | None = None) -> NoReturn:
     """429 with Retry-After: until `key` expires (the limit it counts resets)."""
@@ -261,3 +291,63 @@ class RegistrationThrottleProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> RegistrationThrottle:
         return self.throttle
+
+
+class ReportThrottleProvider(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.throttle = ReportThrottle(
+            redis_from_config(config),
+            int(config.get("REPORTS_MAX_PER_USER", 20)),
+            int(config.get("REPORTS_WINDOW_SECONDS", 3600)),
+        )
+
+    def stop(self) -> None:
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx: Any) -> ReportThrottle:
+        return self.throttle
+
+
+class ReportQueueMetrics(DependencyProvider):
+    """Exports the size and age of the moderation queue (lifytp_reports_open,
+    lifytp_reports_oldest_open_age_seconds): one read of the partial index of
+    open reports every few seconds, whoever scrapes, on a connection of its own."""
+
+    REFRESH_SECONDS = 5.0
+
+    def setup(self) -> None:
+        config = self.container.config
+        options = dict(ENGINE_OPTIONS, pool_size=1, max_overflow=0)
+        self.engine = create_engine(database_uri(config, self.container.service_name), **options)
+        self.refresh_seconds = float(config.get("REPORT_METRICS_REFRESH_SECONDS", self.REFRESH_SECONDS))
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        self.container.spawn_managed_thread(self._refresh_forever)
+
+    def stop(self) -> None:
+        self._running = False
+        self.engine.dispose()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> None:
+        return None
+
+    def _refresh_forever(self) -> None:
+        failing = False
+        while self._running:
+            try:
+                with Session(self.engine) as session:
+                    count, oldest = moderation.queue_stats(session)
+            except Exception:
+                if not failing:  # once per outage, not every few seconds
+                    log.warning("the moderation queue is unreadable", exc_info=True)
+                failing = True
+            else:
+                set_report_queue(count, oldest.timestamp() if oldest is not None else None)
+                failing = False
+            eventlet.sleep(self.refresh_seconds)

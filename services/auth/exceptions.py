@@ -49,3 +49,33 @@ class FollowRequestNotFound(NotFound):
 class CannotRemoveYourself(InvalidInput):
     code = "CANNOT_REMOVE_YOURSELF"
     message = "You are not your own follower."
+
+
+class CannotReportYourself(InvalidInput):
+    code = "CANNOT_REPORT_YOURSELF"
+    message = "You cannot report yourself or what you wrote."
+
+
+class ReportTargetNotFound(NotFound):
+    code = "REPORT_TARGET_NOT_FOUND"
+    message = "No such user, post, event, message or media that you can see."
+
+
+class ReportNotFound(NotFound):
+    code = "REPORT_NOT_FOUND"
+    message = "No such report."
+
+
+class ReportClosed(Conflict):
+    code = "REPORT_CLOSED"
+    message = "This report is closed already."
+
+
+class NotRemovable(InvalidInput):
+    code = "NOT_REMOVABLE"
+    message = "Only posts, events, media and messages can be removed."
+
+
+class OperatorNameRequired(InvalidInput):
+    code = "OPERATOR_NAME_REQUIRED"
+    message = "Name yourself in every moderation action: by=\"your name\"."

@@ -1,18 +1,22 @@
 import uuid
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Text,
+    UniqueConstraint,
     false,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.shared.unit_of_work import event_tables
@@ -102,6 +106,51 @@ class FollowRequest(Base):
         # The owner's page of requests, newest first.
         Index("ix_follow_requests_owner_recent", "owner_id", "created_at"),
     )
+
+
+class Report(Base):
+    """A user's report of an account or of something an account wrote, with
+    what the reported content said when it was reported (`content`), so that
+    moderators judge what was reported even after an edit."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True, default=lambda: str(uuid.uuid4()))
+    reporter_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
+    # The account the target is or belongs to: whom a suspension suspends.
+    target_owner_id: Mapped[str] = mapped_column(UUID(as_uuid=False))
+    reason: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str | None] = mapped_column(Text)
+    content = mapped_column(JSONB, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    resolved_at = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One report per reporter and target: a repeat finds this row, even in a race.
+        UniqueConstraint("reporter_id", "target_type", "target_id", name="uq_reports_reporter_target"),
+        # The queue, oldest first, and its metrics read only open reports.
+        Index("ix_reports_open_created", "created_at", "id", postgresql_where=text("status = 'open'")),
+        # One action closes every report on its target.
+        Index("ix_reports_target", "target_type", "target_id"),
+        Index("ix_reports_target_owner", "target_owner_id"),
+    )
+
+
+class ModerationAction(Base):
+    """The audit trail: one row per report an operator's action closed."""
+
+    __tablename__ = "moderation_actions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    report_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("reports.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(80))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (Index("ix_moderation_actions_report", "report_id", "created_at"),)
 
 
 Outbox, ProcessedEvent = event_tables(Base.metadata)

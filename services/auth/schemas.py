@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from http_edge import answers
 from http_edge.fields import StrictBoolean, Text, UUIDString
 from http_edge.pagination import Keyset, name_part, page_args
-from services.auth import password_policy
+from services.auth import moderation, password_policy
 from services.auth.accounts import (
     MAX_BIO_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
@@ -112,6 +112,13 @@ class UserSearchArgs(page_args(BY_USERNAME)):  # type: ignore[misc]
     q = Text(required=True, min=1, max=MAX_SEARCH_LENGTH)
 
 
+class ReportCreate(Schema):
+    target_type = fields.String(required=True, validate=validate.OneOf(moderation.TARGET_TYPES))
+    target_id = UUIDString(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(moderation.REASONS))
+    details = Text(max=moderation.MAX_DETAILS_LENGTH, multiline=True, load_default=None, allow_none=True)
+
+
 # Answers -------------------------------------------------------------------------
 # Each writes what the domain returns (users, services.auth.profiles.Profile,
 # services.auth.sessions.SignedIn) and documents it.
@@ -152,6 +159,43 @@ class OperatorUser(PrivateUser):
     is_active = fields.Boolean(required=True)
 
 
+class ReportAnswer(Schema):
+    """A report as its reporter sees it."""
+    id = fields.UUID(required=True)
+    status = fields.String(required=True, metadata={"enum": ["open", "dismissed", "actioned"]})
+    target_type = fields.String(required=True, metadata={"enum": list(moderation.TARGET_TYPES)})
+    target_id = fields.UUID(required=True)
+    reason = fields.String(required=True, metadata={"enum": list(moderation.REASONS)})
+    created_at = answers.Time(required=True)
+
+
+class OperatorReport(ReportAnswer):
+    """A report as operators work it (RPC open_reports, get_report): with who
+    reported whom, and the reported content as it was when reported."""
+    reporter_id = fields.UUID(required=True)
+    target_owner_id = fields.UUID(required=True)
+    details = fields.String(required=True, allow_none=True)
+    content = fields.Dict(required=True)
+    resolved_at = answers.Time(required=True, allow_none=True)
+
+
+class ModerationOutcome(Schema):
+    """What one operator action did (RPC dismiss_report, remove_content, suspend_account)."""
+    report_id = fields.UUID(required=True)
+    action = fields.String(required=True)
+    operator = fields.String(required=True)
+    closed_report_ids = fields.List(fields.UUID(), required=True, attribute="closed_ids")
+    at = answers.Time(required=True)
+
+
+class ModerationActionAnswer(Schema):
+    """One row of the audit trail (RPC moderation_log)."""
+    report_id = fields.UUID(required=True)
+    action = fields.String(required=True)
+    operator = fields.String(required=True)
+    created_at = answers.Time(required=True)
+
+
 PUBLIC_USER = PublicUser()
 FOLLOW_REQUESTED = FollowRequested()
 PRIVATE_USER = PrivateUser()
@@ -159,3 +203,7 @@ SESSION = Session()
 OPERATOR_USER = OperatorUser()
 # What other services show of a user (organizers, authors, members): RPC get_users.
 USER_SUMMARY = answers.UserSummary()
+REPORT_ANSWER = ReportAnswer()
+OPERATOR_REPORT = OperatorReport()
+MODERATION_OUTCOME = ModerationOutcome()
+MODERATION_ACTION = ModerationActionAnswer()

@@ -9,17 +9,20 @@ and reading them after would load each again.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from services.auth import accounts, privacy, schemas, sessions
+from services.auth import accounts, moderation, privacy, schemas, sessions
 from services.auth.dependencies import (
     LoginThrottleProvider,
     PasswordHasher,
     RegistrationThrottleProvider,
+    ReportQueueMetrics,
+    ReportThrottleProvider,
     TokenIssuer,
 )
-from services.auth.exceptions import FollowRequestNotFound, RefreshTokenReused, UserNotFound
+from services.auth.exceptions import FollowRequestNotFound, RefreshTokenReused, ReportNotFound, UserNotFound
 from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
 from services.auth.profiles import STATUS_REQUESTED
+from services.shared import clock, contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.ids import parse_uuid, valid_uuids
@@ -40,9 +43,12 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
+    report_throttle = ReportThrottleProvider()
+    report_metrics = ReportQueueMetrics()
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
+    messages = BoundedRpcProxy("messages")
     observability = Observability()
 
     def readiness_probes(self):
@@ -189,6 +195,26 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
                         lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
 
+    # Reports ----------------------------------------------------------------------
+
+    @http("POST", "/reports", body=schemas.ReportCreate,
+          responses={201: schemas.ReportAnswer, 200: schemas.ReportAnswer}, errors=(404, 422, 429))
+    def report(self, request):
+        """Report a user, or a post, event, message or media item I can see; the
+        same target again answers my first report (200)."""
+        with self.uow as uow:
+            reported = moderation.report(uow, self.report_throttle, self._reported_content, request.user_id,
+                                         **request.body)
+            return (201 if reported.created else 200), schemas.REPORT_ANSWER.dump(reported.report)
+
+    def _reported_content(self, viewer_id, target_type, target_id):
+        """The snapshot the service holding the target gives the reporter, or None."""
+        if target_type in contracts.REMOVABLE_IN_EVENTS:
+            return self.events.report_snapshot(viewer_id, target_type, target_id)
+        if target_type in contracts.REMOVABLE_IN_MESSAGES:
+            return self.messages.report_snapshot(viewer_id, target_id)
+        return None
+
     # RPC: for the other services and for operators (`nameko shell`) -----------
 
     @rpc
@@ -242,3 +268,62 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     def counts(self):
         with self.uow as uow:
             return accounts.counts(uow)
+
+    # Moderation, for operators (`nameko shell`; README, "Moderation") ---------
+
+    @rpc
+    def open_reports(self, limit=50):
+        """The oldest open reports first (at most limit, up to 200), each with the reported content."""
+        with self.uow as uow:
+            return schemas.OPERATOR_REPORT.dump(moderation.open_reports(uow, limit), many=True)
+
+    @rpc
+    def get_report(self, report_id):
+        """One report, whatever its status, or None."""
+        report_id = parse_uuid(report_id)
+        if not report_id:
+            return None
+        with self.uow as uow:
+            try:
+                return schemas.OPERATOR_REPORT.dump(moderation.get_report(uow, report_id))
+            except ReportNotFound:
+                return None
+
+    @rpc
+    def report_queue(self):
+        """{open, oldest_open_age_seconds}: what the metrics export, read now."""
+        with self.uow as uow:
+            count, oldest = moderation.queue_stats(uow.session)
+        age = (clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+        return {"open": count, "oldest_open_age_seconds": age}
+
+    @rpc
+    def dismiss_report(self, report_id, by=None):
+        """Close the report, and every open one on its target, with nothing done."""
+        return self._act(moderation.dismiss, report_id, by)
+
+    @rpc
+    def remove_content(self, report_id, by=None):
+        """Remove the reported post, event, media item or message everywhere; closes its reports."""
+        return self._act(moderation.remove_content, report_id, by)
+
+    @rpc
+    def suspend_account(self, report_id, by=None):
+        """Deactivate the account the report is about (or whose content it is); closes its reports."""
+        return self._act(moderation.suspend, report_id, by)
+
+    @rpc
+    def moderation_log(self, report_id):
+        """Who did what to a report, and when, oldest first."""
+        report_id = parse_uuid(report_id)
+        if not report_id:
+            raise ReportNotFound()
+        with self.uow as uow:
+            return schemas.MODERATION_ACTION.dump(moderation.actions(uow, report_id), many=True)
+
+    def _act(self, action, report_id, operator):
+        report_id = parse_uuid(report_id)
+        if not report_id:
+            raise ReportNotFound()
+        with self.uow as uow:
+            return schemas.MODERATION_OUTCOME.dump(action(uow, report_id, operator))

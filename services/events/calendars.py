@@ -64,7 +64,7 @@ def my_events(session: Session, user_id: str) -> Sequence[Event]:
     joined = select(Participant.event_id).where(Participant.user_id == user_id)
     return session.execute(
         select(Event)
-        .where(or_(Event.organizer_id == user_id, Event.id.in_(joined)))
+        .where(or_(Event.organizer_id == user_id, Event.id.in_(joined)), Event.removed_at.is_(None))
         .order_by(Event.starts_at.desc())
         .limit(MAX_EXPORTED_EVENTS)
     ).scalars().all()

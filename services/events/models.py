@@ -54,6 +54,9 @@ class Event(Base):
     cover_media_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
     # The UID of an imported VEVENT: re-importing it updates this row.
     ical_uid: Mapped[str | None] = mapped_column(String(255))
+    # Set when a moderator removed the event: it is then hidden from everyone,
+    # its organizer included (services.events.schedule.visible_to).
+    removed_at = mapped_column(DateTime(timezone=True))
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
 

@@ -112,14 +112,19 @@ def participates(viewer_id: str) -> ColumnElement[bool]:
 
 
 def visible_to(viewer_id: str) -> ColumnElement[bool]:
-    """SQL condition: the viewer may see the event (else it is a 404 to them)."""
+    """SQL condition: the viewer may see the event (else it is a 404 to them).
+    An event a moderator removed is seen by nobody, its organizer included."""
     follows_organizer = exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Event.organizer_id)
-    return or_(
+    return and_(not_removed(), or_(
         Event.visibility == "public",
         Event.organizer_id == viewer_id,
         and_(Event.visibility == "followers", follows_organizer),
         participates(viewer_id),
-    )
+    ))
+
+
+def not_removed() -> ColumnElement[bool]:
+    return Event.removed_at.is_(None)
 
 
 def visible_event(session: Session, auth: Auth, viewer_id: str, event_id: str, for_update: bool = False) -> Event:
@@ -383,7 +388,7 @@ def calendar_filters(user_id: str) -> list[ColumnElement[bool]]:
         select(Event.id).where(Event.organizer_id == user_id),
         select(Participant.event_id).where(Participant.user_id == user_id),
     )
-    return [Event.id.in_(mine)]
+    return [Event.id.in_(mine), not_removed()]
 
 
 def occurrences(session: Session, filters: Sequence[ColumnElement[bool]], window_from: datetime, window_to: datetime,

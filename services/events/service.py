@@ -19,7 +19,7 @@ from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.uploads import read_upload
 from http_edge.validation import json_body
-from services.events import calendars, media, people, schedule, schemas, social, user_removal
+from services.events import calendars, media, moderation, people, schedule, schemas, social, user_removal
 from services.events.dependencies import CalendarFetcher, MediaStorage
 from services.events.exceptions import CalendarImportsBusy, EventNotFound, MediaNotFound, PostNotFound
 from services.events.models import Base, ProcessedEvent
@@ -264,8 +264,22 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
         with self.uow as uow:
             if uow.first_delivery(event, "user_deleted"):
                 removed_media = user_removal.forget_user(uow, event.user_id)
+        self._delete_stored(removed_media)
+
+    @consumes(contracts.ContentRemoved)
+    def on_content_removed(self, event):
+        """A moderator removed a post, event or media item (messages are not ours)."""
+        if event.target_type not in contracts.REMOVABLE_IN_EVENTS:
+            return
+        removed_media = []
+        with self.uow as uow:
+            if uow.first_delivery(event, "content_removed"):
+                removed_media = moderation.remove(uow, event.target_type, event.target_id)
+        self._delete_stored(removed_media)
+
+    def _delete_stored(self, media_ids):
         # The bytes go once their rows are gone for good, never before.
-        for media_id in removed_media:
+        for media_id in media_ids:
             try:
                 self.storage.delete(media_id)
             except Exception:  # a stray file without a row harms no one
@@ -282,6 +296,16 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
         with self.uow as uow:
             found = media.find(uow, media_id)
             return schemas.MEDIA_ANSWER.dump(found) if found else None
+
+    @rpc
+    def report_snapshot(self, viewer_id, target_type, target_id):
+        """What viewer_id reports (a post, event or media item): {author_id,
+        text, media_urls, ...}, or None if they may not see it (auth's reports)."""
+        viewer_id, target_id = parse_uuid(viewer_id), parse_uuid(target_id)
+        if not (viewer_id and target_id) or target_type not in contracts.REMOVABLE_IN_EVENTS:
+            return None
+        with self.uow as uow:
+            return moderation.snapshot(uow, self.auth, viewer_id, target_type, target_id)
 
     @rpc
     def counts(self):

@@ -71,7 +71,8 @@ def create_post(uow: UnitOfWork, auth: Auth, author_id: str, body: str, event_id
     return SeenPost(post, users_by_id(auth, [author_id]).get(author_id))
 
 
-def _visible_post(session: Session, auth: Auth, viewer_id: str, post_id: str) -> Post:
+def visible_post(session: Session, auth: Auth, viewer_id: str, post_id: str) -> Post:
+    """The post, if the viewer may see it (PostNotFound otherwise)."""
     ensure_follows(session, auth, viewer_id)
     post = session.execute(select(Post).where(Post.id == post_id, post_visible_to(viewer_id))).scalar_one_or_none()
     if post is None:
@@ -80,12 +81,12 @@ def _visible_post(session: Session, auth: Auth, viewer_id: str, post_id: str) ->
 
 
 def get_post(uow: UnitOfWork, auth: Auth, viewer_id: str, post_id: str) -> SeenPost:
-    post = _visible_post(uow.session, auth, viewer_id, post_id)
+    post = visible_post(uow.session, auth, viewer_id, post_id)
     return SeenPost(post, users_by_id(auth, [post.author_id]).get(post.author_id))
 
 
 def delete_post(uow: UnitOfWork, auth: Auth, user_id: str, post_id: str) -> None:
-    post = _visible_post(uow.session, auth, user_id, post_id)
+    post = visible_post(uow.session, auth, user_id, post_id)
     if post.author_id != user_id:
         raise exceptions.NotAuthor()
     uow.session.delete(post)

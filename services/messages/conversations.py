@@ -93,8 +93,9 @@ def _membership(uow: UnitOfWork, conversation_id: str, user_id: str) -> Member:
 
 
 def _visible_message(uow: UnitOfWork, message_id: str, user_id: str) -> Message:
+    """A message of one of the user's conversations that is not removed."""
     message = uow.session.get(Message, message_id)
-    if message is None or not is_member(uow, message.conversation_id, user_id):
+    if message is None or message.deleted_at is not None or not is_member(uow, message.conversation_id, user_id):
         raise exceptions.MessageNotFound()
     return message
 
@@ -246,16 +247,19 @@ def _unread_counts(uow: UnitOfWork, user_id: str, conversation_ids: list[str]) -
 # Messages -----------------------------------------------------------------------
 
 def message_values(message: Message, reactions: Iterable[dict[str, Any]] = ()) -> Values:
-    """A message as its members see it: what the API answers and MessageSent carries."""
+    """A message as its members see it: what the API answers and MessageSent
+    carries. A removed message is its placeholder: deleted, with no body."""
+    deleted = message.deleted_at is not None
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
         "seq": message.seq,
         "sender_id": message.sender_id,
-        "body": message.body,
+        "body": None if deleted else message.body,
+        "deleted": deleted,
         "client_id": message.client_id,
         "created_at": message.created_at,
-        "reactions": list(reactions),
+        "reactions": [] if deleted else list(reactions),
     }
 
 
@@ -374,6 +378,37 @@ def reactions_of(uow: UnitOfWork, message_ids: list[str]) -> dict[str, list[dict
         message_id: [{"emoji": emoji, "count": len(users), "user_ids": users} for emoji, users in by_emoji.items()]
         for message_id, by_emoji in grouped.items()
     }
+
+
+# Reports and removal (auth keeps the reports: services.auth.moderation) -------------
+
+def report_snapshot(uow: UnitOfWork, viewer_id: str, message_id: str) -> Values | None:
+    """What a member reports of a message ({author_id, text, conversation_id}),
+    or None if the viewer is not a member of its conversation or it is removed."""
+    try:
+        message = _visible_message(uow, message_id, viewer_id)
+    except exceptions.MessageNotFound:
+        return None
+    return {"author_id": message.sender_id, "text": message.body, "conversation_id": message.conversation_id,
+            "media_urls": []}
+
+
+def remove_message(uow: UnitOfWork, message_id: str) -> bool:
+    """Replace a message with its placeholder: the body is gone for good, and
+    its reactions with it; it keeps its place (id, seq, sender) in the
+    conversation. False if it is gone already."""
+    message = uow.session.execute(
+        select(Message).where(Message.id == message_id).with_for_update()
+    ).scalar_one_or_none()
+    if message is None or message.deleted_at is not None:
+        return False
+    message.deleted_at = clock.now()
+    message.body = ""
+    uow.session.execute(table_of(Reaction).delete().where(Reaction.message_id == message_id))
+    uow.session.flush()
+    uow.record(contracts.MessageRemoved(message_id=message.id, conversation_id=message.conversation_id,
+                                        recipient_ids=member_ids(uow, message.conversation_id)))
+    return True
 
 
 # Reactions and read state -----------------------------------------------------------

@@ -76,6 +76,9 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text)
     client_id: Mapped[str | None] = mapped_column(String(64))
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    # Set when the message was removed: its body is emptied, and it is shown
+    # as a placeholder (deleted: true, body: null) in its place.
+    deleted_at = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # A retried send carries the same client_id: the database refuses a second row.

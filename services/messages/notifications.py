@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.messages.conversations import preview
+from services.messages.conversations import preview, remove_message
 from services.messages.models import FollowNotice, Notification
 from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -111,6 +111,16 @@ def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
     uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
     uow.session.execute(table_of(FollowNotice).delete().where(
         or_(FollowNotice.follower_id == event.user_id, FollowNotice.followee_id == event.user_id)))
+
+
+def on_content_removed(uow: UnitOfWork, event: contracts.ContentRemoved) -> None:
+    """A moderator removed a message: it becomes its placeholder, and the
+    notifications that quote it go."""
+    if event.target_type not in contracts.REMOVABLE_IN_MESSAGES or not uow.first_delivery(event, "content_removed"):
+        return
+    if remove_message(uow, event.target_id):
+        uow.session.execute(table_of(Notification).delete().where(
+            Notification.type == "message", Notification.data["message_id"].astext == event.target_id))
 
 
 def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -> None:

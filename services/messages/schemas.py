@@ -97,7 +97,10 @@ class MessageAnswer(Schema):
         "description": "Increases with every message the server stores, in the order stored "
         "(shared by all conversations, so it has gaps): orders and dedupes messages."})
     sender_id = fields.UUID(required=True)
-    body = fields.String(required=True)
+    body = fields.String(required=True, allow_none=True, metadata={
+        "description": "null once the message was removed (deleted)."})
+    deleted = fields.Boolean(required=True, metadata={
+        "description": "True for a removed message: a placeholder that keeps its place, with no body."})
     client_id = fields.String(required=True, allow_none=True)
     created_at = Time(required=True)
     reactions = fields.List(fields.Nested(ReactionSummary), required=True)

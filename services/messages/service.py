@@ -165,6 +165,11 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
         with self.uow as uow:
             notifications.on_user_deleted(uow, event)
 
+    @consumes(contracts.ContentRemoved)
+    def on_content_removed(self, event):
+        with self.uow as uow:
+            notifications.on_content_removed(uow, event)
+
     @consumes(contracts.ParticipantJoined)
     def on_participant_joined(self, event):
         with self.uow as uow:
@@ -193,6 +198,16 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
             return []
         with self.uow as uow:
             return conversations.member_ids(uow, conversation_id)
+
+    @rpc
+    def report_snapshot(self, viewer_id, message_id):
+        """What viewer_id reports of a message ({author_id, text, conversation_id}),
+        or None unless they are a member of its conversation (auth's reports)."""
+        viewer_id, message_id = parse_uuid(viewer_id), parse_uuid(message_id)
+        if not (viewer_id and message_id):
+            return None
+        with self.uow as uow:
+            return conversations.report_snapshot(uow, viewer_id, message_id)
 
     @rpc
     def unread_notifications(self, user_id):

@@ -142,6 +142,21 @@ class UserDeleted(DomainEvent):
     user_id: Id
 
 
+# What a moderator may remove, and whose service holds it.
+REMOVABLE_IN_EVENTS = ("post", "event", "media")
+REMOVABLE_IN_MESSAGES = ("message",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContentRemoved(DomainEvent):
+    """A moderator removed content (target_type: post, event, media or message):
+    the service that holds it removes it and tells open apps."""
+    source = "auth"
+    event_type = "content_removed"
+    target_type: str
+    target_id: Id
+
+
 # events --------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +209,16 @@ class ParticipantJoined(DomainEvent):
     user_id: Id
 
 
+@dataclass(frozen=True, kw_only=True)
+class PublicContentRemoved(DomainEvent):
+    """A post, event or media item is gone for good (a moderator removed it):
+    every open app drops it, whoever may have it on screen."""
+    source = "events"
+    event_type = "public_content_removed"
+    target_type: str
+    target_id: Id
+
+
 # messages ------------------------------------------------------------------------
 # Each names the members who should hear of it (recipient_ids), so realtime
 # delivers it to their sockets without a database.
@@ -216,6 +241,8 @@ class MessageSummary:
     client_id: str | None
     created_at: str
     reactions: list[ReactionSummary] = field(default_factory=list)
+    # Never true for a message just sent; the API answers a removed one with it.
+    deleted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,4 +305,14 @@ class NotificationCreated(DomainEvent):
     event_type = "notification_created"
     notification: NotificationSummary
     user_id: Id
+    recipient_ids: list[Id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRemoved(DomainEvent):
+    """A message was removed: its members' apps show the placeholder in its place."""
+    source = "messages"
+    event_type = "message_removed"
+    message_id: Id
+    conversation_id: Id
     recipient_ids: list[Id]

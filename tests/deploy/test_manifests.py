@@ -38,7 +38,7 @@ PROCESSES = {"auth": 4100, "events": 4101, "messages": 4102, "realtime": 4103}
 # CPU requests from the benchmark's CPU per request (docs/DEPLOY.md, "CPU requests").
 CPU_REQUESTS = {"auth": "600m", "events": "600m", "messages": "600m", "realtime": "200m"}
 ROUTES = {
-    "auth": ["/auth", "/users", "/docs", "/openapi.json"],
+    "auth": ["/auth", "/users", "/reports", "/docs", "/openapi.json"],
     "events": ["/events", "/calendar", "/calendars", "/media", "/posts", "/feed"],
     "messages": ["/messages", "/notifications"],
     "realtime": ["/socket.io"],
@@ -563,6 +563,23 @@ def test_rabbitmq_policies_expire_reply_queues_and_dead_letter_event_queues():
     assert any(b["source"] == dlx for b in doc["bindings"])
     with open(os.path.join(ROOT, "rabbitmq", "enabled_plugins")) as handle:
         assert "rabbitmq_management" in handle.read()
+
+
+# ---- monitoring examples ----------------------------------------------------
+
+def test_the_moderation_alert_fires_at_24_hours_on_metrics_auth_exports():
+    from services.shared.observability import metrics
+
+    with open(os.path.join(ROOT, "deploy", "monitoring", "prometheusrule.example.yaml")) as handle:
+        rule = yaml.safe_load(handle)
+    assert rule["kind"] == "PrometheusRule"
+    alerts = {entry["alert"]: entry for group in rule["spec"]["groups"] for entry in group["rules"]}
+    overdue = alerts["LifyTPReportOverdue"]
+    assert overdue["expr"] == "max(lifytp_reports_oldest_open_age_seconds) > 24 * 3600"
+    assert overdue["labels"]["severity"] == "critical"
+    exported = {metrics.REPORTS_OPEN._name, metrics.REPORTS_OLDEST_OPEN_AGE._name}
+    named = set(re.findall(r"lifytp_[a-z_]+", " ".join(entry["expr"] for entry in alerts.values())))
+    assert named and named <= exported
 
 
 # ---- linters and compose ----------------------------------------------------

@@ -190,8 +190,9 @@ def test_a_message_is_answered_and_recorded_as_message_sent(messages, database):
     assert response.status_code == 201, response.text
     message = response.json()
     assert set(message) == {"id", "conversation_id", "seq", "sender_id", "body", "client_id", "created_at",
-                            "reactions"}
+                            "reactions", "deleted"}
     assert SECOND.match(message["created_at"]) and message["reactions"] == [] and message["client_id"] is None
+    assert message["deleted"] is False
     (payload,) = recorded(database, "message_sent", conversation_id=conversation["id"])
     event = typed(contracts.MessageSent, payload)
     assert payload["message"] == message  # what sockets get is what the API answers

@@ -1,5 +1,6 @@
 """realtime's handlers and socket plumbing in isolation (Nameko's worker_factory)."""
 import time
+import uuid
 from unittest import mock
 
 import eventlet
@@ -74,7 +75,8 @@ def test_member_cache_expires_and_stays_bounded():
 
 
 MESSAGE = {"id": CAT, "conversation_id": CHAT, "seq": 7, "sender_id": ANN, "body": "hi", "client_id": None,
-           "created_at": "2026-11-23T18:00:00Z", "reactions": [{"emoji": "👍", "count": 1, "user_ids": [BOB]}]}
+           "created_at": "2026-11-23T18:00:00Z", "reactions": [{"emoji": "👍", "count": 1, "user_ids": [BOB]}],
+           "deleted": False}
 NOTIFICATION = {"id": CAT, "type": "message", "data": {"conversation_id": CHAT, "count": 2},
                 "created_at": "2026-11-23T18:00:00Z", "read_at": None}
 REACTION = {"message_id": CAT, "conversation_id": CHAT, "user_id": BOB, "emoji": "👍"}
@@ -114,6 +116,32 @@ def test_each_push_carries_what_the_socket_contract_says(handler, contract, payl
     getattr(service, handler)(received(contract, dict(payload, recipient_ids=[BOB])))
     service.sockets.emit_to_users.assert_called_once_with(
         [BOB], socket_event, dict(pushed, event_id=EVENT), push_id=EVENT)
+
+
+def test_a_removed_message_is_two_pushes_to_its_members_each_with_an_id_of_its_own():
+    service = realtime()
+    service.redis.exists.return_value = 0
+    service.on_message_removed(received(contracts.MessageRemoved, {
+        "message_id": CAT, "conversation_id": CHAT, "recipient_ids": [ANN, BOB]}))
+    [deleted, removed] = service.sockets.emit_to_users.call_args_list
+    assert deleted.args == ([ANN, BOB], "message:deleted", {"message_id": CAT, "conversation_id": CHAT,
+                                                           "event_id": EVENT})
+    assert removed.args[:2] == ([ANN, BOB], "content:removed")
+    assert removed.args[2]["target_type"] == "message" and removed.args[2]["target_id"] == CAT
+    # Derived from the envelope id: the same at every redelivery, never the other push's.
+    assert removed.args[2]["event_id"] == str(uuid.uuid5(uuid.UUID(EVENT), "content:removed")) != EVENT
+    assert removed.kwargs["push_id"] == removed.args[2]["event_id"]
+
+
+def test_removed_public_content_goes_to_every_socket():
+    service = realtime()
+    service.redis.exists.return_value = 0
+    service.on_public_content_removed(received(contracts.PublicContentRemoved,
+                                               {"target_type": "post", "target_id": CAT}))
+    pushed_id = str(uuid.uuid5(uuid.UUID(EVENT), "content:removed"))
+    service.sockets.emit_to_everyone.assert_called_once_with(
+        "content:removed", {"target_type": "post", "target_id": CAT, "event_id": pushed_id}, push_id=pushed_id)
+    service.sockets.emit_to_users.assert_not_called()
 
 
 def test_a_closed_account_loses_its_sockets():

@@ -7,6 +7,7 @@ codes and outcomes.
 """
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
@@ -46,6 +47,19 @@ OUTBOX_BACKLOG = Gauge(
     "(the same table is seen by every replica: aggregate with max, not sum).", ["service"],
 )
 CONNECTED_SOCKETS = Gauge("lifytp_connected_sockets", "Socket.IO connections held by this process.")
+REPORTS_OPEN = Gauge(
+    "lifytp_reports_open", "Reports waiting for a moderator (every auth replica reads the whole queue: "
+    "aggregate with max, not sum).",
+)
+REPORTS_OLDEST_OPEN_AGE = Gauge(
+    "lifytp_reports_oldest_open_age_seconds", "Age of the oldest open report, 0 when none is open "
+    "(the stores publish apps whose developers act on reports within 24 hours).",
+)
+# When the oldest open report was made (a Unix time), as last read; its age is
+# computed at each scrape, so it grows between reads of the queue.
+_oldest_open_report: list[float | None] = [None]
+REPORTS_OLDEST_OPEN_AGE.set_function(
+    lambda: max(0.0, time.time() - _oldest_open_report[0]) if _oldest_open_report[0] is not None else 0.0)
 
 
 def never_raises(function: Callable[_Params, _Result]) -> Callable[_Params, _Result | None]:
@@ -98,6 +112,13 @@ def socket_disconnected() -> None:
 @never_raises
 def set_connected_sockets(count: int) -> None:
     CONNECTED_SOCKETS.set(count)
+
+
+# The moderation queue: for auth, every few seconds.
+@never_raises
+def set_report_queue(open_count: int, oldest_created_at: float | None) -> None:
+    REPORTS_OPEN.set(open_count)
+    _oldest_open_report[0] = oldest_created_at
 
 
 class WorkerPoolCollector:

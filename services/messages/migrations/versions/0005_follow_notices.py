@@ -1,7 +1,7 @@
 """follow notices: at most one follow notification of each kind a day per pair
 
 Revision ID: 9d4f6a2b7c13
-Revises: 3af84e9815f5
+Revises: 2707ed51278e
 Create Date: 2026-12-04 18:55:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '9d4f6a2b7c13'
-down_revision: Union[str, Sequence[str], None] = '3af84e9815f5'
+down_revision: Union[str, Sequence[str], None] = '2707ed51278e'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
