@@ -39,3 +39,13 @@ class CannotFollowYourself(InvalidInput):
 class InvalidAvatar(InvalidInput):
     code = "INVALID_AVATAR"
     message = "The avatar must be an image you uploaded."
+
+
+class CannotBlockYourself(InvalidInput):
+    code = "CANNOT_BLOCK_YOURSELF"
+    message = "You cannot block yourself."
+
+
+class CannotMuteYourself(InvalidInput):
+    code = "CANNOT_MUTE_YOURSELF"
+    message = "You cannot mute yourself."
