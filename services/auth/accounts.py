@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.auth import exceptions, safety, sessions
-from services.auth.models import Follow, User
+from services.auth.models import Block, Follow, Mute, User
 from services.auth.profiles import Profile, active_user, profile_of, profiles_of
 from services.shared import contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -266,4 +266,6 @@ def counts(uow: UnitOfWork) -> dict[str, int | None]:
         "users": session.scalar(select(func.count()).select_from(User).where(User.is_active)),
         "deactivated_users": session.scalar(select(func.count()).select_from(User).where(~User.is_active)),
         "follows": session.scalar(select(func.count()).select_from(Follow)),
+        "blocks": session.scalar(select(func.count()).select_from(Block)),
+        "mutes": session.scalar(select(func.count()).select_from(Mute)),
     }

@@ -2,9 +2,9 @@
 
 The feed is read, not precomputed: for each person the reader follows (from
 the local follow replica) and does not mute (the local mute replica), and the
-reader, PostgreSQL reads only their newest
-few posts and events from the (author, created_at, id) indexes inside a
-LATERAL join, then keeps the newest of those. A page costs about
+reader, PostgreSQL reads only their newest few posts and events from the
+(author, created_at, id) indexes inside a LATERAL join, then keeps the newest
+of those; visibility, blocks included, is checked on each of them. A page costs about
 followees x page size index entries, whatever the total number of posts, and
 a follow or unfollow shows in the very next page. Pages are keyset pages on
 (created_at, id), so new items never shift the pages after the first.

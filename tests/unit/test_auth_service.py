@@ -101,7 +101,7 @@ def test_every_user_id_in_a_path_is_parsed_at_the_edge_into_the_users_404():
     routes = [entrypoint for name in dir(AuthService)
               for entrypoint in getattr(getattr(AuthService, name), "nameko_entrypoints", ())
               if "<" in getattr(entrypoint, "url", "")]
-    assert len(routes) == 5
+    assert len(routes) == 9
     for entrypoint in routes:
         assert "<uuid:id>" in entrypoint.url and entrypoint.not_found is exceptions.UserNotFound
 
