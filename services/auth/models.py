@@ -95,7 +95,8 @@ class Block(Base):
         PrimaryKeyConstraint("blocker_id", "blocked_id"),
         # GET /users/me/blocks, newest first.
         Index("ix_blocks_blocker_recent", "blocker_id", "created_at"),
-        # "Does anyone I see block me?": the reverse probe of every list.
+        # The blocks naming a user as the blocked one: closing their account
+        # removes them (and the foreign key's cascade looks them up).
         Index("ix_blocks_blocked", "blocked_id", "blocker_id"),
     )
 
