@@ -1,4 +1,5 @@
-"""Auth's domain: accounts, profiles and the follow graph.
+"""Auth's domain: accounts, profiles and the follow graph (blocks and mutes
+are in services.auth.safety).
 
 Each function takes the unit of work it runs in and the collaborators it needs
 (passwords, tokens, throttles, a media lookup) as plain objects; it knows
@@ -14,9 +15,9 @@ from sqlalchemy import func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import exceptions, privacy, sessions
+from services.auth import exceptions, privacy, safety, sessions
 from services.auth.follows import add_follow, follows, remove_follow
-from services.auth.models import Follow, User
+from services.auth.models import Block, Follow, Mute, User
 from services.auth.profiles import (
     STATUS_FOLLOWING,
     STATUS_REQUESTED,
@@ -162,7 +163,7 @@ def is_own_image(media: dict[str, Any] | None, user_id: str) -> bool:
 
 
 def profile(uow: UnitOfWork, viewer_id: str | None, user_id: str) -> Profile:
-    return profile_of(uow.session, active_user(uow.session, user_id), viewer_id)
+    return profile_of(uow.session, safety.visible_user(uow.session, viewer_id, user_id), viewer_id)
 
 
 def search(uow: UnitOfWork, viewer_id: str | None, prefix: str, limit: int,
@@ -178,6 +179,8 @@ def search(uow: UnitOfWork, viewer_id: str | None, prefix: str, limit: int,
     )
     if after_username is not None:
         query = query.where(User.username > after_username)
+    if viewer_id:
+        query = query.where(~safety.either_blocks(viewer_id, User.id))
     return profiles_of(uow.session, uow.session.execute(query).scalars().all(), viewer_id)
 
 
@@ -191,6 +194,7 @@ def follow(uow: UnitOfWork, follower_id: str, followee_id: str) -> str:
     if follower_id == followee_id:
         raise exceptions.CannotFollowYourself(details={"id": ["You cannot follow yourself."]})
     active_user(uow.session, followee_id)
+    safety.refuse_if_blocked(uow.session, follower_id, followee_id)
     if follows(uow, follower_id, followee_id):
         return STATUS_FOLLOWING
     if privacy.is_private_now(uow, followee_id):
@@ -212,8 +216,9 @@ FOLLOWERS, FOLLOWING = "followers", "following"
 def follow_page(uow: UnitOfWork, viewer_id: str | None, user_id: str, direction: str, limit: int,
                 after: tuple[datetime, str] | None = None) -> list[tuple[Profile, datetime]]:
     """Up to limit + 1 (profile, followed_at) of user_id's followers (FOLLOWERS)
-    or followees (FOLLOWING), newest first, after the (followed_at, user id) given."""
-    active_user(uow.session, user_id)
+    or followees (FOLLOWING), newest first, after the (followed_at, user id)
+    given; neither a user the viewer blocks nor one who blocks the viewer is listed."""
+    safety.visible_user(uow.session, viewer_id, user_id)
     if direction == FOLLOWERS:
         mine, theirs = Follow.followee_id, Follow.follower_id
     else:
@@ -227,6 +232,8 @@ def follow_page(uow: UnitOfWork, viewer_id: str | None, user_id: str, direction:
     )
     if after:
         query = query.where(tuple_(Follow.created_at, User.id) < tuple_(*map(literal, after)))
+    if viewer_id:
+        query = query.where(~safety.either_blocks(viewer_id, User.id))
     rows = uow.session.execute(query).all()
     profiles = profiles_of(uow.session, [user for user, _ in rows], viewer_id)
     return [(profile, followed_at) for profile, (_, followed_at) in zip(profiles, rows, strict=True)]
@@ -262,6 +269,7 @@ def deactivate(uow: UnitOfWork, user_id: str) -> bool:
         return False
     user.is_active = False
     sessions.revoke_every_session(uow, user_id)
+    safety.forget_user(uow.session, user_id)
     uow.record(contracts.UserDeleted(user_id=user_id))
     return True
 
@@ -272,4 +280,6 @@ def counts(uow: UnitOfWork) -> dict[str, int | None]:
         "users": session.scalar(select(func.count()).select_from(User).where(User.is_active)),
         "deactivated_users": session.scalar(select(func.count()).select_from(User).where(~User.is_active)),
         "follows": session.scalar(select(func.count()).select_from(Follow)),
+        "blocks": session.scalar(select(func.count()).select_from(Block)),
+        "mutes": session.scalar(select(func.count()).select_from(Mute)),
     }

@@ -79,3 +79,13 @@ class NotRemovable(InvalidInput):
 class OperatorNameRequired(InvalidInput):
     code = "OPERATOR_NAME_REQUIRED"
     message = "Name yourself in every moderation action: by=\"your name\"."
+
+
+class CannotBlockYourself(InvalidInput):
+    code = "CANNOT_BLOCK_YOURSELF"
+    message = "You cannot block yourself."
+
+
+class CannotMuteYourself(InvalidInput):
+    code = "CANNOT_MUTE_YOURSELF"
+    message = "You cannot mute yourself."

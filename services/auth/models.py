@@ -9,6 +9,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     PrimaryKeyConstraint,
+    Sequence,
     String,
     Text,
     UniqueConstraint,
@@ -151,6 +152,46 @@ class ModerationAction(Base):
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
     __table_args__ = (Index("ix_moderation_actions_report", "report_id", "created_at"),)
+
+
+class Block(Base):
+    """blocker_id blocks blocked_id: neither sees or reaches the other."""
+
+    __tablename__ = "blocks"
+
+    blocker_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    blocked_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("blocker_id", "blocked_id"),
+        # GET /users/me/blocks, newest first.
+        Index("ix_blocks_blocker_recent", "blocker_id", "created_at"),
+        # The blocks naming a user as the blocked one: closing their account
+        # removes them (and the foreign key's cascade looks them up).
+        Index("ix_blocks_blocked", "blocked_id", "blocker_id"),
+    )
+
+
+class Mute(Base):
+    """muter_id mutes muted_id: their items leave muter_id's feed, unknown to them."""
+
+    __tablename__ = "mutes"
+
+    muter_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    muted_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("muter_id", "muted_id"),
+        Index("ix_mutes_muter_recent", "muter_id", "created_at"),
+        Index("ix_mutes_muted", "muted_id"),
+    )
+
+
+# Numbers every change of a block or mute (contracts.RelationChanged.version),
+# in the order the changes of one pair commit.
+RELATION_VERSIONS = Sequence("relation_versions", schema=SCHEMA, metadata=Base.metadata)
 
 
 Outbox, ProcessedEvent = event_tables(Base.metadata)

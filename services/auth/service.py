@@ -1,4 +1,4 @@
-"""The auth service: accounts, tokens, profiles and the follow graph.
+"""The auth service: accounts, tokens, profiles, the follow graph, blocks and mutes.
 
 Each entrypoint turns the request into plain arguments, runs one domain call
 in a unit of work, and writes the answer with its schema. The answer is
@@ -9,7 +9,7 @@ and reading them after would load each again.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from services.auth import accounts, moderation, privacy, schemas, sessions
+from services.auth import accounts, moderation, privacy, safety, schemas, sessions
 from services.auth.dependencies import (
     LoginThrottleProvider,
     PasswordHasher,
@@ -127,10 +127,11 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
 
     # Follow graph ---------------------------------------------------------------
 
-    @http("POST", "/users/<uuid:id>/follow", responses={204: None, 202: schemas.FollowRequested}, errors=(422,),
+    @http("POST", "/users/<uuid:id>/follow", responses={204: None, 202: schemas.FollowRequested}, errors=(403, 422),
           not_found=UserNotFound)
     def follow(self, request, id):
-        """Follow a user (idempotent); a private account answers 202: the request waits for its owner."""
+        """Follow a user (idempotent); a private account answers 202: the request waits for its owner;
+        403 BLOCKED if either of you blocks the other."""
         with self.uow as uow:
             status = accounts.follow(uow, request.user_id, id)
         if status == STATUS_REQUESTED:
@@ -192,6 +193,51 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         after = BY_TIME.decode(args["cursor"])
         with self.uow as uow:
             found = accounts.follow_page(uow, request.user_id, user_id, direction, args["limit"], after)
+            return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
+                        lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
+
+    # Blocks and mutes -------------------------------------------------------------
+
+    @http("POST", "/users/<uuid:id>/block", responses={204: None}, errors=(422,), not_found=UserNotFound)
+    def block(self, request, id):
+        """Block a user (idempotent): the follows between you end, and neither sees the other."""
+        with self.uow as uow:
+            safety.block(uow, request.user_id, id)
+
+    @http("DELETE", "/users/<uuid:id>/block", responses={204: None}, not_found=UserNotFound)
+    def unblock(self, request, id):
+        """Stop blocking a user (idempotent); follows the block ended are not restored."""
+        with self.uow as uow:
+            safety.unblock(uow, request.user_id, id)
+
+    @http("GET", "/users/me/blocks", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    def my_blocks(self, request):
+        """The users I block, the latest first."""
+        return self._relation_page(request, safety.BLOCKS)
+
+    @http("POST", "/users/<uuid:id>/mute", responses={204: None}, errors=(422,), not_found=UserNotFound)
+    def mute(self, request, id):
+        """Mute a user (idempotent): their posts and events leave my feed and
+        their messages notify me no more. They are not told."""
+        with self.uow as uow:
+            safety.mute(uow, request.user_id, id)
+
+    @http("DELETE", "/users/<uuid:id>/mute", responses={204: None}, not_found=UserNotFound)
+    def unmute(self, request, id):
+        """Stop muting a user (idempotent)."""
+        with self.uow as uow:
+            safety.unmute(uow, request.user_id, id)
+
+    @http("GET", "/users/me/mutes", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
+    def my_mutes(self, request):
+        """The users I mute, the latest first."""
+        return self._relation_page(request, safety.MUTES)
+
+    def _relation_page(self, request, kind):
+        args = request.query
+        after = BY_TIME.decode(args["cursor"])
+        with self.uow as uow:
+            found = safety.relation_page(uow, kind, request.user_id, args["limit"], after)
             return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
                         lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
 

@@ -28,7 +28,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.events import exceptions, ics_reading, ics_zones, recurrence, schedule
+from services.events import exceptions, ics_reading, ics_zones, people, recurrence, schedule
 from services.events.models import Event, Participant
 from services.events.schedule import event_summary, record_occurrences, timing_changed
 from services.shared import clock, contracts
@@ -64,7 +64,8 @@ def my_events(session: Session, user_id: str) -> Sequence[Event]:
     joined = select(Participant.event_id).where(Participant.user_id == user_id)
     return session.execute(
         select(Event)
-        .where(or_(Event.organizer_id == user_id, Event.id.in_(joined)), Event.removed_at.is_(None))
+        .where(or_(Event.organizer_id == user_id, Event.id.in_(joined)), Event.removed_at.is_(None),
+               ~people.either_blocks(user_id, Event.organizer_id))
         .order_by(Event.starts_at.desc())
         .limit(MAX_EXPORTED_EVENTS)
     ).scalars().all()

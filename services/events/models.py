@@ -15,6 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.shared.safety import replica_tables
 from services.shared.unit_of_work import event_tables
 
 SCHEMA = "events"
@@ -164,5 +165,8 @@ class FollowSync(Base):
     user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
     synced_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
+
+# Replicas of auth's blocks and mutes (services.shared.safety), kept by its events.
+Blocks, Mutes = replica_tables(Base.metadata)
 
 Outbox, ProcessedEvent = event_tables(Base.metadata)

@@ -1,5 +1,6 @@
 """What the events service knows about people: user summaries from auth (one
-batched call per response) and a local replica of the follow graph.
+batched call per response), and local replicas of the follow graph and of
+blocks and mutes.
 
 The replica answers "whom does X follow" and "does X follow Y" inside SQL
 queries (visibility, feed) without an RPC per request. It only ever holds
@@ -8,17 +9,22 @@ its owner approves it, and auth sends user_followed only then. A user's whole li
 copied from auth the first time it is needed and again after
 FOLLOW_RESYNC_AFTER; in between, auth's user_followed / user_unfollowed events
 keep it current.
+
+The replica of blocks and mutes (services.shared.safety) is kept by auth's
+user_blocked / user_unblocked / user_muted / user_unmuted events alone: the
+visibility conditions below read it in the same SQL as everything else.
 """
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, exists, func, literal, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Exists
 
-from services.events.models import DeletedUser, Event, Follow, FollowSync, Participant
-from services.shared import clock
+from services.events.models import Blocks, DeletedUser, Event, Follow, FollowSync, Mutes, Participant
+from services.shared import clock, contracts, safety
 from services.shared.ids import valid_uuids
 from services.shared.unit_of_work import UnitOfWork
 
@@ -104,3 +110,35 @@ def unfollow(uow: UnitOfWork, follower_id: str, followee_id: str) -> None:
     session.execute(
         update(Event).where(Event.id.in_(withdrawn_from)).values(participants_count=Event.participants_count - 1)
     )
+
+
+# Blocks and mutes ----------------------------------------------------------------
+
+def either_blocks(viewer_id: str, other: safety.UserRef) -> ColumnElement[bool]:
+    """SQL condition: the viewer blocks `other` (a user id column) or is blocked by them."""
+    return safety.either_blocks(Blocks, viewer_id, other)
+
+
+def mutes(viewer_id: str, other: safety.UserRef) -> ColumnElement[bool]:
+    """SQL condition: the viewer mutes `other` (a user id column)."""
+    return safety.holds(Mutes, viewer_id, other)
+
+
+def change_block(uow: UnitOfWork, change: contracts.RelationChanged, active: bool) -> None:
+    """Apply auth's user_blocked (active) or user_unblocked: unless either account is gone."""
+    safety.apply_change(uow.session, Blocks, change, active, unless=_either_deleted(change))
+
+
+def change_mute(uow: UnitOfWork, change: contracts.RelationChanged, active: bool) -> None:
+    """Apply auth's user_muted (active) or user_unmuted: unless either account is gone."""
+    safety.apply_change(uow.session, Mutes, change, active, unless=_either_deleted(change))
+
+
+def _either_deleted(change: contracts.RelationChanged) -> Exists:
+    return select(DeletedUser.user_id).where(DeletedUser.user_id.in_([change.user_id, change.target_id])).exists()
+
+
+def forget_relations(uow: UnitOfWork, user_id: str) -> None:
+    """A deleted account's blocks and mutes, both ways, go with it."""
+    for table in (Blocks, Mutes):
+        safety.forget(uow.session, table, user_id)

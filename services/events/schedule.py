@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from services.events import exceptions, recurrence
 from services.events.models import Event, Follow, Media, Occurrence, Participant, Post
-from services.events.people import Auth, UserSummary, ensure_follows, users_by_id
+from services.events.people import Auth, UserSummary, either_blocks, ensure_follows, users_by_id
 from services.shared import clock, contracts
 from services.shared.errors import InvalidInput
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -113,14 +113,20 @@ def participates(viewer_id: str) -> ColumnElement[bool]:
 
 def visible_to(viewer_id: str) -> ColumnElement[bool]:
     """SQL condition: the viewer may see the event (else it is a 404 to them).
-    An event a moderator removed is seen by nobody, its organizer included."""
+    An event a moderator removed is seen by nobody, its organizer included.
+    No event of someone the viewer blocks, or who blocks the viewer, is
+    visible to them, whatever its visibility, even one they had joined."""
     follows_organizer = exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Event.organizer_id)
-    return and_(not_removed(), or_(
-        Event.visibility == "public",
-        Event.organizer_id == viewer_id,
-        and_(Event.visibility == "followers", follows_organizer),
-        participates(viewer_id),
-    ))
+    return and_(
+        not_removed(),
+        or_(
+            Event.visibility == "public",
+            Event.organizer_id == viewer_id,
+            and_(Event.visibility == "followers", follows_organizer),
+            participates(viewer_id),
+        ),
+        ~either_blocks(viewer_id, Event.organizer_id),
+    )
 
 
 def not_removed() -> ColumnElement[bool]:
@@ -355,12 +361,13 @@ class Attendee:
 
 def participants_page(uow: UnitOfWork, auth: Auth, viewer_id: str, event_id: str,
                       after: tuple[datetime, str] | None, limit: int) -> list[Attendee]:
-    """Up to limit + 1 Attendees, in the order they joined, after the keyset `after`."""
+    """Up to limit + 1 Attendees, in the order they joined, after the keyset
+    `after`; nobody the viewer blocks or who blocks the viewer is listed."""
     session = uow.session
     event = visible_event(session, auth, viewer_id, event_id)
     query = (
         select(Participant.user_id, Participant.joined_at)
-        .where(Participant.event_id == event.id)
+        .where(Participant.event_id == event.id, ~either_blocks(viewer_id, Participant.user_id))
         .order_by(Participant.joined_at, Participant.user_id)
         .limit(limit + 1)
     )
@@ -388,7 +395,8 @@ def calendar_filters(user_id: str) -> list[ColumnElement[bool]]:
         select(Event.id).where(Event.organizer_id == user_id),
         select(Participant.event_id).where(Participant.user_id == user_id),
     )
-    return [Event.id.in_(mine), not_removed()]
+    # An event I joined leaves my calendar while its organizer and I are blocked.
+    return [Event.id.in_(mine), not_removed(), ~either_blocks(user_id, Event.organizer_id)]
 
 
 def occurrences(session: Session, filters: Sequence[ColumnElement[bool]], window_from: datetime, window_to: datetime,

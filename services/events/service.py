@@ -258,6 +258,30 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
             if uow.first_delivery(event, "user_unfollowed"):
                 people.unfollow(uow, event.follower_id, event.followee_id)
 
+    @consumes(contracts.UserBlocked)
+    def on_user_blocked(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_blocked"):
+                people.change_block(uow, event, active=True)
+
+    @consumes(contracts.UserUnblocked)
+    def on_user_unblocked(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_unblocked"):
+                people.change_block(uow, event, active=False)
+
+    @consumes(contracts.UserMuted)
+    def on_user_muted(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_muted"):
+                people.change_mute(uow, event, active=True)
+
+    @consumes(contracts.UserUnmuted)
+    def on_user_unmuted(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_unmuted"):
+                people.change_mute(uow, event, active=False)
+
     @consumes(contracts.UserDeleted)
     def on_user_deleted(self, event):
         removed_media = []

@@ -1,9 +1,10 @@
 """Posts and the feed.
 
 The feed is read, not precomputed: for each person the reader follows (from
-the local follow replica) and the reader, PostgreSQL reads only their newest
-few posts and events from the (author, created_at, id) indexes inside a
-LATERAL join, then keeps the newest of those. A page costs about
+the local follow replica) and does not mute (the local mute replica), and the
+reader, PostgreSQL reads only their newest few posts and events from the
+(author, created_at, id) indexes inside a LATERAL join, then keeps the newest
+of those; visibility, blocks included, is checked on each of them. A page costs about
 followees x page size index entries, whatever the total number of posts, and
 a follow or unfollow shows in the very next page. Pages are keyset pages on
 (created_at, id), so new items never shift the pages after the first.
@@ -13,13 +14,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Subquery, cast, exists, literal, or_, select, true, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    and_,
+    cast,
+    exists,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.events import exceptions, media
 from services.events.models import Event, Follow, Post
-from services.events.people import Auth, UserSummary, ensure_follows, users_by_id
+from services.events.people import Auth, UserSummary, either_blocks, ensure_follows, mutes, users_by_id
 from services.events.schedule import SeenEvent, seen_by, visible_event, visible_to
 from services.shared.unit_of_work import UnitOfWork
 
@@ -48,9 +62,13 @@ class FeedEntry:
 
 
 def post_visible_to(viewer_id: str) -> ColumnElement[bool]:
-    """A post is seen by whoever sees its event (posts without one: everyone)."""
-    # Correlated per post (one primary-key probe), never a scan of all visible events.
-    return or_(Post.event_id.is_(None), exists().where(Event.id == Post.event_id, visible_to(viewer_id)))
+    """A post is seen by whoever sees its event (posts without one: everyone),
+    unless its author and the viewer are blocked (either way)."""
+    # Correlated per post (primary-key probes), never a scan of all visible events.
+    return and_(
+        or_(Post.event_id.is_(None), exists().where(Event.id == Post.event_id, visible_to(viewer_id))),
+        ~either_blocks(viewer_id, Post.author_id),
+    )
 
 
 def create_post(uow: UnitOfWork, auth: Auth, author_id: str, body: str, event_id: str | None = None,
@@ -117,7 +135,11 @@ def posts_page(uow: UnitOfWork, auth: Auth, viewer_id: str, after: After | None,
 # Feed ----------------------------------------------------------------------------
 
 def _authors(user_id: str) -> Subquery:
-    followees = select(Follow.followee_id.label("author_id")).where(Follow.follower_id == user_id)
+    # Whom I mute leaves my feed here, once per followee rather than per item.
+    followees = (
+        select(Follow.followee_id.label("author_id"))
+        .where(Follow.follower_id == user_id, ~mutes(user_id, Follow.followee_id))
+    )
     return union_all(followees, select(cast(literal(user_id), UUID(as_uuid=False)).label("author_id"))).subquery()
 
 

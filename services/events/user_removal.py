@@ -2,7 +2,7 @@
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.events import media
+from services.events import media, people
 from services.events.models import DeletedUser, Event, Follow, FollowSync, Participant, Post
 from services.events.schedule import cancel
 from services.shared import clock
@@ -11,9 +11,9 @@ from services.shared.unit_of_work import UnitOfWork
 
 def forget_user(uow: UnitOfWork, user_id: str) -> list[str]:
     """Cancel the user's events still to come (participants are told through
-    event_cancelled), free their seats, and delete their posts, uploads and
-    follow edges. Returns the media ids whose bytes the caller removes from
-    storage once this is committed."""
+    event_cancelled), free their seats, and delete their posts, uploads,
+    follow edges, blocks and mutes. Returns the media ids whose bytes the
+    caller removes from storage once this is committed."""
     session = uow.session
     upcoming = session.execute(
         select(Event).where(
@@ -33,4 +33,5 @@ def forget_user(uow: UnitOfWork, user_id: str) -> list[str]:
     session.execute(delete(Post).where(Post.author_id == user_id))
     session.execute(delete(Follow).where(or_(Follow.follower_id == user_id, Follow.followee_id == user_id)))
     session.execute(delete(FollowSync).where(FollowSync.user_id == user_id))
+    people.forget_relations(uow, user_id)
     return media.delete_all_of(session, user_id)

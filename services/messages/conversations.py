@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.messages import exceptions
+from services.messages import exceptions, safety
 from services.messages.models import Conversation, Member, Message, Reaction
 from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -119,6 +119,9 @@ def create_conversation(uow: UnitOfWork, users: Users, creator_id: str, member_i
     if direct_key is None:
         _check_group_invites(invite_refusals, creator_id, others)
     if direct_key:
+        # Neither opens a 1:1 with someone they block or who blocks them, nor
+        # finds one they had: a group with them stays possible.
+        safety.refuse_if_blocked(uow.session, creator_id, others[0])
         existing = _direct_conversation(uow, direct_key)
         if existing:
             return False, _details_of_one(uow, users, creator_id, existing, summaries)
@@ -275,8 +278,10 @@ def message_summary(values: Values) -> contracts.MessageSummary:
 def send_message(uow: UnitOfWork, sender_id: str, conversation_id: str, body: str,
                  client_id: str | None = None) -> tuple[bool, Values]:
     """Post a message; return (created, message_values). A retried send (same
-    client_id from the same sender) answers the message the first attempt created."""
+    client_id from the same sender) answers the message the first attempt
+    created. Nothing goes into a 1:1 while either member blocks the other."""
     _membership(uow, conversation_id, sender_id)
+    safety.refuse_direct_if_blocked(uow.session, conversation_id, sender_id)
     if client_id:
         existing = _sent_before(uow, sender_id, client_id, conversation_id, body)
         if existing:

@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.shared.safety import replica_tables
 from services.shared.unit_of_work import event_tables
 
 SCHEMA = "messages"
@@ -132,5 +133,8 @@ class FollowNotice(Base):
         Index("ix_follow_notices_followee", "followee_id"),
     )
 
+
+# Replicas of auth's blocks and mutes (services.shared.safety), kept by its events.
+Blocks, Mutes = replica_tables(Base.metadata)
 
 Outbox, ProcessedEvent = event_tables(Base.metadata)

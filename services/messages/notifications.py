@@ -1,7 +1,9 @@
 """Notifications: stored per user, listed newest first, marked read.
 
 They are made from domain events (a follow, someone joining your event, a
-message while you were offline). Each handler claims the event's envelope id
+message while you were offline), never for someone who blocks the user whose
+action it was, nor, for messages, for someone who mutes the sender
+(services.messages.safety). Each handler claims the event's envelope id
 first, in the same unit of work as the notification, so a redelivered event
 changes nothing. Handlers take the event as its contract
 (services.shared.contracts) validated it.
@@ -13,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
+from services.messages import safety
 from services.messages.conversations import preview, remove_message
 from services.messages.models import FollowNotice, Notification
 from services.shared import clock, contracts
@@ -68,9 +71,11 @@ def on_user_followed(uow: UnitOfWork, event: contracts.UserFollowed) -> None:
     if event.follower_id == event.followee_id:
         return
     if event.via_request:
-        _notify_once_a_day(uow, "follow_request_approved", event.follower_id, event.followee_id,
-                           event.follower_id, {"user_id": event.followee_id})
-    else:
+        # The owner approved: the follower hears of it, unless either blocks the other.
+        if not safety.not_to_notify(uow.session, event.followee_id, [event.follower_id], mutes_count=False):
+            _notify_once_a_day(uow, "follow_request_approved", event.follower_id, event.followee_id,
+                               event.follower_id, {"user_id": event.followee_id})
+    elif not safety.not_to_notify(uow.session, event.follower_id, [event.followee_id], mutes_count=False):
         _notify_once_a_day(uow, "new_follower", event.follower_id, event.followee_id,
                            event.followee_id, {"follower_id": event.follower_id})
 
@@ -79,7 +84,8 @@ def on_follow_requested(uow: UnitOfWork, event: contracts.FollowRequested) -> No
     """Tell a private account's owner that someone asked to follow them."""
     if not uow.first_delivery(event, "notify_follow_requested"):
         return
-    if event.requester_id != event.owner_id:
+    if event.requester_id != event.owner_id and not safety.not_to_notify(
+            uow.session, event.requester_id, [event.owner_id], mutes_count=False):
         _notify_once_a_day(uow, "follow_requested", event.requester_id, event.owner_id,
                            event.owner_id, {"follower_id": event.requester_id})
 
@@ -109,6 +115,7 @@ def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
     if not uow.first_delivery(event, "forget_deleted_user"):
         return
     uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
+    safety.forget_user(uow, event.user_id)
     uow.session.execute(table_of(FollowNotice).delete().where(
         or_(FollowNotice.follower_id == event.user_id, FollowNotice.followee_id == event.user_id)))
 
@@ -128,20 +135,25 @@ def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -
     event; `event.envelope_id` is the id of this domain event)."""
     if not uow.first_delivery(event, "notify_participant_joined"):
         return
-    if event.organizer_id != event.user_id:
+    if event.organizer_id == event.user_id:
+        return
+    if not safety.not_to_notify(uow.session, event.user_id, [event.organizer_id], mutes_count=False):
         notify(uow, event.organizer_id, "event_participant_joined", {
             "event_id": event.event.id, "event_title": event.event.title, "user_id": event.user_id,
         })
 
 
 def on_message_sent(uow: UnitOfWork, presence: Presence, event: contracts.MessageSent) -> None:
-    """Notify the recipients who had no socket open when the message went out.
-    One unread notification per conversation: later messages update it, so
-    someone away from a busy group finds one entry, not hundreds."""
+    """Notify the recipients who had no socket open when the message went out,
+    except those who block or mute its sender. One unread notification per
+    conversation: later messages update it, so someone away from a busy group
+    finds one entry, not hundreds."""
     if not uow.first_delivery(event, "notify_offline_recipients"):
         return
     message = event.message
     recipients = [user_id for user_id in event.recipient_ids if user_id != message.sender_id]
+    silenced = safety.not_to_notify(uow.session, message.sender_id, recipients, mutes_count=True)
+    recipients = [user_id for user_id in recipients if user_id not in silenced]
     online = presence.online_among(recipients)
     for user_id in recipients:
         if user_id not in online:

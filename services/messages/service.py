@@ -8,7 +8,7 @@ the block: the commit expires the rows an answer is read from.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_SEQUENCE, BY_TIME, PageArgs, page, page_of
-from services.messages import conversations, notifications, schemas
+from services.messages import conversations, notifications, safety, schemas
 from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
 from services.messages.models import Base, ProcessedEvent
@@ -46,7 +46,8 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
           responses={201: schemas.ConversationAnswer, 200: schemas.ConversationAnswer}, errors=(403, 422))
     def create_conversation(self, request):
         """Start a conversation; a 1:1 that exists already is answered as it is (200).
-        A group refuses (403) members whose group_invites setting does not let me add them."""
+        A group refuses (403) members whose group_invites setting does not let me add them;
+        403 BLOCKED for a 1:1 with someone you block or who blocks you."""
         data = request.body
         with self.uow as uow:
             created, conversation = conversations.create_conversation(
@@ -98,9 +99,10 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
     # Messages and reactions -------------------------------------------------------
 
     @http("POST", "/messages", body=schemas.MessageCreate,
-          responses={201: schemas.MessageAnswer, 200: schemas.MessageAnswer}, errors=(404, 409))
+          responses={201: schemas.MessageAnswer, 200: schemas.MessageAnswer}, errors=(403, 404, 409))
     def send_message(self, request):
-        """Send a message; the same client_id again answers the same message (200)."""
+        """Send a message; the same client_id again answers the same message
+        (200); 403 BLOCKED into a 1:1 where either member blocks the other."""
         data = request.body
         with self.uow as uow:
             created, message = conversations.send_message(
@@ -169,6 +171,30 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
     def on_content_removed(self, event):
         with self.uow as uow:
             notifications.on_content_removed(uow, event)
+
+    @consumes(contracts.UserBlocked)
+    def on_user_blocked(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_blocked"):
+                safety.change_block(uow, event, active=True)
+
+    @consumes(contracts.UserUnblocked)
+    def on_user_unblocked(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_unblocked"):
+                safety.change_block(uow, event, active=False)
+
+    @consumes(contracts.UserMuted)
+    def on_user_muted(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_muted"):
+                safety.change_mute(uow, event, active=True)
+
+    @consumes(contracts.UserUnmuted)
+    def on_user_unmuted(self, event):
+        with self.uow as uow:
+            if uow.first_delivery(event, "user_unmuted"):
+                safety.change_mute(uow, event, active=False)
 
     @consumes(contracts.ParticipantJoined)
     def on_participant_joined(self, event):

@@ -135,6 +135,42 @@ class UserUnfollowed(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RelationChanged(DomainEvent):
+    """user_id began or stopped blocking (muting) target_id. The replicas that
+    enforce blocks and mutes keep the change of a pair with the highest
+    version: auth numbers the changes of a pair in the order they commit, so
+    events handled out of order (redelivered, requeued, taken by two workers)
+    never bring back a state that was changed since."""
+    user_id: Id
+    target_id: Id
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserBlocked(RelationChanged):
+    source = "auth"
+    event_type = "user_blocked"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserUnblocked(RelationChanged):
+    source = "auth"
+    event_type = "user_unblocked"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserMuted(RelationChanged):
+    source = "auth"
+    event_type = "user_muted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserUnmuted(RelationChanged):
+    source = "auth"
+    event_type = "user_unmuted"
+
+
+@dataclass(frozen=True, kw_only=True)
 class UserDeleted(DomainEvent):
     """An account was closed: every service forgets or hides what it holds of it."""
     source = "auth"

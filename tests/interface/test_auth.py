@@ -156,6 +156,33 @@ def test_following_nobody_or_oneself_records_nothing(auth, database):
     assert recorded(database, "user_followed", follower_id=ann["user"]["id"]) == []
 
 
+def test_blocking_records_the_follows_it_ends_and_numbers_each_change(auth, database):
+    ann, bob = register(auth), register(auth)
+    ann_id, bob_id = ann["user"]["id"], bob["user"]["id"]
+    for user, other in ((ann, bob), (bob, ann)):
+        assert auth.api.post(f"/users/{other['user']['id']}/follow", user=user).status_code == 204
+    for _ in range(2):  # idempotent: the second block changes and records nothing
+        assert auth.api.post(f"/users/{bob_id}/block", user=ann).status_code == 204
+    ended = {(event["follower_id"], event["followee_id"])
+             for event in recorded(database, "user_unfollowed") if {ann_id, bob_id} == {
+                 event["follower_id"], event["followee_id"]}}
+    assert ended == {(ann_id, bob_id), (bob_id, ann_id)}
+    (blocked,) = recorded(database, "user_blocked", user_id=ann_id)
+    assert contracts.UserBlocked.from_payload(blocked).target_id == bob_id
+    for _ in range(2):
+        assert auth.api.delete(f"/users/{bob_id}/block", user=ann).status_code == 204
+    assert auth.api.post(f"/users/{bob_id}/block", user=ann).status_code == 204
+    changes = recorded(database, "user_unblocked", user_id=ann_id) + recorded(database, "user_blocked", user_id=ann_id)
+    assert len(changes) == 3
+    # The block, the unblock and the block again, in the order they happened.
+    versions = [blocked["version"], changes[0]["version"], changes[2]["version"]]
+    assert versions == sorted(versions) and len(set(versions)) == 3
+    # A mute records its own event.
+    assert auth.api.post(f"/users/{ann_id}/mute", user=bob).status_code == 204
+    (muted,) = recorded(database, "user_muted", user_id=bob["user"]["id"])
+    assert contracts.UserMuted.from_payload(muted).target_id == ann_id
+
+
 # Profiles ----------------------------------------------------------------------------
 
 def test_an_avatar_must_be_an_image_one_uploaded(auth):

@@ -102,7 +102,7 @@ def test_every_user_id_in_a_path_is_parsed_at_the_edge_into_the_users_404():
     routes = [entrypoint for name in dir(AuthService)
               for entrypoint in getattr(getattr(AuthService, name), "nameko_entrypoints", ())
               if "<" in getattr(entrypoint, "url", "")]
-    assert len(routes) == 8
+    assert len(routes) == 12
     for entrypoint in routes:
         # A follow request is named by the id of the user who asked.
         expected = (exceptions.FollowRequestNotFound if "/follow-requests/" in entrypoint.url

@@ -1,7 +1,7 @@
 """private accounts and follow requests: users.is_private, users.group_invites, follow_requests
 
 Revision ID: 5b8e0c3a91d7
-Revises: 44a794266c04
+Revises: 1aad1fbab5e4
 Create Date: 2026-12-04 18:40:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '5b8e0c3a91d7'
-down_revision: Union[str, Sequence[str], None] = '44a794266c04'
+down_revision: Union[str, Sequence[str], None] = '1aad1fbab5e4'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

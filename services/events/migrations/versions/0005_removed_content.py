@@ -1,7 +1,7 @@
 """removed content: an event a moderator removed is hidden from everyone
 
 Revision ID: 0c35bee5145b
-Revises: 4b8e61d0c2f7
+Revises: 5d098b9a7b36
 Create Date: 2026-12-04 18:45:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0c35bee5145b'
-down_revision: Union[str, Sequence[str], None] = '4b8e61d0c2f7'
+down_revision: Union[str, Sequence[str], None] = '5d098b9a7b36'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,7 +1,7 @@
 """removed messages: a message a moderator removed stays as a placeholder without its body
 
 Revision ID: 2707ed51278e
-Revises: 3af84e9815f5
+Revises: b9b38cac1109
 Create Date: 2026-12-04 18:45:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '2707ed51278e'
-down_revision: Union[str, Sequence[str], None] = '3af84e9815f5'
+down_revision: Union[str, Sequence[str], None] = 'b9b38cac1109'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
