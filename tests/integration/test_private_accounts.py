@@ -107,6 +107,19 @@ def test_a_declined_request_shows_nothing_and_is_gone(api):
     assert api.get(f"/users/{ann['id']}/followers", user=ann).json()["items"] == []
 
 
+def test_a_block_drops_pending_requests_both_ways(api):
+    ann, bob = api.register(), api.register()
+    _private(api, ann)
+    _private(api, bob)
+    assert api.post(f"/users/{ann['id']}/follow", user=bob).status_code == 202
+    assert api.post(f"/users/{bob['id']}/follow", user=ann).status_code == 202
+    assert api.post(f"/users/{bob['id']}/block", user=ann).status_code == 204
+    # Neither request survives to be approved into a follow across the block.
+    assert _requests(api, ann) == [] and _requests(api, bob) == []
+    assert api.post(f"/users/me/follow-requests/{bob['id']}/approve", user=ann).status_code == 404
+    assert api.post(f"/users/me/follow-requests/{ann['id']}/approve", user=bob).status_code == 404
+
+
 def test_unfollowing_takes_the_request_back(api):
     ann, bob = api.register(), api.register()
     _private(api, ann)
