@@ -39,3 +39,8 @@ class CannotFollowYourself(InvalidInput):
 class InvalidAvatar(InvalidInput):
     code = "INVALID_AVATAR"
     message = "The avatar must be an image you uploaded."
+
+
+class WeakPassword(InvalidInput):
+    code = "VALIDATION_FAILED"
+    message = "The new password does not meet the password rules."

@@ -35,6 +35,9 @@ class User(Base):
     avatar_media_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
     password_hash: Mapped[str] = mapped_column(String(60))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when the owner deleted the account: the row is a tombstone since
+    # (services.auth.accounts.delete_account); a deactivated one has none.
+    deleted_at = mapped_column(DateTime(timezone=True))
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
 

@@ -90,6 +90,15 @@ class RefreshRequest(Schema):
     refresh_token = fields.String(required=True, validate=[validate.Length(min=1, max=512), REFRESH_TOKEN])
 
 
+class PasswordChange(Schema):
+    current_password = Password(required=True, validate=validate.Length(min=1, max=1024))
+    new_password = NewPassword(required=True)
+
+
+class AccountDeletion(Schema):
+    password = Password(required=True, validate=validate.Length(min=1, max=1024))
+
+
 class ProfileUpdate(Schema):
     display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH)
     bio = Text(max=MAX_BIO_LENGTH, multiline=True)

@@ -19,12 +19,15 @@ from services.auth.dependencies import (
 from services.auth.exceptions import RefreshTokenReused, UserNotFound
 from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
+from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.events import consumes
 from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
-from services.shared.redis import Redis
+from services.shared.redis import Redis, Revocations
+from services.shared.revocation import revocation_of
 from services.shared.rpc import BoundedRpcProxy, rpc
 
 
@@ -40,6 +43,7 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
     redis = Redis()
+    revocations = Revocations()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
     observability = Observability()
@@ -90,6 +94,21 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         """The caller's own account, with email."""
         with self.uow as uow:
             return schemas.PRIVATE_USER.dump(accounts.me(uow, request.user_id))
+
+    @http("POST", "/auth/password", body=schemas.PasswordChange, responses={204: None}, errors=(401, 422, 429))
+    def change_password(self, request):
+        """Change the password (the current one confirms it); every other session is signed out."""
+        body = request.body
+        with self.uow as uow:
+            accounts.change_password(uow, self.passwords, self.throttle, request.user_id, request.session_id,
+                                     body["current_password"], body["new_password"], request.remote_addr)
+
+    @http("DELETE", "/auth/me", body=schemas.AccountDeletion, responses={204: None}, errors=(401, 429))
+    def delete_me(self, request):
+        """Delete the account (the password confirms it): its data goes, its tokens stop working."""
+        with self.uow as uow:
+            accounts.delete_account(uow, self.passwords, self.throttle, request.user_id,
+                                    request.body["password"], request.remote_addr)
 
     # Profiles -----------------------------------------------------------------
 
@@ -189,6 +208,13 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             return False
         with self.uow as uow:
             return accounts.deactivate(uow, user_id)
+
+    # Domain events --------------------------------------------------------------
+
+    @consumes(contracts.SessionsRevoked)
+    def on_sessions_revoked(self, event):
+        """Committed revocations reach the list every verifier reads (idempotent)."""
+        self.revocations.apply(revocation_of(event))
 
     @rpc
     def counts(self):

@@ -130,6 +130,19 @@ class UserDeleted(DomainEvent):
     user_id: Id
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionsRevoked(DomainEvent):
+    """Access tokens stop working before they expire (services.shared.revocation):
+    those of the sessions named, and with not_before (seconds since the epoch)
+    every token of the account issued before that time. Consumers write it to
+    the revocation list and close the sockets it covers."""
+    source = "auth"
+    event_type = "sessions_revoked"
+    user_id: Id
+    session_ids: list[Id] = field(default_factory=list)
+    not_before: int | None = None
+
+
 # events --------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)

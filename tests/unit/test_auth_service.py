@@ -128,8 +128,8 @@ def test_a_reused_refresh_token_is_refused_after_its_family_revocation_is_commit
 class FakeSigner:
     ttl_seconds = 900
 
-    def sign(self, user_id):
-        return "token-of-" + user_id
+    def sign(self, user_id, session_id=None):
+        return f"token-of-{user_id}-in-{session_id}"
 
 
 def test_refresh_tokens_are_stored_as_their_hash_and_expire_after_their_lifetime():
@@ -137,7 +137,7 @@ def test_refresh_tokens_are_stored_as_their_hash_and_expire_after_their_lifetime
     raw, token_hash, expires_at = tokens.new_refresh_token()
     assert token_hash == sessions.hash_refresh_token(raw) != raw and len(token_hash) == 64
     assert timedelta(seconds=3590) < expires_at - datetime.now(UTC) <= timedelta(seconds=3600)
-    assert tokens.access_token(ANN_ID) == "token-of-" + ANN_ID and tokens.access_ttl_seconds == 900
+    assert tokens.access_token(ANN_ID, "s1") == f"token-of-{ANN_ID}-in-s1" and tokens.access_ttl_seconds == 900
 
 
 def test_a_lowered_lifetime_shortens_the_refresh_tokens_already_issued():
