@@ -19,6 +19,7 @@ from services.auth import exceptions, password_policy, sessions
 from services.auth.models import Follow, User
 from services.auth.profiles import Profile, active_user, profile_of, profiles_of
 from services.shared import clock, contracts
+from services.shared.export import Sections
 from services.shared.unit_of_work import UnitOfWork, table_of
 
 # What an account may hold (the request schemas state these).
@@ -306,6 +307,42 @@ def _close(uow: UnitOfWork, user: User) -> None:
     user.is_active = False
     sessions.revoke_every_session(uow, user.id, account_closed=True)
     uow.record(contracts.UserDeleted(user_id=user.id))
+
+
+# The data export ------------------------------------------------------------------
+
+# The sections of GET /auth/me/export, in the document's order, with the
+# service that holds each: auth's own here (export_user), the others' from
+# their `export_user` RPC. A new kind of data an account owns (blocks, mutes)
+# gets its section here and in its service's export.
+EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("following", "auth"),
+    ("followers", "auth"),
+    ("events_organized", "events"),
+    ("events_joined", "events"),
+    ("posts", "events"),
+    ("media", "events"),
+    ("conversations", "messages"),
+    ("messages_sent", "messages"),
+    ("notifications", "messages"),
+)
+
+
+def export_user(uow: UnitOfWork, user_id: str) -> tuple[Profile, dict[str, Any]]:
+    """The account's profile (private view) and auth's sections of its export
+    ({"sections": {following, followers}, "truncated": [...]}, oldest first)."""
+    session = uow.session
+    profile = me(uow, user_id)
+    sections = Sections()
+    for name, mine, theirs in (("following", Follow.follower_id, Follow.followee_id),
+                               ("followers", Follow.followee_id, Follow.follower_id)):
+        sections.add(
+            name, session,
+            select(theirs, User.username, Follow.created_at).join(User, User.id == theirs)
+            .where(mine == user_id).order_by(Follow.created_at, theirs),
+            lambda row: {"user_id": row[0], "username": row[1], "followed_at": clock.iso(row[2])},
+            scalars=False)
+    return profile, sections.document()
 
 
 def counts(uow: UnitOfWork) -> dict[str, int | None]:

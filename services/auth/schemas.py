@@ -152,3 +152,30 @@ SESSION = Session()
 OPERATOR_USER = OperatorUser()
 # What other services show of a user (organizers, authors, members): RPC get_users.
 USER_SUMMARY = answers.UserSummary()
+
+
+class AccountExport(Schema):
+    """GET /auth/me/export: everything the account owns or wrote (docs/API.md, "Data export")."""
+    format = fields.String(required=True, metadata={"enum": ["lifytp-export/1"]})
+    exported_at = answers.Time(required=True)
+    profile = fields.Nested(PrivateUser, required=True)
+    following = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, followed_at} of everyone the account follows, oldest first."})
+    followers = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, followed_at} of everyone who follows the account, oldest first."})
+    events_organized = fields.List(fields.Dict(), required=True, metadata={
+        "description": "Every event the account organized, cancelled ones too."})
+    events_joined = fields.List(fields.Dict(), required=True, metadata={
+        "description": "The events the account takes part in, with joined_at."})
+    posts = fields.List(fields.Dict(), required=True)
+    media = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{id, url, content_type, size, created_at} of every upload."})
+    conversations = fields.List(fields.Dict(), required=True, metadata={
+        "description": "The conversations the account is in or sent messages into, with member_ids."})
+    messages_sent = fields.List(fields.Dict(), required=True)
+    notifications = fields.List(fields.Dict(), required=True)
+    truncated = fields.List(fields.String(), required=True, metadata={
+        "description": "The sections cut at their cap (10,000 items each); empty if none."})
+
+
+ACCOUNT_EXPORT = AccountExport()

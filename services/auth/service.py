@@ -19,7 +19,7 @@ from services.auth.dependencies import (
 from services.auth.exceptions import RefreshTokenReused, UserNotFound
 from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
-from services.shared import contracts
+from services.shared import clock, contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.events import consumes
@@ -46,6 +46,7 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     revocations = Revocations()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
+    messages = BoundedRpcProxy("messages")
     observability = Observability()
 
     def readiness_probes(self):
@@ -109,6 +110,21 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         with self.uow as uow:
             accounts.delete_account(uow, self.passwords, self.throttle, request.user_id,
                                     request.body["password"], request.remote_addr)
+
+    @http("GET", "/auth/me/export", responses={200: schemas.AccountExport}, errors=(503,))
+    def export_me(self, request):
+        """Everything the account owns or wrote, across services, as one JSON document."""
+        with self.uow as uow:
+            profile, own = accounts.export_user(uow, request.user_id)
+            document = {"format": "lifytp-export/1", "exported_at": clock.now(),
+                        "profile": schemas.PRIVATE_USER.dump(profile)}
+        parts = {"auth": own, "events": self.events.export_user(request.user_id),
+                 "messages": self.messages.export_user(request.user_id)}
+        truncated = []
+        for section, holder in accounts.EXPORT_SECTIONS:
+            document[section] = parts[holder]["sections"][section]
+            truncated += [section] if section in parts[holder]["truncated"] else []
+        return schemas.ACCOUNT_EXPORT.dump(dict(document, truncated=truncated))
 
     # Profiles -----------------------------------------------------------------
 

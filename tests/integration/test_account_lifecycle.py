@@ -9,6 +9,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.shared.revocation import RevocationList, revocation_client
 from services.shared.tokens import VerifiedToken
+from tests.fixtures.events.media_samples import png_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +233,49 @@ def test_without_redis_the_check_fails_open_by_default_and_closed_when_configure
     with pytest.raises(RevocationUnknown):
         closed.is_revoked(token)
     assert time.monotonic() - started < 0.05
+
+
+# The data export -------------------------------------------------------------------------
+
+def test_the_export_holds_what_the_account_owns_or_wrote_across_services(api):
+    ann, bob = api.register(), api.register()
+    assert api.post(f"/users/{bob['id']}/follow", user=ann).status_code == 204
+    assert api.post(f"/users/{ann['id']}/follow", user=bob).status_code == 204
+    upload = api.post("/media", user=ann, files={"file": ("dot.png", png_bytes(), "image/png")})
+    assert upload.status_code == 201, upload.text
+    media = upload.json()
+    event = api.post("/events", user=ann, json={"title": "Export picnic", "starts_at": "2030-06-01T12:00:00Z",
+                                                 "visibility": "public"}).json()
+    joined = api.post("/events", user=bob, json={"title": "Bob's party", "starts_at": "2030-07-01T12:00:00Z",
+                                                  "visibility": "public"}).json()
+    assert api.post(f"/events/{joined['id']}/participants", user=ann).status_code == 201
+    post = api.post("/posts", user=ann, json={"body": "my post", "media_ids": [media["id"]]}).json()
+    conversation = api.post("/messages/conversations", user=ann, json={"member_ids": [bob["id"]]}).json()
+    sent = api.post("/messages", user=ann, json={"conversation_id": conversation["id"], "body": "export me"}).json()
+
+    def exported():
+        response = api.get("/auth/me/export", user=ann)
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+        document = response.json()
+        # bob's follow notification, and his joining ann's event, arrive through events
+        return document if [item["type"] for item in document["notifications"]] == ["new_follower"] else None
+
+    deadline = time.monotonic() + 10
+    while (document := exported()) is None:
+        assert time.monotonic() < deadline, "the follow notification never arrived"
+        time.sleep(0.2)
+    assert document["format"] == "lifytp-export/1" and document["truncated"] == []
+    assert document["profile"]["id"] == ann["id"] and document["profile"]["email"] == ann["user"]["email"]
+    assert [item["user_id"] for item in document["following"]] == [bob["id"]]
+    assert [item["user_id"] for item in document["followers"]] == [bob["id"]]
+    assert [item["id"] for item in document["events_organized"]] == [event["id"]]
+    assert [item["id"] for item in document["events_joined"]] == [joined["id"]]
+    assert [(item["id"], item["body"], item["media_ids"]) for item in document["posts"]] == [
+        (post["id"], "my post", [media["id"]])]
+    assert [(item["id"], item["url"]) for item in document["media"]] == [(media["id"], media["url"])]
+    assert [(item["id"], item["body"]) for item in document["messages_sent"]] == [(sent["id"], "export me")]
+    assert [(item["id"], sorted(item["member_ids"])) for item in document["conversations"]] == [
+        (conversation["id"], sorted([ann["id"], bob["id"]]))]
+    # Nothing of bob's own beyond what ann shares with him.
+    assert api.get("/auth/me/export", user=bob).json()["messages_sent"] == []
+    assert api.get("/auth/me/export").status_code == 401
