@@ -210,6 +210,25 @@ def test_operator_deactivation_refuses_tokens_and_closes_sockets_within_5_s(api,
     assert socket.closed_within(REVOKED_WITHIN_SECONDS, since=deactivated_at)
 
 
+def test_a_token_from_before_sessions_works_until_its_account_is_revoked(api, config):
+    """Tokens signed before they named their session (no `sid`) keep working,
+    and are refused by an account-wide revocation all the same."""
+    from services.shared.tokens import signer_from_file
+
+    ann = api.register()
+    legacy = {"access_token": signer_from_file(config["JWT_PRIVATE_KEY_PATH"], 600).sign(ann["id"])}
+    assert accepted_everywhere(api, legacy)
+    other = login(api, ann).json()
+    assert api.post("/auth/password", user=other, json={"current_password": ann["password"],
+                                                        "new_password": "a brand new secret phrase"}
+                    ).status_code == 204
+    time.sleep(1)  # the revocation of the other sessions has landed: it names sessions only
+    assert accepted_everywhere(api, legacy)
+    with ClusterRpcProxy(config, timeout=15) as rpc:
+        assert rpc.auth.deactivate_user(ann["id"]) is True
+    refused_everywhere_within(api, legacy)
+
+
 def test_signing_out_ends_the_sessions_access_token_too(api):
     ann = api.register()
     other = login(api, ann).json()
