@@ -6,6 +6,11 @@ written inside the unit of work: leaving it commits, which expires the rows,
 and reading them after would load each again.
 """
 
+from datetime import timedelta
+
+import redis
+from nameko.timer import timer
+
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
@@ -29,6 +34,9 @@ from services.shared.outbox import Outbox
 from services.shared.redis import Redis, Revocations
 from services.shared.revocation import revocation_of
 from services.shared.rpc import BoundedRpcProxy, rpc
+
+# How often each replica checks that the revocation list survived in Redis.
+REVOCATION_SEED_CHECK_SECONDS = 5
 
 
 # The mixins are reached through their module: `nameko run` would take a bare
@@ -231,6 +239,20 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     def on_sessions_revoked(self, event):
         """Committed revocations reach the list every verifier reads (idempotent)."""
         self.revocations.apply(revocation_of(event))
+
+    @timer(interval=REVOCATION_SEED_CHECK_SECONDS)
+    def keep_revocation_list(self):
+        """Write the last hour's revocations again when Redis has lost them
+        (it restarted empty): until then, revoked tokens would work again."""
+        try:
+            if self.revocations.is_seeded():
+                return
+            since = clock.now() - timedelta(seconds=self.revocations.ttl_seconds)
+            with self.uow as uow:
+                found = sessions.recent_revocations(uow, since)
+            self.revocations.seed([revocation_of(event) for event in found])
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # Redis is down: the next round tries again
 
     @rpc
     def counts(self):

@@ -16,7 +16,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Final, Protocol
 
@@ -148,6 +148,8 @@ def revoke_every_session(uow: UnitOfWork, user_id: str, *, account_closed: bool 
     refusal reaches to the end of this second too, since it gets no new ones."""
     now = clock.now()
     not_before = int(now.timestamp()) + (1 if account_closed else 0)
+    uow.session.execute(update(User).where(User.id == user_id).values(
+        tokens_not_before=datetime.fromtimestamp(not_before, UTC)))
     uow.record(contracts.SessionsRevoked(
         user_id=user_id, session_ids=_revoke_refresh_tokens(uow, user_id, now), not_before=not_before))
 
@@ -172,3 +174,19 @@ def _revoke_refresh_tokens(uow: UnitOfWork, user_id: str, now: datetime,
         query.values(revoked_at=now).returning(RefreshToken.family_id)
     ).scalars().all()
     return sorted(set(family_ids))
+
+
+def recent_revocations(uow: UnitOfWork, since: datetime) -> list[contracts.SessionsRevoked]:
+    """Every revocation made since `since`, one per account, as PostgreSQL
+    knows them: to write the revocation list again after Redis lost it."""
+    by_user: dict[str, tuple[list[str], int | None]] = {}
+    for user_id, family_id in uow.session.execute(
+        select(RefreshToken.user_id, RefreshToken.family_id).where(RefreshToken.revoked_at >= since).distinct()
+    ):
+        by_user.setdefault(user_id, ([], None))[0].append(family_id)
+    for user_id, not_before in uow.session.execute(
+        select(User.id, User.tokens_not_before).where(User.tokens_not_before >= since)
+    ):
+        by_user[user_id] = (by_user.get(user_id, ([], None))[0], int(not_before.timestamp()))
+    return [contracts.SessionsRevoked(user_id=user_id, session_ids=sorted(session_ids), not_before=not_before)
+            for user_id, (session_ids, not_before) in by_user.items()]

@@ -4,29 +4,32 @@ An access token verifies offline (services.shared.tokens) until it expires.
 To end it sooner, auth records a `sessions_revoked` domain event
 (services.shared.contracts.SessionsRevoked) in the transaction that revokes the
 refresh tokens; once that is committed, its consumers write the revocation to
-Redis, which every process shares:
+Redis, which every process shares, in two sorted sets:
 
-- `revoked:user:<user id>` = not-before (seconds since the epoch): every
+- `revoked:users`: user id -> not-before (seconds since the epoch): every
   token of the account issued before it is refused (a deleted or deactivated
   account, a password reset);
-- `revoked:session:<session id>`: every token of that session is refused (a
-  sign-out, a password change revoking the other sessions, a reused refresh
-  token).
+- `revoked:sessions`: session id -> when it was revoked: every token of that
+  session is refused (a sign-out, a password change revoking the other
+  sessions, a reused refresh token).
 
-Each key lives as long as the oldest token any verifier accepts
-(ACCESS_TOKEN_MAX_AGE_SECONDS): by then every token it refuses is refused
-for its age anyway, so nothing here outlives the tokens it is about.
+An entry is dropped once it is older than the oldest token any verifier
+accepts (ACCESS_TOKEN_MAX_AGE_SECONDS): by then every token it refuses is
+refused for its age anyway, so the sets hold only the last hour's
+revocations. The sets themselves have no expiry, so Redis never evicts them
+under memory pressure (the deployments evict volatile keys only). A Redis that
+restarts empty has lost them: auth writes them again from PostgreSQL when
+`revoked:seeded` is missing (see services.auth.service).
 
-A verifier asks once per request: one MGET of the account's key and the
-session's. When Redis does not answer within a short timeout, the token is
-taken on its signature alone (fail open) unless REVOCATION_FAIL_CLOSED is set
+A verifier asks once per request: one round trip (two ZSCOREs, pipelined).
+When Redis does not answer within a short timeout, the token is taken on its
+signature alone (fail open) unless REVOCATION_FAIL_CLOSED is set
 (docs/ARCHITECTURE.md says why), and Redis is not asked again for a moment, so
 an outage costs no request the timeout.
 """
 import logging
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,23 +45,11 @@ CHECK_TIMEOUT_SECONDS = 0.25
 # After Redis failed to answer, how long verifiers decide without asking it.
 RETRY_AFTER_SECONDS = 1.0
 
-# Keeps the later of two not-before times, whichever revocation is written
-# first (two consumers write each one, and events may arrive out of order).
-_RAISE_NOT_BEFORE = """
-local current = tonumber(redis.call('GET', KEYS[1]))
-if current == nil or current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-end
-return 1
-"""
-
-
-def user_key(user_id: str) -> str:
-    return "revoked:user:" + user_id
-
-
-def session_key(session_id: str) -> str:
-    return "revoked:session:" + session_id
+USERS_KEY = "revoked:users"
+SESSIONS_KEY = "revoked:sessions"
+# Set once the sets hold every revocation PostgreSQL knows of; missing after
+# Redis restarted empty.
+SEEDED_KEY = "revoked:seeded"
 
 
 @dataclass(frozen=True)
@@ -103,7 +94,6 @@ class RevocationList:
         self.ttl_seconds = ttl_seconds
         self.fail_closed = fail_closed
         self.retry_after_seconds = retry_after_seconds
-        self._raise_not_before = client.register_script(_RAISE_NOT_BEFORE)
         self._unreachable_until = 0.0
 
     def is_revoked(self, token: VerifiedToken) -> bool:
@@ -112,42 +102,53 @@ class RevocationList:
         now = time.monotonic()
         if now < self._unreachable_until:
             return self._without_redis()
-        keys = [user_key(token.user_id)]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(USERS_KEY, token.user_id)
         if token.session_id is not None:
-            keys.append(session_key(token.session_id))
+            pipe.zscore(SESSIONS_KEY, token.session_id)
         try:
-            found = self.redis.mget(keys)
+            found = pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError):
             self._unreachable_until = now + self.retry_after_seconds
             log.warning("Redis did not answer the revocation check; for %.1f s tokens are %s",
                         self.retry_after_seconds, "refused" if self.fail_closed else "taken on their signature")
             return self._without_redis()
-        not_before = _number(found[0])
-        return is_revoked(token, not_before, len(found) > 1 and found[1] is not None)
+        return is_revoked(token, _number(found[0]), len(found) > 1 and found[1] is not None)
 
     def _without_redis(self) -> bool:
         if self.fail_closed:
             raise RevocationUnknown()
         return False
 
-    def revoked_sessions(self, session_ids: Iterable[str]) -> set[str]:
-        """Which of these sessions are revoked (one MGET); raises when Redis is down."""
-        ids = list(dict.fromkeys(session_ids))
-        if not ids:
-            return set()
-        found = self.redis.mget([session_key(session_id) for session_id in ids])
-        return {session_id for session_id, value in zip(ids, found, strict=True) if value is not None}
-
-    def apply(self, revocation: Revocation) -> None:
-        """Write a revocation (idempotent: the same one twice changes nothing);
-        raises when Redis is down, so that its event is delivered again."""
-        pipe = self.redis.pipeline()
-        for session_id in revocation.session_ids:
-            pipe.set(session_key(session_id), 1, ex=self.ttl_seconds)
-        if revocation.not_before is not None:
-            self._raise_not_before(keys=[user_key(revocation.user_id)],
-                                   args=[revocation.not_before, self.ttl_seconds], client=pipe)
+    def apply(self, *revocations: Revocation, now: float | None = None) -> None:
+        """Write revocations (idempotent: the same one twice changes nothing, and
+        an account's not-before only ever rises), and drop the entries too old
+        to refuse anything; raises when Redis is down, so that the event is
+        delivered again."""
+        now = time.time() if now is None else now
+        sessions = {session_id: now for revocation in revocations for session_id in revocation.session_ids}
+        users: dict[str, float] = {}
+        for revocation in revocations:
+            if revocation.not_before is not None:
+                users[revocation.user_id] = max(users.get(revocation.user_id, 0), revocation.not_before)
+        pipe = self.redis.pipeline(transaction=False)
+        if sessions:
+            # NX: a session keeps its first revocation time, so its entry goes an hour after it.
+            pipe.zadd(SESSIONS_KEY, sessions, nx=True)
+        if users:
+            pipe.zadd(USERS_KEY, users, gt=True)
+        oldest = now - self.ttl_seconds
+        pipe.zremrangebyscore(SESSIONS_KEY, "-inf", oldest)
+        pipe.zremrangebyscore(USERS_KEY, "-inf", oldest)
         pipe.execute()
+
+    def is_seeded(self) -> bool:
+        return bool(self.redis.exists(SEEDED_KEY))
+
+    def seed(self, revocations: list[Revocation]) -> None:
+        """Write what PostgreSQL knows of (after Redis restarted empty), then mark it written."""
+        self.apply(*revocations)
+        self.redis.set(SEEDED_KEY, 1)
 
 
 def _number(value: object) -> float | None:

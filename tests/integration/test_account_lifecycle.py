@@ -237,6 +237,30 @@ def test_signing_out_ends_the_sessions_access_token_too(api):
     assert accepted_everywhere(api, ann)
 
 
+# When Redis forgets, or does not answer -------------------------------------------------
+
+def test_revocations_lost_with_redis_are_written_again_from_the_database(api, config):
+    """A Redis that restarts empty (no persistence, as deployed) forgets the
+    revocation list: auth notices and writes the last hour's again."""
+    from services.shared.redis import redis_from_config
+    from services.shared.revocation import SEEDED_KEY, SESSIONS_KEY, USERS_KEY
+
+    ann, bob = api.register(), api.register()
+    bobs_other = login(api, bob).json()
+    with ClusterRpcProxy(config, timeout=15) as rpc:
+        assert rpc.auth.deactivate_user(ann["id"]) is True
+    assert api.post("/auth/logout", json={"refresh_token": bobs_other["refresh_token"]}).status_code == 204
+    refused_everywhere_within(api, ann)
+    refused_everywhere_within(api, bobs_other)
+
+    client = redis_from_config(config)
+    client.delete(USERS_KEY, SESSIONS_KEY, SEEDED_KEY)
+    # Auth checks every 5 s; a few more for the check to land.
+    refused_everywhere_within(api, ann, seconds=10)
+    refused_everywhere_within(api, bobs_other, seconds=10)
+    assert client.exists(SEEDED_KEY) and accepted_everywhere(api, bob)
+
+
 # When Redis does not answer -------------------------------------------------------------
 
 def test_without_redis_the_check_fails_open_by_default_and_closed_when_configured(config):
