@@ -164,6 +164,11 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
         with self.uow as uow:
             notifications.on_participant_joined(uow, event)
 
+    @consumes(contracts.EventCancelled)
+    def on_event_cancelled(self, event):
+        with self.uow as uow:
+            notifications.on_event_cancelled(uow, event)
+
     @consumes(contracts.MessageSent)
     def on_message_sent(self, event):
         with self.uow as uow:

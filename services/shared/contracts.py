@@ -179,11 +179,13 @@ class EventUpdated(DomainEvent):
 class EventCancelled(DomainEvent):
     source = "events"
     event_type = "event_cancelled"
-    outside = True
     event: EventSummary
     organizer_id: Id
     # "organizer_deleted" when the organizer's account was closed.
     reason: str | None = None
+    # Who had joined (the organizer left out): each is told. Events recorded
+    # before it was carried have none.
+    participant_ids: list[Id] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -154,6 +154,13 @@ def test_the_cascade_runs_for_a_deleted_account(api):
         time.sleep(0.2)
     messages = api.get(f"/messages/conversations/{conversation['id']}/messages", user=bob).json()["items"]
     assert [message["body"] for message in messages] == ["hi"]
+    # Bob, who had joined, is told (events' event_cancelled, then a notification by messages).
+    deadline = time.monotonic() + 10
+    while not (cancelled := [item["data"] for item in api.get("/notifications", user=bob).json()["items"]
+                             if item["type"] == "event_cancelled"]):
+        assert time.monotonic() < deadline, "bob was not told"
+        time.sleep(0.2)
+    assert cancelled == [{"event_id": event["id"], "event_title": "Picnic", "reason": "organizer_deleted"}]
     members = api.get(f"/messages/conversations/{conversation['id']}", user=bob).json()["members"]
     # Shown as from a deleted user.
     assert [member["username"] for member in members if member["id"] == ann["id"]] == [None]
