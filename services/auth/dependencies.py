@@ -219,6 +219,27 @@ class RegistrationThrottle:
                                message="Too many registrations from this address; try again later.")
 
 
+class ExportThrottle:
+    """Data exports per account, counted in Redis: each reads everything the
+    account holds in every service, so one account gets `max_per_user` in the
+    window and 429 after that."""
+
+    def __init__(self, redis: Redis, max_per_user: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.max_per_user = max_per_user
+        self.window = window_seconds
+
+    def reserve(self, user_id: str) -> None:
+        key = "exports:user:" + user_id
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.window, nx=True)
+        count, _ = pipe.execute()
+        if count > self.max_per_user:
+            raise_rate_limited(self.redis, key, "account", self.window,
+                               message="Too many exports of this account; try again later.")
+
+
 def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
                        message: str | None = None) -> NoReturn:
     """429 with Retry-After: until `key` expires (the limit it counts resets)."""
@@ -260,4 +281,20 @@ class RegistrationThrottleProvider(DependencyProvider):
         self.throttle.redis.close()
 
     def get_dependency(self, worker_ctx: Any) -> RegistrationThrottle:
+        return self.throttle
+
+
+class ExportThrottleProvider(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.throttle = ExportThrottle(
+            redis_from_config(config),
+            int(config.get("EXPORT_MAX_PER_USER", 5)),
+            int(config.get("EXPORT_WINDOW_SECONDS", 3600)),
+        )
+
+    def stop(self) -> None:
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx: Any) -> ExportThrottle:
         return self.throttle

@@ -16,6 +16,7 @@ from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from services.auth import accounts, schemas, sessions
 from services.auth.dependencies import (
+    ExportThrottleProvider,
     LoginThrottleProvider,
     PasswordHasher,
     RegistrationThrottleProvider,
@@ -50,6 +51,7 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
+    exports = ExportThrottleProvider()
     redis = Redis()
     revocations = Revocations()
     broker = health.BrokerProbe()
@@ -119,9 +121,10 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             accounts.delete_account(uow, self.passwords, self.throttle, request.user_id,
                                     request.body["password"], request.remote_addr)
 
-    @http("GET", "/auth/me/export", responses={200: schemas.AccountExport}, errors=(503,))
+    @http("GET", "/auth/me/export", responses={200: schemas.AccountExport}, errors=(429, 503))
     def export_me(self, request):
         """Everything the account owns or wrote, across services, as one JSON document."""
+        self.exports.reserve(request.user_id)
         with self.uow as uow:
             profile, own = accounts.export_user(uow, request.user_id)
             document = {"format": "lifytp-export/1", "exported_at": clock.now(),
