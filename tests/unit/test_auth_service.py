@@ -15,7 +15,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.auth import accounts, exceptions, schemas, sessions
-from services.auth.dependencies import LoginThrottle, Passwords
+from services.auth.dependencies import ExportThrottle, LoginThrottle, Passwords
 from services.auth.models import User
 from services.auth.profiles import Profile
 from services.auth.service import AuthService
@@ -386,3 +386,13 @@ def test_throttle_limits_an_address_across_accounts():
     _guess(throttle, "bob-id", "10.0.0.9")
     with pytest.raises(RateLimited):
         throttle.reserve("carol-id", "10.0.0.9")
+
+
+def test_exports_are_counted_per_account_and_refused_past_the_limit_until_the_window_ends():
+    throttle = ExportThrottle(FakeRedis(), max_per_user=2, window_seconds=600)
+    throttle.reserve(ANN_ID)
+    throttle.reserve(ANN_ID)
+    with pytest.raises(RateLimited) as refused:
+        throttle.reserve(ANN_ID)
+    assert refused.value.retry_after == 600 and refused.value.details == {"scope": "account"}
+    throttle.reserve("someone else")
