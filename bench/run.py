@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from bench import env, imports, liveness, report, search, seed
+from bench import env, imports, liveness, report, revocation, search, seed
 
 JS_DIR = os.path.join(env.ROOT, "bench", "js")
 PY = sys.executable
@@ -57,7 +57,7 @@ QUICK = {
     "liveness_max_workers": 2, "liveness_health_rate": 10, "liveness_duration_s": 2,
     "liveness_other_concurrency": [],
 }
-SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics", "liveness")
+SCENARIOS = ("rpc", "mix", "realtime", "storm", "feed", "shapes", "search", "ics", "liveness", "revocation")
 # Scenarios that read the seeded population (search seeds a database of its
 # own; ics needs only the tables).
 POPULATED = {"mix", "realtime", "storm", "feed", "shapes"}
@@ -626,6 +626,12 @@ def run(argv=None):
         found = liveness.health_under_login_storm(quick, size, log_dir, openloop, args.liveness_baseline, log)
         results["scenarios"]["liveness"] = dict(found, started_at=started_at, code=code_version(),
                                                 loadavg_before=load_before, loadavg_after=loadavg())
+    if "revocation" in only:
+        log("scenario 10: the revocation check per request")
+        started_at, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), loadavg()
+        found = revocation.revocation_cost(quick, f"redis://127.0.0.1:6379/{env.redis_db(quick)}", log)
+        results["scenarios"]["revocation"] = dict(found, started_at=started_at, code=code_version(),
+                                                  loadavg_before=load_before, loadavg_after=loadavg())
     save()
     log(f"done in {results['seconds']} s: {os.path.join(out, 'RESULTS.md')}")
     return results

@@ -2,6 +2,7 @@
 
     @http("GET", "/auth/me", responses={200: schemas.PrivateUser})   # bearer token required
     def me(self, request): ...                                        # request.user_id is the caller
+                                                                      # (request.session_id: its session)
 
     @http("POST", "/auth/login", public=True, body=schemas.LoginRequest, errors=(401, 429))
     def login(self, request): ...                                     # request.body is validated
@@ -39,7 +40,8 @@ from http_edge.errors import error_response, json_response
 from http_edge.request_ids import REQUEST_ID_HEADER, request_id_from
 from http_edge.server import EdgeWebServer, MalformedId, ShuttingDown
 from http_edge.validation import json_body, query_args
-from services.shared.errors import DomainError, NotFound, Unauthenticated
+from services.shared.errors import DependencyUnavailable, DomainError, NotFound, Unauthenticated
+from services.shared.revocation import RevocationUnknown, revocation_list
 from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 __all__ = ["JsonHttpEntrypoint", "http", "bearer_token", "request_id_from", "REQUEST_ID_HEADER"]
@@ -85,6 +87,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         super().setup()
         # Read once: every answer consults it.
         self._cors_origins = cors_origins(self.container.config)
+        # One per process, shared by every route (services.shared.revocation).
+        self._revocations = revocation_list(self.container.config)
 
     def get_url_rule(self):
         # OPTIONS on every route answers CORS preflights before any auth.
@@ -95,6 +99,7 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         request.shallow = False
         request.request_id = request_id_from(request)
         request.user_id = None
+        request.session_id = None
         if request.method == "OPTIONS":
             response = Response(status=204)
         elif self.server.draining:
@@ -117,7 +122,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
     def _run_worker(self, request):
         try:
             if not self.public:
-                request.user_id = self._verify(bearer_token(request))
+                token = self._verify(bearer_token(request))
+                request.user_id, request.session_id = token.user_id, token.session_id
             self._validate(request)
             context_data = {"request_id": request.request_id}
             if request.user_id:
@@ -148,12 +154,22 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         request.query = query_args(request, self._query_schema) if self._query_schema is not None else None
 
     def _verify(self, token):
+        """The verified token (services.shared.tokens.VerifiedToken): signed,
+        not too old, and neither its account nor its session revoked."""
         config = self.container.config
         verifier = verifier_from_file(config["JWT_PUBLIC_KEY_PATH"], max_token_age(config))
         try:
-            return verifier.verify(token)
+            verified = verifier.verify_token(token)
         except InvalidToken:
             raise Unauthenticated("The access token is invalid or expired.", code="TOKEN_INVALID") from None
+        try:
+            revoked = self._revocations.is_revoked(verified)
+        except RevocationUnknown:
+            raise DependencyUnavailable("Cannot check the access token now; try again.",
+                                        code="REVOCATION_UNAVAILABLE") from None
+        if revoked:
+            raise Unauthenticated("The access token was revoked; sign in again.", code="TOKEN_REVOKED")
+        return verified
 
     def response_from_result(self, result):
         if isinstance(result, Response):

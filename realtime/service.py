@@ -17,6 +17,7 @@ from services.shared.events import consumes
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
 from services.shared.redis import Redis
+from services.shared.revocation import revocation_of
 from services.shared.rpc import BoundedRpcProxy
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ class RealtimeService(health.HealthEndpoints):
     def on_user_deleted(self, event):
         """A closed account's sockets close at once, on every replica."""
         self.sockets.close_user(event.user_id)
+
+    @consumes(contracts.SessionsRevoked)
+    def on_sessions_revoked(self, event):
+        """A revoked session's (or account's) sockets close at once, on every replica."""
+        self.sockets.close_revoked(revocation_of(event))
 
     def _push(self, event, socket_event, shape, everyone=False):
         """Emit shape(event) as socket_event to the event's recipients (or to

@@ -6,7 +6,9 @@ answers on the same port as everything else. Its client manager is Redis: an
 emit from any replica reaches whichever replica holds the socket, once.
 
 A socket is admitted only with a valid access token (`auth: {token}`), checked
-offline with the public key; it joins the room of its user, `user:<id>`.
+offline with the public key and against the revocation list; it joins the room
+of its user, `user:<id>`. A revocation (`sessions_revoked`) closes the sockets
+it covers on every replica at once.
 Client events are handed to `@on_socket("name")` entrypoints, each run as a
 Nameko worker (so they can use RPC and dependencies like any other entrypoint);
 what the worker returns, or the error it raises, is the event's ack.
@@ -36,6 +38,7 @@ from services.shared.failures import as_domain_error
 from services.shared.observability import set_connected_sockets
 from services.shared.presence import REFRESH_SECONDS, Presence
 from services.shared.redis import redis_from_config
+from services.shared.revocation import Revocation, revocation_list
 from services.shared.tokens import InvalidToken, max_token_age, verifier_from_file
 
 log = logging.getLogger(__name__)
@@ -144,6 +147,7 @@ class ChannelManager(socketio.RedisManager):
         # (its token has not expired), and how to close a user's local sockets.
         self.socket_is_live = lambda sid: True
         self.close_local_sockets_of = lambda user_id: None
+        self.close_local_revoked = lambda revocation: None
 
     def initialize(self):
         super().initialize()
@@ -179,6 +183,14 @@ class ChannelManager(socketio.RedisManager):
         """Close every socket of user_id, on every replica; raise unless every replica heard it."""
         listeners = self._publish_control({"host_id": self.host_id, "close_user": user_id})
         self.close_local_sockets_of(user_id)
+        self._require_every_replica(listeners)
+
+    def close_revoked_everywhere(self, revocation):
+        """Close the sockets a Revocation covers, on every replica; raise unless every replica heard it."""
+        listeners = self._publish_control({"host_id": self.host_id, "close_revoked": {
+            "user_id": revocation.user_id, "session_ids": list(revocation.session_ids),
+            "not_before": revocation.not_before}})
+        self.close_local_revoked(revocation)
         self._require_every_replica(listeners)
 
     def _handle_emit(self, message):
@@ -262,16 +274,31 @@ class ChannelManager(socketio.RedisManager):
             return
         if isinstance(announcement.get("close_user"), str):
             self.close_local_sockets_of(announcement["close_user"])
+        elif isinstance(announcement.get("close_revoked"), dict):
+            revocation = _revocation_from(announcement["close_revoked"])
+            if revocation is not None:
+                self.close_local_revoked(revocation)
         elif announcement.get("state") == "leaving":
             self.peers.left(host_id)
         elif announcement.get("state") == "here":
             self.peers.heard(host_id)
 
 
+def _revocation_from(data):
+    """The Revocation another replica announced, or None if it is malformed."""
+    user_id, session_ids, not_before = data.get("user_id"), data.get("session_ids"), data.get("not_before")
+    if not isinstance(user_id, str) or not isinstance(session_ids, list) \
+            or not all(isinstance(session_id, str) for session_id in session_ids) \
+            or not (not_before is None or (isinstance(not_before, int) and not isinstance(not_before, bool))):
+        return None
+    return Revocation(user_id=user_id, session_ids=tuple(session_ids), not_before=not_before)
+
+
 class SocketServer(ProviderCollector, SharedExtension):
     def __init__(self):
         super().__init__()
         self.users_by_sid = {}
+        self._tokens_by_sid = {}  # sid -> the VerifiedToken it connected with
         self._expires_at = {}  # sid -> when its token expires (time.time())
         self._expiry_timers = {}
         self._event_windows = {}
@@ -287,6 +314,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         # it: a closed account stays refused for as long.
         self.closed_seconds = self.token_max_age
         self.redis = redis_from_config(config)
+        self.revocations = revocation_list(config)
         self.presence = Presence(self.redis)
         self.sio = GuardedServer(
             async_mode="eventlet",
@@ -305,6 +333,7 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.sio.on("*", self._on_event)
         self.sio.manager.socket_is_live = self._socket_is_live
         self.sio.manager.close_local_sockets_of = self._close_local_sockets_of
+        self.sio.manager.close_local_revoked = self._close_local_revoked
 
     def start(self):
         # Subscribe to the Redis channel at start rather than at the first
@@ -358,11 +387,13 @@ class SocketServer(ProviderCollector, SharedExtension):
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise refusal("TOKEN_MISSING", "Connect with auth: {token: <access token>}.")
         try:
-            user_id = verifier_from_file(self.public_key_path, self.token_max_age).verify(token)
+            verified = verifier_from_file(self.public_key_path, self.token_max_age).verify_token(token)
         except InvalidToken:
             raise refusal("TOKEN_INVALID", "The access token is invalid or expired.") from None
-        self._admit(user_id)
+        user_id = verified.user_id
+        self._admit(verified)
         self.users_by_sid[sid] = user_id
+        self._tokens_by_sid[sid] = verified
         set_connected_sockets(len(self.users_by_sid))
         # A socket lives no longer than its token: a signed-out user stops
         # receiving pushes when the token runs out (checked again at every
@@ -373,16 +404,20 @@ class SocketServer(ProviderCollector, SharedExtension):
         self.sio.enter_room(sid, user_room(user_id))
         self._presence("connected", user_id, sid)
 
-    def _admit(self, user_id):
-        """Refuse a closed account (its tokens are still valid for a while) and
-        a user who holds too many sockets already."""
+    def _admit(self, token):
+        """Refuse a closed account and a revoked token (both still valid by
+        their signature for a while), and a user who holds too many sockets already."""
+        user_id = token.user_id
         try:
             closed = self.redis.exists(_closed_key(user_id))
+            revoked = self.revocations.is_revoked(token)
             live = self.presence.live_sockets(user_id)
         except Exception:
             raise refusal("UNAVAILABLE", "Try again in a moment.") from None
         if closed:
             raise refusal("ACCOUNT_CLOSED", "This account is closed.")
+        if revoked:
+            raise refusal("TOKEN_REVOKED", "The access token was revoked; sign in again.")
         if live >= MAX_SOCKETS_PER_USER:
             raise refusal("TOO_MANY_SOCKETS", f"At most {MAX_SOCKETS_PER_USER} connections per account.")
 
@@ -391,6 +426,18 @@ class SocketServer(ProviderCollector, SharedExtension):
         refuse its new ones for as long as its tokens can live."""
         self.redis.set(_closed_key(user_id), 1, ex=self.closed_seconds)
         self.sio.manager.close_user_everywhere(user_id)
+
+    def close_revoked(self, revocation):
+        """Disconnect the sockets a Revocation covers on every replica; the
+        revocation is written first, so that none of them reconnects with the
+        same token meanwhile (auth writes the same, idempotently)."""
+        self.revocations.apply(revocation)
+        self.sio.manager.close_revoked_everywhere(revocation)
+
+    def _close_local_revoked(self, revocation):
+        for sid, token in list(self._tokens_by_sid.items()):
+            if revocation.revokes(token):
+                self.sio.disconnect(sid)
 
     def _close_local_sockets_of(self, user_id):
         for sid, owner in list(self.users_by_sid.items()):
@@ -412,6 +459,7 @@ class SocketServer(ProviderCollector, SharedExtension):
 
     def _forget(self, sid, user_id):
         self.users_by_sid.pop(sid, None)
+        self._tokens_by_sid.pop(sid, None)
         self._expires_at.pop(sid, None)
         set_connected_sockets(len(self.users_by_sid))
         self._event_windows.pop(sid, None)

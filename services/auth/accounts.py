@@ -15,9 +15,9 @@ from sqlalchemy import func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import exceptions, privacy, safety, sessions
+from services.auth import exceptions, password_policy, privacy, safety, sessions
 from services.auth.follows import add_follow, follows, remove_follow
-from services.auth.models import Block, Follow, Mute, User
+from services.auth.models import Block, Follow, FollowRequest, Mute, Report, User
 from services.auth.profiles import (
     STATUS_FOLLOWING,
     STATUS_REQUESTED,
@@ -26,8 +26,9 @@ from services.auth.profiles import (
     profile_of,
     profiles_of,
 )
-from services.shared import contracts
-from services.shared.unit_of_work import UnitOfWork
+from services.shared import clock, contracts
+from services.shared.export import Sections
+from services.shared.unit_of_work import UnitOfWork, table_of
 
 # What an account may hold (the request schemas state these).
 USERNAME_PATTERN = r"[a-z0-9_]{3,30}"
@@ -38,9 +39,13 @@ MAX_BIO_LENGTH = 500
 MAX_SEARCH_LENGTH = MAX_DISPLAY_NAME_LENGTH
 # One batch lookup of users answers at most this many ids.
 MAX_BATCH_IDS = 1000
-
-
-
+# What a deleted account's row keeps in place of its email, username and
+# password: none can be registered or typed (a username has no "~", an email
+# has an "@", no bcrypt hash is "!"), so the address and the name are free
+# again and nobody signs in as the tombstone.
+DELETED_EMAIL = "~deleted~{id}"
+DELETED_USERNAME = "~{hex}"
+NO_PASSWORD = "!"
 
 # The collaborators the domain is handed (services.auth.dependencies builds them).
 
@@ -126,6 +131,54 @@ def login(uow: UnitOfWork, passwords: Passwords, tokens: sessions.Tokens, thrott
         raise exceptions.InvalidCredentials()
     throttle.succeeded(account, client_address)
     return sessions.sign_in(uow, tokens, user)
+
+
+def _check_password(passwords: Passwords, throttle: LoginThrottle, user: User, password: str,
+                    client_address: str | None) -> None:
+    """InvalidCredentials unless password is the user's; counted as a login
+    attempt on the account, so it cannot be guessed faster than a login."""
+    account = throttle.account_key(user.id, user.username)
+    throttle.reserve(account, client_address)
+    if not passwords.verify(password, user.password_hash):
+        throttle.failed(account, client_address)
+        raise exceptions.InvalidCredentials(message="Wrong password.")
+    throttle.succeeded(account, client_address)
+
+
+def change_password(uow: UnitOfWork, passwords: Passwords, throttle: LoginThrottle, user_id: str,
+                    session_id: str | None, current_password: str, new_password: str,
+                    client_address: str | None) -> None:
+    """Set a new password (new_password meets the policy already) and sign out
+    every other session of the account; the caller's (session_id) stays."""
+    user = active_user(uow.session, user_id)
+    _check_password(passwords, throttle, user, current_password, client_address)
+    if password_policy.names_the_user(new_password, user.username, user.email):
+        raise exceptions.WeakPassword(details={"new_password": [password_policy.PERSONAL]})
+    user.password_hash = passwords.hash(new_password)
+    sessions.revoke_other_sessions(uow, user_id, session_id)
+
+
+def delete_account(uow: UnitOfWork, passwords: Passwords, throttle: LoginThrottle, user_id: str,
+                   password: str, client_address: str | None) -> None:
+    """Delete the account, the owner confirming with its password.
+
+    The row stays as a tombstone with the id (messages and other services'
+    records name it), scrubbed of everything personal; its follows go; every
+    service forgets the rest on `user_deleted`, and every token is refused."""
+    user = active_user(uow.session, user_id)
+    _check_password(passwords, throttle, user, password, client_address)
+    _close(uow, user)
+    user.email = DELETED_EMAIL.format(id=user.id)
+    user.username = DELETED_USERNAME.format(hex=user.id.replace("-", "")[:29])
+    user.password_hash = NO_PASSWORD
+    user.display_name = ""
+    user.bio = ""
+    user.avatar_media_id = None
+    user.deleted_at = clock.now()
+    uow.session.execute(table_of(Follow).delete().where(or_(Follow.follower_id == user_id,
+                                                           Follow.followee_id == user_id)))
+    uow.session.execute(table_of(FollowRequest).delete().where(or_(FollowRequest.requester_id == user_id,
+                                                                  FollowRequest.owner_id == user_id)))
 
 
 # Profiles ------------------------------------------------------------------------
@@ -267,18 +320,86 @@ def deactivate(uow: UnitOfWork, user_id: str) -> bool:
     user = uow.session.get(User, user_id)
     if user is None or not user.is_active:
         return False
-    user.is_active = False
-    sessions.revoke_every_session(uow, user_id)
-    safety.forget_user(uow.session, user_id)
-    uow.record(contracts.UserDeleted(user_id=user_id))
+    _close(uow, user)
     return True
+
+
+def _close(uow: UnitOfWork, user: User) -> None:
+    """Hide the account, end every session at once (access tokens too), and
+    tell the other services (`user_deleted`)."""
+    user.is_active = False
+    sessions.revoke_every_session(uow, user.id, account_closed=True)
+    uow.record(contracts.UserDeleted(user_id=user.id))
+
+
+# The data export ------------------------------------------------------------------
+
+# The sections of GET /auth/me/export, in the document's order, with the
+# service that holds each: auth's own here (export_user), the others' from
+# their `export_user` RPC. A new kind of data an account owns (blocks, mutes)
+# gets its section here and in its service's export.
+EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("following", "auth"),
+    ("followers", "auth"),
+    ("follow_requests_sent", "auth"),
+    ("blocks", "auth"),
+    ("mutes", "auth"),
+    ("reports", "auth"),
+    ("events_organized", "events"),
+    ("events_joined", "events"),
+    ("posts", "events"),
+    ("media", "events"),
+    ("conversations", "messages"),
+    ("messages_sent", "messages"),
+    ("notifications", "messages"),
+)
+
+
+def export_user(uow: UnitOfWork, user_id: str) -> tuple[Profile, dict[str, Any]]:
+    """The account's profile (private view) and auth's sections of its export
+    ({"sections": {following, followers}, "truncated": [...]}, oldest first)."""
+    session = uow.session
+    profile = me(uow, user_id)
+    sections = Sections()
+    for name, mine, theirs in (("following", Follow.follower_id, Follow.followee_id),
+                               ("followers", Follow.followee_id, Follow.follower_id)):
+        sections.add(
+            name, session,
+            select(theirs, User.username, Follow.created_at).join(User, User.id == theirs)
+            .where(mine == user_id).order_by(Follow.created_at, theirs),
+            lambda row: {"user_id": row[0], "username": row[1], "followed_at": clock.iso(row[2])},
+            scalars=False)
+    sections.add(
+        "follow_requests_sent", session,
+        select(FollowRequest.owner_id, User.username, FollowRequest.created_at)
+        .join(User, User.id == FollowRequest.owner_id)
+        .where(FollowRequest.requester_id == user_id).order_by(FollowRequest.created_at, FollowRequest.owner_id),
+        lambda row: {"user_id": row[0], "username": row[1], "requested_at": clock.iso(row[2])}, scalars=False)
+    # Whom the account blocks and mutes; never who blocks or mutes it.
+    for name, table, mine, theirs in (("blocks", Block, Block.blocker_id, Block.blocked_id),
+                                      ("mutes", Mute, Mute.muter_id, Mute.muted_id)):
+        sections.add(
+            name, session,
+            select(theirs, User.username, table.created_at).join(User, User.id == theirs)
+            .where(mine == user_id).order_by(table.created_at, theirs),
+            lambda row: {"user_id": row[0], "username": row[1], "since": clock.iso(row[2])}, scalars=False)
+    # The account's own reports; the snapshot of someone else's content stays out.
+    sections.add(
+        "reports", session,
+        select(Report).where(Report.reporter_id == user_id).order_by(Report.created_at, Report.id),
+        lambda report: {"id": report.id, "target_type": report.target_type, "target_id": report.target_id,
+                        "reason": report.reason, "details": report.details, "status": report.status,
+                        "created_at": clock.iso(report.created_at)})
+    return profile, sections.document()
 
 
 def counts(uow: UnitOfWork) -> dict[str, int | None]:
     session = uow.session
     return {
         "users": session.scalar(select(func.count()).select_from(User).where(User.is_active)),
-        "deactivated_users": session.scalar(select(func.count()).select_from(User).where(~User.is_active)),
+        "deactivated_users": session.scalar(
+            select(func.count()).select_from(User).where(~User.is_active, User.deleted_at.is_(None))),
+        "deleted_users": session.scalar(select(func.count()).select_from(User).where(User.deleted_at.is_not(None))),
         "follows": session.scalar(select(func.count()).select_from(Follow)),
         "blocks": session.scalar(select(func.count()).select_from(Block)),
         "mutes": session.scalar(select(func.count()).select_from(Mute)),

@@ -227,26 +227,29 @@ class RegistrationThrottle:
                                message="Too many registrations from this address; try again later.")
 
 
-class ReportThrottle:
-    """Reports per user, counted in Redis: each costs a lookup in another
-    service, and a flood of them would bury the moderators' queue. A user gets
-    `max_per_user` in the window and 429 after that. Repeats count too."""
+class UserQuota:
+    """At most `max_per_user` of one costly kind of request per user in a
+    window, counted in Redis (key `<kind>:user:<id>`); 429 after that. A refused
+    request is not counted, so the window ends when it says it does."""
 
-    def __init__(self, redis: Redis, max_per_user: int, window_seconds: int) -> None:
+    def __init__(self, redis: Redis, kind: str, max_per_user: int, window_seconds: int, scope: str,
+                 message: str) -> None:
         self.redis = redis
+        self.kind = kind
         self.max_per_user = max_per_user
         self.window = window_seconds
+        self.scope = scope
+        self.message = message
 
     def reserve(self, user_id: str) -> None:
-        key = "reports:user:" + user_id
+        key = f"{self.kind}:user:{user_id}"
         pipe = self.redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, self.window, nx=True)
         count, _ = pipe.execute()
         if count > self.max_per_user:
             self.redis.decr(key)
-            raise_rate_limited(self.redis, key, "user", self.window,
-                               message="Too many reports; try again later.")
+            raise_rate_limited(self.redis, key, self.scope, self.window, message=self.message)
 
 
 def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
@@ -293,20 +296,27 @@ class RegistrationThrottleProvider(DependencyProvider):
         return self.throttle
 
 
-class ReportThrottleProvider(DependencyProvider):
+class UserQuotaProvider(DependencyProvider):
+    """A UserQuota read from config: `<PREFIX>_MAX_PER_USER` in `<PREFIX>_WINDOW_SECONDS`."""
+
+    def __init__(self, kind: str, config_prefix: str, default_max: int, scope: str, message: str) -> None:
+        self.kind, self.config_prefix, self.default_max = kind, config_prefix, default_max
+        self.scope, self.message = scope, message
+
     def setup(self) -> None:
         config = self.container.config
-        self.throttle = ReportThrottle(
-            redis_from_config(config),
-            int(config.get("REPORTS_MAX_PER_USER", 20)),
-            int(config.get("REPORTS_WINDOW_SECONDS", 3600)),
+        self.quota = UserQuota(
+            redis_from_config(config), self.kind,
+            int(config.get(f"{self.config_prefix}_MAX_PER_USER", self.default_max)),
+            int(config.get(f"{self.config_prefix}_WINDOW_SECONDS", 3600)),
+            self.scope, self.message,
         )
 
     def stop(self) -> None:
-        self.throttle.redis.close()
+        self.quota.redis.close()
 
-    def get_dependency(self, worker_ctx: Any) -> ReportThrottle:
-        return self.throttle
+    def get_dependency(self, worker_ctx: Any) -> UserQuota:
+        return self.quota
 
 
 class ReportQueueMetrics(DependencyProvider):

@@ -89,3 +89,8 @@ class CannotBlockYourself(InvalidInput):
 class CannotMuteYourself(InvalidInput):
     code = "CANNOT_MUTE_YOURSELF"
     message = "You cannot mute yourself."
+
+
+class WeakPassword(InvalidInput):
+    code = "VALIDATION_FAILED"
+    message = "The new password does not meet the password rules."

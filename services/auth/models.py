@@ -46,6 +46,13 @@ class User(Base):
     # Who may add this user to a group conversation: everyone, following
     # (people this user follows) or nobody. The messages service asks.
     group_invites: Mapped[str] = mapped_column(String(16), default="everyone", server_default="everyone")
+    # Set when the owner deleted the account: the row is a tombstone since
+    # (services.auth.accounts.delete_account); a deactivated one has none.
+    deleted_at = mapped_column(DateTime(timezone=True))
+    # Every access token of the account issued before this is refused
+    # (services.auth.sessions.revoke_every_session): kept here so that the
+    # revocation list can be written again after Redis lost it.
+    tokens_not_before = mapped_column(DateTime(timezone=True))
     created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False)
 

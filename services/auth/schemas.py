@@ -92,6 +92,15 @@ class RefreshRequest(Schema):
     refresh_token = fields.String(required=True, validate=[validate.Length(min=1, max=512), REFRESH_TOKEN])
 
 
+class PasswordChange(Schema):
+    current_password = Password(required=True, validate=validate.Length(min=1, max=1024))
+    new_password = NewPassword(required=True)
+
+
+class AccountDeletion(Schema):
+    password = Password(required=True, validate=validate.Length(min=1, max=1024))
+
+
 class ProfileUpdate(Schema):
     display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH)
     bio = Text(max=MAX_BIO_LENGTH, multiline=True)
@@ -207,3 +216,38 @@ REPORT_ANSWER = ReportAnswer()
 OPERATOR_REPORT = OperatorReport()
 MODERATION_OUTCOME = ModerationOutcome()
 MODERATION_ACTION = ModerationActionAnswer()
+
+
+class AccountExport(Schema):
+    """GET /auth/me/export: everything the account owns or wrote (docs/API.md, "Data export")."""
+    format = fields.String(required=True, metadata={"enum": ["lifytp-export/1"]})
+    exported_at = answers.Time(required=True)
+    profile = fields.Nested(PrivateUser, required=True)
+    following = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, followed_at} of everyone the account follows, oldest first."})
+    followers = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, followed_at} of everyone who follows the account, oldest first."})
+    events_organized = fields.List(fields.Dict(), required=True, metadata={
+        "description": "Every event the account organized, cancelled ones too."})
+    events_joined = fields.List(fields.Dict(), required=True, metadata={
+        "description": "The events the account takes part in, with joined_at."})
+    posts = fields.List(fields.Dict(), required=True)
+    media = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{id, url, content_type, size, created_at} of every upload."})
+    conversations = fields.List(fields.Dict(), required=True, metadata={
+        "description": "The conversations the account is in or sent messages into, with member_ids."})
+    messages_sent = fields.List(fields.Dict(), required=True)
+    notifications = fields.List(fields.Dict(), required=True)
+    follow_requests_sent = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, requested_at} of the private accounts the account asked to follow."})
+    blocks = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, since} of everyone the account blocks."})
+    mutes = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{user_id, username, since} of everyone the account mutes."})
+    reports = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{id, target_type, target_id, reason, details, status, created_at} of the account's reports."})
+    truncated = fields.List(fields.String(), required=True, metadata={
+        "description": "The sections cut at their cap (10,000 items each); empty if none."})
+
+
+ACCOUNT_EXPORT = AccountExport()

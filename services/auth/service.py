@@ -6,6 +6,11 @@ written inside the unit of work: leaving it commits, which expires the rows,
 and reading them after would load each again.
 """
 
+from datetime import timedelta
+
+import redis
+from nameko.timer import timer
+
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
@@ -15,8 +20,8 @@ from services.auth.dependencies import (
     PasswordHasher,
     RegistrationThrottleProvider,
     ReportQueueMetrics,
-    ReportThrottleProvider,
     TokenIssuer,
+    UserQuotaProvider,
 )
 from services.auth.exceptions import FollowRequestNotFound, RefreshTokenReused, ReportNotFound, UserNotFound
 from services.auth.models import Base, ProcessedEvent
@@ -25,11 +30,16 @@ from services.auth.profiles import STATUS_REQUESTED
 from services.shared import clock, contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.events import consumes
 from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
-from services.shared.redis import Redis
+from services.shared.redis import Redis, Revocations
+from services.shared.revocation import revocation_of
 from services.shared.rpc import BoundedRpcProxy, rpc
+
+# How often each replica checks that the revocation list survived in Redis.
+REVOCATION_SEED_CHECK_SECONDS = 5
 
 
 # The mixins are reached through their module: `nameko run` would take a bare
@@ -43,9 +53,14 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
-    report_throttle = ReportThrottleProvider()
+    # Each report asks another service about its target; a flood would bury the moderators' queue.
+    report_throttle = UserQuotaProvider("reports", "REPORTS", 20, "user", "Too many reports; try again later.")
     report_metrics = ReportQueueMetrics()
+    # Each export reads everything the account holds in every service.
+    exports = UserQuotaProvider("exports", "EXPORT", 5, "account",
+                                "Too many exports of this account; try again later.")
     redis = Redis()
+    revocations = Revocations()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
     messages = BoundedRpcProxy("messages")
@@ -97,6 +112,37 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         """The caller's own account, with email."""
         with self.uow as uow:
             return schemas.PRIVATE_USER.dump(accounts.me(uow, request.user_id))
+
+    @http("POST", "/auth/password", body=schemas.PasswordChange, responses={204: None}, errors=(401, 422, 429))
+    def change_password(self, request):
+        """Change the password (the current one confirms it); every other session is signed out."""
+        body = request.body
+        with self.uow as uow:
+            accounts.change_password(uow, self.passwords, self.throttle, request.user_id, request.session_id,
+                                     body["current_password"], body["new_password"], request.remote_addr)
+
+    @http("DELETE", "/auth/me", body=schemas.AccountDeletion, responses={204: None}, errors=(401, 429))
+    def delete_me(self, request):
+        """Delete the account (the password confirms it): its data goes, its tokens stop working."""
+        with self.uow as uow:
+            accounts.delete_account(uow, self.passwords, self.throttle, request.user_id,
+                                    request.body["password"], request.remote_addr)
+
+    @http("GET", "/auth/me/export", responses={200: schemas.AccountExport}, errors=(429, 503))
+    def export_me(self, request):
+        """Everything the account owns or wrote, across services, as one JSON document."""
+        self.exports.reserve(request.user_id)
+        with self.uow as uow:
+            profile, own = accounts.export_user(uow, request.user_id)
+            document = {"format": "lifytp-export/1", "exported_at": clock.now(),
+                        "profile": schemas.PRIVATE_USER.dump(profile)}
+        parts = {"auth": own, "events": self.events.export_user(request.user_id),
+                 "messages": self.messages.export_user(request.user_id)}
+        truncated = []
+        for section, holder in accounts.EXPORT_SECTIONS:
+            document[section] = parts[holder]["sections"][section]
+            truncated += [section] if section in parts[holder]["truncated"] else []
+        return schemas.ACCOUNT_EXPORT.dump(dict(document, truncated=truncated))
 
     # Profiles -----------------------------------------------------------------
 
@@ -309,6 +355,27 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             return False
         with self.uow as uow:
             return accounts.deactivate(uow, user_id)
+
+    # Domain events --------------------------------------------------------------
+
+    @consumes(contracts.SessionsRevoked)
+    def on_sessions_revoked(self, event):
+        """Committed revocations reach the list every verifier reads (idempotent)."""
+        self.revocations.apply(revocation_of(event))
+
+    @timer(interval=REVOCATION_SEED_CHECK_SECONDS)
+    def keep_revocation_list(self):
+        """Write the last hour's revocations again when Redis has lost them
+        (it restarted empty): until then, revoked tokens would work again."""
+        try:
+            if self.revocations.is_seeded():
+                return
+            since = clock.now() - timedelta(seconds=self.revocations.ttl_seconds)
+            with self.uow as uow:
+                found = sessions.recent_revocations(uow, since)
+            self.revocations.seed([revocation_of(event) for event in found])
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # Redis is down: the next round tries again
 
     @rpc
     def counts(self):

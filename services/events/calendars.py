@@ -365,7 +365,8 @@ def _update(uow: UnitOfWork, event: Event, values: EventValues) -> str:
         record_occurrences(uow.session, event.id, starts)
     summary = event_summary(event)
     if event.status == "cancelled" and not was_cancelled:
-        uow.record(contracts.EventCancelled(event=summary, organizer_id=event.organizer_id))
+        uow.record(contracts.EventCancelled(event=summary, organizer_id=event.organizer_id,
+                                            participant_ids=schedule.participant_ids(uow.session, event)))
     else:
         uow.record(contracts.EventUpdated(event=summary, organizer_id=event.organizer_id, changed=changed))
     return "updated"

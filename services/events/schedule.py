@@ -315,7 +315,17 @@ def cancel(uow: UnitOfWork, event: Event, reason: str | None = None) -> None:
     event.status = "cancelled"
     event.updated_at = clock.now()
     uow.session.flush()
-    uow.record(contracts.EventCancelled(event=event_summary(event), organizer_id=event.organizer_id, reason=reason))
+    uow.record(contracts.EventCancelled(event=event_summary(event), organizer_id=event.organizer_id, reason=reason,
+                                        participant_ids=participant_ids(uow.session, event)))
+
+
+def participant_ids(session: Session, event: Event) -> list[str]:
+    """Who joined the event, the organizer left out (oldest first)."""
+    return list(session.execute(
+        select(Participant.user_id)
+        .where(Participant.event_id == event.id, Participant.user_id != event.organizer_id)
+        .order_by(Participant.joined_at, Participant.user_id)
+    ).scalars())
 
 
 # Joining and leaving -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
 from http_edge.uploads import read_upload
 from http_edge.validation import json_body
-from services.events import calendars, media, moderation, people, schedule, schemas, social, user_removal
+from services.events import calendars, export, media, moderation, people, schedule, schemas, social, user_removal
 from services.events.dependencies import CalendarFetcher, MediaStorage
 from services.events.exceptions import CalendarImportsBusy, EventNotFound, MediaNotFound, PostNotFound
 from services.events.models import Base, ProcessedEvent
@@ -28,6 +28,7 @@ from services.events.storage import S3Storage
 from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.errors import InvalidInput
 from services.shared.events import consumes
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
@@ -330,6 +331,15 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
             return None
         with self.uow as uow:
             return moderation.snapshot(uow, self.auth, viewer_id, target_type, target_id)
+
+    @rpc
+    def export_user(self, user_id):
+        """The account's events, posts and uploads for its data export (services.events.export)."""
+        user_id = parse_uuid(user_id)
+        if user_id is None:
+            raise InvalidInput(details={"user_id": ["Not a UUID."]})
+        with self.uow as uow:
+            return export.export_user(uow, user_id, schemas.media_url)
 
     @rpc
     def counts(self):

@@ -22,7 +22,7 @@ from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
 
 NOTIFICATION_KINDS = ("new_follower", "follow_requested", "follow_request_approved", "event_participant_joined",
-                      "message")
+                      "event_cancelled", "message")
 # However often two people follow and unfollow (or ask and take it back),
 # each kind of follow notification reaches its recipient at most this often.
 FOLLOW_NOTICE_INTERVAL = timedelta(hours=24)
@@ -141,6 +141,18 @@ def on_participant_joined(uow: UnitOfWork, event: contracts.ParticipantJoined) -
         notify(uow, event.organizer_id, "event_participant_joined", {
             "event_id": event.event.id, "event_title": event.event.title, "user_id": event.user_id,
         })
+
+
+def on_event_cancelled(uow: UnitOfWork, event: contracts.EventCancelled) -> None:
+    """Tell everyone who had joined an event that it is cancelled."""
+    if not uow.first_delivery(event, "notify_event_cancelled"):
+        return
+    data: dict[str, Any] = {"event_id": event.event.id, "event_title": event.event.title}
+    if event.reason:
+        data["reason"] = event.reason
+    for user_id in dict.fromkeys(event.participant_ids):
+        if user_id != event.organizer_id:
+            notify(uow, user_id, "event_cancelled", data)
 
 
 def on_message_sent(uow: UnitOfWork, presence: Presence, event: contracts.MessageSent) -> None:

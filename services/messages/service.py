@@ -8,7 +8,7 @@ the block: the commit expires the rows an answer is read from.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_SEQUENCE, BY_TIME, PageArgs, page, page_of
-from services.messages import conversations, notifications, safety, schemas
+from services.messages import conversations, export, notifications, safety, schemas
 from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
 from services.messages.models import Base, ProcessedEvent
@@ -16,6 +16,7 @@ from services.messages.models import Outbox as OutboxTable
 from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.errors import InvalidInput
 from services.shared.events import consumes
 from services.shared.ids import parse_uuid
 from services.shared.observability import Observability
@@ -201,6 +202,11 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
         with self.uow as uow:
             notifications.on_participant_joined(uow, event)
 
+    @consumes(contracts.EventCancelled)
+    def on_event_cancelled(self, event):
+        with self.uow as uow:
+            notifications.on_event_cancelled(uow, event)
+
     @consumes(contracts.MessageSent)
     def on_message_sent(self, event):
         with self.uow as uow:
@@ -242,6 +248,15 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
             return 0
         with self.uow as uow:
             return notifications.unread_count(uow, user_id)
+
+    @rpc
+    def export_user(self, user_id):
+        """The account's messages, conversations and notifications for its data export."""
+        user_id = parse_uuid(user_id)
+        if user_id is None:
+            raise InvalidInput(details={"user_id": ["Not a UUID."]})
+        with self.uow as uow:
+            return export.export_user(uow, user_id)
 
     @rpc
     def counts(self):

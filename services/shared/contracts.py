@@ -193,6 +193,19 @@ class ContentRemoved(DomainEvent):
     target_id: Id
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionsRevoked(DomainEvent):
+    """Access tokens stop working before they expire (services.shared.revocation):
+    those of the sessions named, and with not_before (seconds since the epoch)
+    every token of the account issued before that time. Consumers write it to
+    the revocation list and close the sockets it covers."""
+    source = "auth"
+    event_type = "sessions_revoked"
+    user_id: Id
+    session_ids: list[Id] = field(default_factory=list)
+    not_before: int | None = None
+
+
 # events --------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,11 +242,13 @@ class EventUpdated(DomainEvent):
 class EventCancelled(DomainEvent):
     source = "events"
     event_type = "event_cancelled"
-    outside = True
     event: EventSummary
     organizer_id: Id
     # "organizer_deleted" when the organizer's account was closed.
     reason: str | None = None
+    # Who had joined (the organizer left out): each is told. Events recorded
+    # before it was carried have none.
+    participant_ids: list[Id] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,10 @@
-"""A Redis client per process, with timeouts so a dead Redis fails fast."""
+"""A Redis client per process, with timeouts so a dead Redis fails fast; the revocation list."""
 from typing import Any
 
 import redis
 from nameko.extensions import DependencyProvider
+
+from services.shared.revocation import RevocationList, revocation_list
 
 
 def redis_from_config(config: dict[str, Any]) -> redis.Redis:
@@ -26,3 +28,14 @@ class Redis(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> redis.Redis:
         return self.client
+
+
+class Revocations(DependencyProvider):
+    """The process's RevocationList (services.shared.revocation), for the
+    consumers that write revocations."""
+
+    def setup(self) -> None:
+        self.revocations = revocation_list(self.container.config)
+
+    def get_dependency(self, worker_ctx: Any) -> RevocationList:
+        return self.revocations

@@ -7,12 +7,18 @@ Whatever a token's `exp` says, no verifier accepts one older than the maximum
 age (ACCESS_TOKEN_MAX_AGE_SECONDS, `iat` to now) or one whose lifetime (`iat`
 to `exp`) is longer than it: a token minted with a leaked key to last a
 century is refused, and so is one without `iat` or issued in the future.
+
+A token carries the session it was issued to (`sid`: the refresh-token family
+id), so one session can be revoked alone (services.shared.revocation). Tokens
+issued before sessions were named have no `sid`: they verify as before, with
+session_id None.
 """
 import functools
 import math
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -35,6 +41,15 @@ class InvalidToken(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a verified access token says: whose it is, of which session, and
+    when it was issued (`iat`, seconds since the epoch)."""
+    user_id: str
+    session_id: str | None
+    issued_at: float
+
+
 def max_token_age(config: dict[str, Any]) -> int:
     """The oldest access token any process accepts, in seconds (the shared config)."""
     return int(config.get("ACCESS_TOKEN_MAX_AGE_SECONDS") or DEFAULT_MAX_AGE_SECONDS)
@@ -54,9 +69,9 @@ class TokenSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def sign(self, user_id: str, now: float | None = None) -> str:
+    def sign(self, user_id: str, session_id: str | None = None, now: float | None = None) -> str:
         now = int(now if now is not None else time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "sub": str(user_id),
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -64,6 +79,8 @@ class TokenSigner:
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -78,6 +95,10 @@ class TokenVerifier:
 
     def verify(self, token: str, now: float | None = None) -> str:
         """Return the user id the token was issued to, or raise InvalidToken."""
+        return self.verify_token(token, now).user_id
+
+    def verify_token(self, token: str, now: float | None = None) -> VerifiedToken:
+        """Return what the token says (VerifiedToken), or raise InvalidToken."""
         now = time.time() if now is None else now
         try:
             claims = jwt.decode(
@@ -93,7 +114,12 @@ class TokenVerifier:
                 options={"require": ["sub", "exp", "iat", "iss", "aud"], "verify_iat": False},
             )
             self._check_age(claims, now)
-            return str(uuid.UUID(claims["sub"]))
+            session_id = claims.get("sid")
+            return VerifiedToken(
+                user_id=str(uuid.UUID(claims["sub"])),
+                session_id=str(uuid.UUID(session_id)) if session_id is not None else None,
+                issued_at=claims["iat"],
+            )
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidToken(str(exc)) from exc
 

@@ -63,6 +63,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     assert liveness["calm"]["p99_ms"] is not None and liveness["under_storm"]["p99_ms"] is not None
     assert liveness["logins_per_s"] > 0 and all(run["pool_at_start"]["in_use"] for run in liveness["runs"])
 
+    revocation = scenarios["revocation"]
+    assert revocation["signature"]["cpu_us"] > 0 and revocation["signature_and_check"]["cpu_us"] > 0
+    assert revocation["cpu_ratio"] > 0 and revocation["latency_ratio"] > 0
+
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8.", "## 9."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 10."):
         assert heading in report

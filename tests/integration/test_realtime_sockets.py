@@ -254,6 +254,38 @@ def test_a_socket_that_emits_disconnect_is_still_closed_at_expiry_and_when_its_a
             socket.disconnect()
 
 
+def test_a_revoked_session_loses_its_sockets_on_every_replica_and_other_sessions_keep_theirs(api, replicas):
+    """One replica consumes sessions_revoked; it closes the session's sockets
+    on every replica (and only those), within 5 s."""
+    ann = api.register()
+    other = api.post("/auth/login", json={"login": ann["user"]["username"], "password": ann["password"]}).json()
+
+    def connected(url, token):
+        socket = socketio.Client(reconnection=False)
+        socket.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        return socket
+
+    others = [connected(url, other["access_token"]) for url in (*replicas, api.base_url)]
+    own = [connected(url, ann["access_token"]) for url in (*replicas, api.base_url)]
+    try:
+        changed = api.post("/auth/password", user=ann, json={"current_password": ann["password"],
+                                                             "new_password": "a brand new secret phrase"})
+        assert changed.status_code == 204, changed.text
+        wait_for(lambda: not any(socket.connected for socket in others), timeout=5)
+        refusals = []
+        again = socketio.Client(reconnection=False)
+        again.on("connect_error", refusals.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            again.connect(replicas[1], auth={"token": other["access_token"]}, transports=["websocket"],
+                          wait_timeout=10)
+        assert [refusal["data"]["code"] for refusal in refusals] == ["TOKEN_REVOKED"]
+        time.sleep(SETTLE_SECONDS)
+        assert all(socket.connected for socket in own)
+    finally:
+        for socket in others + own:
+            socket.disconnect()
+
+
 def test_bad_tokens_are_refused(api, replicas, config):
     ann = api.register()
     claims = {"sub": ann["id"], "iss": "lifytp-auth", "aud": "lifytp", "iat": int(time.time()),

@@ -11,6 +11,7 @@ from services.auth import accounts, sessions
 from services.auth.models import Outbox, RefreshToken
 from services.auth.service import AuthService
 from services.shared import contracts
+from tests.conftest import eventually
 
 PASSWORD = "correct horse battery"
 
@@ -233,7 +234,85 @@ def test_deactivate_user_signs_out_hides_and_records_the_deletion(auth, database
     (deleted,) = recorded(database, "user_deleted", user_id=user["id"])
     assert contracts.UserDeleted.from_payload(deleted).user_id == user["id"]
     assert refresh(auth, registered["refresh_token"]).json()["error"]["code"] == "INVALID_REFRESH_TOKEN"
-    assert auth.api.get(f"/users/{user['id']}", user=registered).status_code == 404
+    assert auth.api.get(f"/users/{user['id']}", user=register(auth)).status_code == 404
+    # Its own access token is refused too, once the revocation is written (at once).
+    assert eventually(lambda: auth.api.get("/auth/me", user=registered).status_code == 401, timeout=5)
     with entrypoint_hook(auth.container, "find_user") as find_user:
         found = find_user(user["email"])
     assert found["is_active"] is False and found["id"] == user["id"]
+
+
+# Revocations (sessions_revoked, services.shared.revocation) ---------------------------
+
+def revoked(database, user_id):
+    return [contracts.SessionsRevoked.from_payload(payload)
+            for payload in recorded(database, "sessions_revoked", user_id=user_id)]
+
+
+def session_of(token):
+    from services.shared.tokens import verifier_from_file
+    return verifier_from_file(auth_public_key()).verify_token(token).session_id
+
+
+def auth_public_key():
+    from tests.conftest import TEST_ENV
+    return TEST_ENV["JWT_PUBLIC_KEY_PATH"]
+
+
+def login(auth, user):
+    answer = auth.api.post("/auth/login", json={"login": user["user"]["username"], "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_each_sign_in_is_a_session_its_tokens_name_and_refresh_keeps(auth):
+    registered = register(auth)
+    session = session_of(registered["access_token"])
+    assert session is not None and session != session_of(login(auth, registered)["access_token"])
+    assert session_of(refresh(auth, registered["refresh_token"]).json()["access_token"]) == session
+
+
+def test_signing_out_and_a_reused_refresh_token_revoke_their_session(auth, database):
+    ann, bob = register(auth), register(auth)
+    assert auth.api.post("/auth/logout", json={"refresh_token": ann["refresh_token"]}).status_code == 204
+    assert [(event.session_ids, event.not_before) for event in revoked(database, ann["user"]["id"])] == [
+        ([session_of(ann["access_token"])], None)]
+    refresh(auth, bob["refresh_token"])
+    assert refresh(auth, bob["refresh_token"]).status_code == 401
+    assert [event.session_ids for event in revoked(database, bob["user"]["id"])] == [
+        [session_of(bob["access_token"])]]
+
+
+def test_a_password_change_revokes_the_other_sessions_and_records_nothing_when_refused(auth, database):
+    ann = register(auth)
+    other = login(auth, ann)
+    wrong = auth.api.post("/auth/password", user=ann,
+                          json={"current_password": "not it", "new_password": "a brand new secret phrase"})
+    assert wrong.status_code == 401 and revoked(database, ann["user"]["id"]) == []
+    changed = auth.api.post("/auth/password", user=ann,
+                            json={"current_password": PASSWORD, "new_password": "a brand new secret phrase"})
+    assert changed.status_code == 204
+    (event,) = revoked(database, ann["user"]["id"])
+    assert event.session_ids == [session_of(other["access_token"])] and event.not_before is None
+    assert refresh(auth, ann["refresh_token"]).status_code == 200
+    assert refresh(auth, other["refresh_token"]).status_code == 401
+
+
+def test_deleting_the_account_scrubs_the_row_and_revokes_every_token(auth, database):
+    import time
+
+    ann = register(auth)
+    other = login(auth, ann)
+    refused = auth.api.delete("/auth/me", user=ann, json={"password": "not it"})
+    assert refused.status_code == 401 and revoked(database, ann["user"]["id"]) == []
+    before = int(time.time())
+    assert auth.api.delete("/auth/me", user=ann, json={"password": PASSWORD}).status_code == 204
+    (event,) = revoked(database, ann["user"]["id"])
+    assert sorted(event.session_ids) == sorted([session_of(ann["access_token"]), session_of(other["access_token"])])
+    # Tokens of this very second are refused too: a deleted account gets no new ones.
+    assert event.not_before > before
+    assert len(recorded(database, "user_deleted", user_id=ann["user"]["id"])) == 1
+    with entrypoint_hook(auth.container, "find_user") as find_user:
+        assert find_user(ann["user"]["email"]) is None and find_user(ann["user"]["username"]) is None
+    with entrypoint_hook(auth.container, "counts") as counts:
+        assert counts()["deleted_users"] >= 1

@@ -15,7 +15,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.auth import accounts, exceptions, schemas, sessions
-from services.auth.dependencies import LoginThrottle, Passwords
+from services.auth.dependencies import LoginThrottle, Passwords, UserQuota
 from services.auth.models import User
 from services.auth.profiles import Profile
 from services.auth.service import AuthService
@@ -132,8 +132,8 @@ def test_a_reused_refresh_token_is_refused_after_its_family_revocation_is_commit
 class FakeSigner:
     ttl_seconds = 900
 
-    def sign(self, user_id):
-        return "token-of-" + user_id
+    def sign(self, user_id, session_id=None):
+        return f"token-of-{user_id}-in-{session_id}"
 
 
 def test_refresh_tokens_are_stored_as_their_hash_and_expire_after_their_lifetime():
@@ -141,7 +141,7 @@ def test_refresh_tokens_are_stored_as_their_hash_and_expire_after_their_lifetime
     raw, token_hash, expires_at = tokens.new_refresh_token()
     assert token_hash == sessions.hash_refresh_token(raw) != raw and len(token_hash) == 64
     assert timedelta(seconds=3590) < expires_at - datetime.now(UTC) <= timedelta(seconds=3600)
-    assert tokens.access_token(ANN_ID) == "token-of-" + ANN_ID and tokens.access_ttl_seconds == 900
+    assert tokens.access_token(ANN_ID, "s1") == f"token-of-{ANN_ID}-in-s1" and tokens.access_ttl_seconds == 900
 
 
 def test_a_lowered_lifetime_shortens_the_refresh_tokens_already_issued():
@@ -330,6 +330,10 @@ class FakeRedis:
     def ttl(self, key):
         return self.ttls.get(key, -2)
 
+    def decr(self, key):
+        self.values[key] = self.values.get(key, 0) - 1
+        return self.values[key]
+
 
 class FakePipeline:
     def __init__(self, redis):
@@ -414,3 +418,14 @@ def test_throttle_limits_an_address_across_accounts():
     _guess(throttle, "bob-id", "10.0.0.9")
     with pytest.raises(RateLimited):
         throttle.reserve("carol-id", "10.0.0.9")
+
+
+def test_a_user_quota_counts_per_user_and_refuses_past_the_limit_until_the_window_ends():
+    throttle = UserQuota(FakeRedis(), "exports", max_per_user=2, window_seconds=600, scope="account",
+                         message="Too many exports.")
+    throttle.reserve(ANN_ID)
+    throttle.reserve(ANN_ID)
+    with pytest.raises(RateLimited) as refused:
+        throttle.reserve(ANN_ID)
+    assert refused.value.retry_after == 600 and refused.value.details == {"scope": "account"}
+    throttle.reserve("someone else")

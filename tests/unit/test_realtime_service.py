@@ -17,8 +17,11 @@ from realtime.service import RealtimeService
 from realtime.sockets import ChannelManager, SocketServer, pubsub_channel
 from services.shared import contracts
 from services.shared.errors import InvalidInput, NotFound
+from services.shared.revocation import Revocation
+from services.shared.tokens import VerifiedToken
 
 ANN = "11111111-1111-4111-8111-111111111111"
+ANN_TOKEN = VerifiedToken(user_id=ANN, session_id="22222222-2222-4222-8222-222222222222", issued_at=time.time())
 BOB = "22222222-2222-4222-8222-222222222222"
 CAT = "33333333-3333-4333-8333-333333333333"
 CHAT = "44444444-4444-4444-8444-444444444444"
@@ -162,6 +165,8 @@ def _server():
     server.presence.live_sockets.return_value = 0
     server.redis = mock.Mock()
     server.redis.exists.return_value = 0
+    server.revocations = mock.Mock()
+    server.revocations.is_revoked.return_value = False
     server.public_key_path = "/nonexistent"
     server.token_max_age = 3600
     return server
@@ -169,7 +174,7 @@ def _server():
 
 def _connect(server, sid="sid", expires_in=600):
     with mock.patch("realtime.sockets.verifier_from_file") as verifier:
-        verifier.return_value.verify.return_value = ANN
+        verifier.return_value.verify_token.return_value = ANN_TOKEN
         server._on_connect(sid, {}, {"token": _token(expires_in)})
 
 
@@ -186,6 +191,19 @@ def test_a_closed_account_and_one_with_too_many_sockets_are_refused():
     with pytest.raises(socketio.exceptions.ConnectionRefusedError):
         _connect(server)
     assert server.users_by_sid == {} and not server.sio.enter_room.called
+
+
+def test_a_revoked_token_is_refused_and_a_revocation_closes_only_the_sockets_it_covers():
+    server = _server()
+    server.revocations.is_revoked.return_value = True
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError, match="revoked"):
+        _connect(server)
+    server.revocations.is_revoked.return_value = False
+    _connect(server, sid="kept")
+    server._close_local_revoked(Revocation(user_id=ANN, session_ids=("33333333-3333-4333-8333-333333333333",)))
+    assert not server.sio.disconnect.called
+    server._close_local_revoked(Revocation(user_id=ANN, session_ids=(ANN_TOKEN.session_id,)))
+    server.sio.disconnect.assert_called_once_with("kept")
 
 
 def test_a_socket_whose_token_expired_gets_no_push_even_if_its_timer_was_cancelled():
@@ -237,7 +255,7 @@ def test_connecting_with_a_bad_token_is_refused():
     with mock.patch("realtime.sockets.verifier_from_file") as verifier:
         from services.shared.tokens import InvalidToken
 
-        verifier.return_value.verify.side_effect = InvalidToken("bad signature")
+        verifier.return_value.verify_token.side_effect = InvalidToken("bad signature")
         with pytest.raises(socketio.exceptions.ConnectionRefusedError):
             server._on_connect("sid", {}, {"token": "forged"})
     assert server.users_by_sid == {}
@@ -252,7 +270,7 @@ def _token(expires_in):
 def test_a_connected_socket_joins_its_user_room_and_is_present():
     server = _server()
     with mock.patch("realtime.sockets.verifier_from_file") as verifier:
-        verifier.return_value.verify.return_value = ANN
+        verifier.return_value.verify_token.return_value = ANN_TOKEN
         server._on_connect("sid", {}, {"token": _token(600)})
     server.sio.enter_room.assert_called_once_with("sid", "user:" + ANN)
     server.presence.connected.assert_called_once_with(ANN, "sid")
@@ -266,7 +284,7 @@ def test_a_connected_socket_joins_its_user_room_and_is_present():
 def test_a_socket_is_closed_when_its_token_expires():
     server = _server()
     with mock.patch("realtime.sockets.verifier_from_file") as verifier:
-        verifier.return_value.verify.return_value = ANN
+        verifier.return_value.verify_token.return_value = ANN_TOKEN
         server._on_connect("sid", {}, {"token": _token(0)})
     eventlet.sleep(0.01)
     server.sio.disconnect.assert_called_once_with("sid")
