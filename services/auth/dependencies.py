@@ -16,6 +16,7 @@ from services.auth import password_policy
 from services.auth.password_policy import normalise
 from services.auth.sessions import Tokens
 from services.shared.errors import RateLimited
+from services.shared.mail import Post, post_from_config
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
 
@@ -206,17 +207,55 @@ class RegistrationThrottle:
         self.window = window_seconds
 
     def reserve(self, address: str | None) -> None:
-        key = "registrations:address:" + (address or "unknown")
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window, nx=True)
-        count, _ = pipe.execute()
-        if count > self.max_per_address:
-            pipe = self.redis.pipeline()
-            pipe.decr(key)
-            pipe.execute()
-            raise_rate_limited(self.redis, key, "address", self.window,
-                               message="Too many registrations from this address; try again later.")
+        count_or_refuse(self.redis, "registrations:address:" + (address or "unknown"), self.max_per_address,
+                        self.window, "address", "Too many registrations from this address; try again later.")
+
+
+class VerificationResendThrottle:
+    """Verification mails asked for again, per account: `max_per_account` in
+    the window, then 429 (each sends a mail to an address not yet proved)."""
+
+    def __init__(self, redis: Redis, max_per_account: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.max_per_account = max_per_account
+        self.window = window_seconds
+
+    def reserve(self, user_id: str) -> None:
+        count_or_refuse(self.redis, "verification-resends:account:" + user_id, self.max_per_account, self.window,
+                        "account", "Too many verification mails asked for; try again later.")
+
+
+class ForgotPasswordThrottle:
+    """Reset mails asked for, per address they go to (so nobody floods
+    someone's mailbox) and per client address (so nobody floods every
+    mailbox). Keyed by the address as typed, known or not: the answer is the
+    same for both."""
+
+    def __init__(self, redis: Redis, max_per_email: int, max_per_address: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.max_per_email = max_per_email
+        self.max_per_address = max_per_address
+        self.window = window_seconds
+
+    def reserve(self, email: str, address: str | None) -> None:
+        message = "Too many password resets asked for; try again later."
+        count_or_refuse(self.redis, "password-forgot:address:" + (address or "unknown"), self.max_per_address,
+                        self.window, "address", message)
+        email_key = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        count_or_refuse(self.redis, "password-forgot:email:" + email_key, self.max_per_email, self.window,
+                        "email", message)
+
+
+def count_or_refuse(redis: Redis, key: str, limit: int, window_seconds: int, scope: str, message: str) -> None:
+    """Count one more under key (the window starts at the first); past
+    limit, take it back and answer 429 with Retry-After."""
+    pipe = redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, window_seconds, nx=True)
+    count, _ = pipe.execute()
+    if count > limit:
+        redis.decr(key)
+        raise_rate_limited(redis, key, scope, window_seconds, message=message)
 
 
 def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
@@ -261,3 +300,47 @@ class RegistrationThrottleProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> RegistrationThrottle:
         return self.throttle
+
+
+class VerificationResendThrottleProvider(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.throttle = VerificationResendThrottle(
+            redis_from_config(config),
+            int(config["VERIFY_RESEND_MAX_PER_ACCOUNT"]),
+            int(config["VERIFY_RESEND_WINDOW_SECONDS"]),
+        )
+
+    def stop(self) -> None:
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx: Any) -> VerificationResendThrottle:
+        return self.throttle
+
+
+class ForgotPasswordThrottleProvider(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.throttle = ForgotPasswordThrottle(
+            redis_from_config(config),
+            int(config["PASSWORD_FORGOT_MAX_PER_EMAIL"]),
+            int(config["PASSWORD_FORGOT_MAX_PER_ADDRESS"]),
+            int(config["PASSWORD_FORGOT_WINDOW_SECONDS"]),
+        )
+
+    def stop(self) -> None:
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx: Any) -> ForgotPasswordThrottle:
+        return self.throttle
+
+
+class MailPost(DependencyProvider):
+    """The SMTP server, From address and link base of the config
+    (services.shared.mail.post_from_config); a bad SMTP_URL stops the start."""
+
+    def setup(self) -> None:
+        self.post = post_from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx: Any) -> Post:
+        return self.post

@@ -39,3 +39,12 @@ class CannotFollowYourself(InvalidInput):
 class InvalidAvatar(InvalidInput):
     code = "INVALID_AVATAR"
     message = "The avatar must be an image you uploaded."
+
+
+class InvalidAccountToken(InvalidInput):
+    code = "INVALID_TOKEN"
+    message = "This link is invalid, already used or expired; ask for a new one."
+
+
+class UnacceptablePassword(InvalidInput):
+    """A new password the request schema could not judge alone (it names its user)."""

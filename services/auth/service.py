@@ -9,23 +9,29 @@ and reading them after would load each again.
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from services.auth import accounts, schemas, sessions
+from services.auth import accounts, outgoing, schemas, sessions
 from services.auth.dependencies import (
+    ForgotPasswordThrottleProvider,
     LoginThrottleProvider,
+    MailPost,
     PasswordHasher,
     RegistrationThrottleProvider,
     TokenIssuer,
+    VerificationResendThrottleProvider,
 )
 from services.auth.exceptions import RefreshTokenReused, UserNotFound
 from services.auth.models import Base, ProcessedEvent
 from services.auth.models import Outbox as OutboxTable
+from services.shared import contracts
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
+from services.shared.events import consumes
 from services.shared.ids import parse_uuid, valid_uuids
 from services.shared.observability import Observability
 from services.shared.outbox import Outbox
 from services.shared.redis import Redis
 from services.shared.rpc import BoundedRpcProxy, rpc
+from services.shared.unit_of_work import UnitOfWork
 
 
 # The mixins are reached through their module: `nameko run` would take a bare
@@ -39,6 +45,8 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     tokens = TokenIssuer()
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
+    verification_resends = VerificationResendThrottleProvider()
+    forgotten_passwords = ForgotPasswordThrottleProvider()
     redis = Redis()
     broker = health.BrokerProbe()
     events = BoundedRpcProxy("events")
@@ -90,6 +98,47 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         """The caller's own account, with email."""
         with self.uow as uow:
             return schemas.PRIVATE_USER.dump(accounts.me(uow, request.user_id))
+
+    # Email and password, by mail ---------------------------------------------------
+
+    @http("POST", "/auth/email/verify", public=True, body=schemas.VerifyEmailRequest, responses={204: None},
+          errors=(422,))
+    def verify_email(self, request):
+        """Verify the address a verification link was mailed to, with its token."""
+        with self.uow as uow:
+            accounts.verify_email(uow, request.body["token"])
+
+    @http("POST", "/auth/email/verify/resend", responses={202: None}, errors=(429,))
+    def resend_verification(self, request):
+        """Mail another verification link to the caller's address (nothing once it is verified)."""
+        with self.uow as uow:
+            accounts.resend_verification(uow, self.verification_resends, request.user_id)
+        return 202, None
+
+    @http("POST", "/auth/email", body=schemas.ChangeEmailRequest, responses={200: schemas.PrivateUser},
+          errors=(401, 409, 429))
+    def change_email(self, request):
+        """Change the caller's email, with their password: a verification link goes to the new
+        address, a notice to the old one."""
+        with self.uow as uow:
+            changed = accounts.change_email(uow, self.passwords, self.throttle, request.user_id,
+                                            request.body["email"], request.body["password"], request.remote_addr)
+            return schemas.PRIVATE_USER.dump(changed)
+
+    @http("POST", "/auth/password/forgot", public=True, body=schemas.ForgotPasswordRequest,
+          responses={202: None}, errors=(429,))
+    def forgot_password(self, request):
+        """Mail a password reset link to the address, if an account has it: the same answer either way."""
+        with self.uow as uow:
+            accounts.forgot_password(uow, self.forgotten_passwords, request.body["email"], request.remote_addr)
+        return 202, None
+
+    @http("POST", "/auth/password/reset", public=True, body=schemas.ResetPasswordRequest, responses={204: None},
+          errors=(422,))
+    def reset_password(self, request):
+        """Set a new password with the token of a reset link; every session of the account ends."""
+        with self.uow as uow:
+            accounts.reset_password(uow, self.passwords, request.body["token"], request.body["password"])
 
     # Profiles -----------------------------------------------------------------
 
@@ -194,3 +243,21 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     def counts(self):
         with self.uow as uow:
             return accounts.counts(uow)
+
+
+class AuthMailWorker:
+    """Auth's mail worker: sends each mail the requests queued, after their
+    commit (services.auth.outgoing). A container of its own, in the same
+    process as auth: an SMTP outage holds its workers, each pausing before
+    its mail is requeued, never the workers that answer auth's requests."""
+    name = "auth_mail"
+
+    db = Database(Base, of_service="auth")
+    post = MailPost()
+    observability = Observability()
+
+    @consumes(contracts.MailQueued)
+    def deliver_mail(self, event):
+        # Records no event: a unit of work without the outbox relay's wake-up.
+        with UnitOfWork(self.db.session, OutboxTable, ProcessedEvent) as uow:
+            outgoing.deliver(uow, self.post, event.mail_id)

@@ -513,13 +513,18 @@ def test_the_rabbitmq_definitions_are_stored_once():
 
 
 # Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).
-CONSUMES = {"events": ["auth"], "messages": ["auth", "events", "messages"], "realtime": ["messages"]}
+CONSUMES = {"auth": ["auth"], "events": ["auth"], "messages": ["auth", "events", "messages"],
+            "realtime": ["messages"]}
+# The Nameko service that consumes them, where it is not the process's own:
+# auth's mail worker runs in the auth process as a service of its own.
+CONSUMER = {"auth": "auth_mail"}
 
 
 def names_of(service):
     """What Nameko configures, writes and reads for one service."""
     own = [f"rpc-{service}", f"rpc.reply-{service}-5c1a9e3e-54c1-4d3b-9d0e-0a6f8a0f2b11"]
-    queues = [f"evt-{source}-some_event--{service}.handle_it" for source in CONSUMES.get(service, [])]
+    consumer = CONSUMER.get(service, service)
+    queues = [f"evt-{source}-some_event--{consumer}.handle_it" for source in CONSUMES.get(service, [])]
     sources = [f"{source}.events" for source in CONSUMES.get(service, [])]
     return {
         "configure": ["nameko-rpc", f"{service}.events", *own, *queues, *sources],
