@@ -45,7 +45,20 @@ def accept_any_login(server: SMTP, session: Session, envelope: Envelope, mechani
     return AuthResult(success=True)
 
 
-async def serve(host: str, port: int, directory: str) -> None:
+async def _stop_when_gone(pid: int, stopping: asyncio.Event) -> None:
+    """Set stopping once process pid has exited (the process that started us)."""
+    while not stopping.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stopping.set()
+            return
+        except PermissionError:
+            pass  # alive, someone else's
+        await asyncio.sleep(1)
+
+
+async def serve(host: str, port: int, directory: str, parent_pid: int | None = None) -> None:
     handler = EmlWriter(directory)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -54,6 +67,8 @@ async def serve(host: str, port: int, directory: str) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    if parent_pid is not None:
+        watch = asyncio.create_task(_stop_when_gone(parent_pid, stopping))  # noqa: F841 (kept until the end)
     log.info("mail sink on %s:%d writing to %s", host, port, directory)
     async with server:
         await stopping.wait()
@@ -64,11 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", default="var/mail", help="where the .eml files go")
+    parser.add_argument("--parent-pid", type=int, help="stop once this process has exited (make run's services)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiosmtpd logs every SMTP command (and warns of its own deprecations).
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-    asyncio.run(serve(args.host, args.port, args.dir))
+    asyncio.run(serve(args.host, args.port, args.dir, args.parent_pid))
 
 
 if __name__ == "__main__":
