@@ -20,9 +20,9 @@ moment, and sends it through SMTP, then marks the row settled:
 """
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.auth import account_tokens, letters
 from services.auth.models import OutgoingMail, User
@@ -116,3 +116,11 @@ def _write(uow: UnitOfWork, post: Post, mail: OutgoingMail) -> Letter | None:
     if mail.kind == EMAIL_CHANGED:
         return letters.email_changed(mail.recipient, user.display_name, mail.data.get("new_email", user.email))
     raise ValueError(f"no mail of kind {mail.kind!r}")
+
+
+def backlog(uow: UnitOfWork) -> dict[str, Any]:
+    """For operators: mails not settled yet, and since when the oldest waits."""
+    waiting, oldest = uow.session.execute(
+        select(func.count(), func.min(OutgoingMail.created_at)).where(OutgoingMail.settled_at.is_(None))
+    ).one()
+    return {"waiting": waiting, "oldest_queued_at": clock.iso(oldest)}

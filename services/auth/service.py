@@ -244,6 +244,12 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         with self.uow as uow:
             return accounts.counts(uow)
 
+    @rpc
+    def mail_backlog(self):
+        """Mails queued and not yet sent: how many, and when the oldest was queued (an SMTP outage)."""
+        with self.uow as uow:
+            return outgoing.backlog(uow)
+
 
 class AuthMailWorker:
     """Auth's mail worker: sends each mail the requests queued, after their
