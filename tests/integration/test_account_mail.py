@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 
 from services.auth.account_tokens import hash_token
-from tests.conftest import eventually
+from tests.conftest import Api, eventually, lone_auth
 from tests.support.mail import link_token, parts
 
 pytestmark = pytest.mark.integration
@@ -173,7 +174,8 @@ def test_a_reset_sets_the_password_once_and_signs_out_every_session(api, mail_si
     weak = api.post("/auth/password/reset", json={"token": token, "password": "short"})
     assert weak.status_code == 422 and weak.json()["error"]["details"]["password"]
     personal = api.post("/auth/password/reset", json={"token": token, "password": "x" + ann["user"]["username"]})
-    assert personal.status_code == 422 and weak.json()["error"]["details"]["password"]
+    assert personal.status_code == 422
+    assert personal.json()["error"]["details"] == {"password": ["Must not be or contain your username or email."]}
 
     new_password = "a brand new secret 42"
     assert api.post("/auth/password/reset", json={"token": token, "password": new_password}).status_code == 204
@@ -228,9 +230,24 @@ def test_forgot_is_rate_limited_per_address_mailed(api, mail_sink):
     assert forgot(api, "not an address").status_code == 422
 
 
+def test_forgot_is_rate_limited_per_client_address(config):
+    with lone_auth("forgot_limits", 106, TRUSTED_PROXY_HOPS="1", PASSWORD_FORGOT_MAX_PER_ADDRESS="2") as running:
+        api = Api(running.base_url)
+
+        def forgot_from(address):
+            email = "someone-" + uuid.uuid4().hex[:10] + "@example.com"
+            return api.post("/auth/password/forgot", json={"email": email}, headers={"X-Forwarded-For": address})
+
+        assert [forgot_from("198.51.100.7").status_code for _ in range(2)] == [202, 202]
+        limited = forgot_from("198.51.100.7")
+        assert limited.status_code == 429 and limited.json()["error"]["details"] == {"scope": "address"}
+        assert int(limited.headers["Retry-After"]) > 0
+        assert forgot_from("198.51.100.8").status_code == 202
+
+
 # Mail through an SMTP outage ------------------------------------------------------------
 
-def test_mail_waits_out_an_smtp_outage_and_is_sent_once(api, mail_sink, db_engine):
+def test_mail_waits_out_an_smtp_outage_and_is_sent_once(api, mail_sink, db_engine, config):
     ann = api.register()
     email = ann["user"]["email"]
     mail_sink.wait_for(email)
@@ -242,6 +259,9 @@ def test_mail_waits_out_an_smtp_outage_and_is_sent_once(api, mail_sink, db_engin
         # Several attempts fail meanwhile (one a second), and the mail waits.
         time.sleep(3)
         assert not settled(db_engine)
+        with ClusterRpcProxy(config, timeout=15) as rpc:
+            backlog = rpc.auth.mail_backlog()
+        assert backlog["waiting"] == 1 and backlog["oldest_queued_at"].endswith("Z")
     finally:
         mail_sink.start()
     mails = mail_sink.wait_for(email, 2, timeout=20)
@@ -251,3 +271,17 @@ def test_mail_waits_out_an_smtp_outage_and_is_sent_once(api, mail_sink, db_engin
     token = link_token(mails[1])
     assert api.post("/auth/password/reset", json={"token": token, "password": "a brand new secret 42"}) \
         .status_code == 204
+
+
+def test_a_replayed_outbox_sends_no_mail_twice(api, mail_sink, db_engine, config):
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    ann = api.register()
+    email = ann["user"]["email"]
+    mail_sink.wait_for(email)
+    eventually(lambda: settled(db_engine))
+    with ClusterRpcProxy(config, timeout=15) as rpc:
+        assert rpc.auth.replay_outbox(since) >= 2  # the registration and its mail, at least
+        eventually(lambda: rpc.auth.outbox_backlog() == 0)
+        time.sleep(2)  # the mail worker has had the event again by now
+        assert rpc.auth.mail_backlog()["waiting"] == 0
+    assert len(mail_sink.messages(email)) == 1
