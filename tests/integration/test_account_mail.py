@@ -151,7 +151,17 @@ def test_forgot_answers_the_same_for_any_address_and_mails_only_an_account(api, 
     ann = api.register()
     unknown = "nobody-" + uuid.uuid4().hex[:10] + "@example.com"
 
-    answers = [forgot(api, address) for address in (unknown, ann["user"]["email"].upper())]
+    def work_done():
+        with db_engine.connect() as connection:
+            return (connection.scalar(text("SELECT count(*) FROM auth.outgoing_mail WHERE kind = 'password_reset'")),
+                    connection.scalar(text("SELECT count(*) FROM auth.outbox")))
+
+    answers = []
+    for address in (unknown, ann["user"]["email"].upper()):
+        before = work_done()
+        answers.append(forgot(api, address))
+        # The same writes for either address: one mail queued, one event.
+        assert [after - was for after, was in zip(work_done(), before, strict=True)] == [1, 1]
     assert [answer.status_code for answer in answers] == [202, 202]
     assert answers[0].content == answers[1].content == b""
     varying = {"date", "x-request-id"}
