@@ -37,7 +37,8 @@ RUN apt-get update \
  && groupadd --system --gid 10001 lifytp \
  && useradd --system --uid 10001 --gid lifytp --home-dir /app --shell /usr/sbin/nologin lifytp \
  && install -d -o lifytp -g lifytp -m 0700 /var/lib/lifytp/signing \
- && install -d -o lifytp -g lifytp -m 0755 /var/lib/lifytp/public
+ && install -d -o lifytp -g lifytp -m 0755 /var/lib/lifytp/public \
+ && install -d -o lifytp -g lifytp -m 0700 /var/lib/lifytp/mail
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config.yaml ./
@@ -47,7 +48,8 @@ COPY realtime/ realtime/
 COPY deploy/docker/healthcheck.py /usr/local/bin/lifytp-healthcheck
 RUN python3 -m compileall -q /app
 # Keys and media come from mounts; nothing is written under /app at run time.
-# (Compose mounts its key volumes at /var/lib/lifytp/{signing,public}: made
+# (Compose mounts its key volumes at /var/lib/lifytp/{signing,public}, and
+# the mail sink's at /var/lib/lifytp/mail: made
 # here so that a fresh volume belongs to the unprivileged user.)
 # stderr holds JSON log lines only, and eventlet's import-time notice comes
 # before logging is set up (nameko's `import eventlet`): it is not printed.

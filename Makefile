@@ -1,5 +1,6 @@
 # The two commands of README.md.
-#   make run   the whole system, migrated, on http://localhost:4100
+#   make run   the whole system, migrated, on http://localhost:4100 (mail
+#              lands as .eml files in var/mail/)
 #   make test  the test suite against the real PostgreSQL, RabbitMQ and Redis
 # and, while working on the domain:
 #   make unit       the unit tests alone: no database, broker, Redis or browser
@@ -13,7 +14,7 @@ setup:
 run: setup
 	.venv/bin/python -W ignore -m services.shared.tokens
 	.venv/bin/python -W ignore -m services.shared.migrations
-	deploy/local/serve.sh
+	LIFYTP_MAIL_SINK=var/mail deploy/local/serve.sh
 
 test: setup
 	deploy/local/test-tools.sh

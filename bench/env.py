@@ -2,7 +2,7 @@
 
 A benchmark never touches the development or test stores: it has its own
 database (lifytp_bench, or lifytp_bench_quick for --quick), RabbitMQ vhosts,
-Redis database (12, or 11) and ports (4700-4714, or 4750-4764), and its own
+Redis database (12, or 11) and ports (4700-4715, or 4750-4765), and its own
 signing keys under bench/.state/ (ignored by git). A full and a quick run can
 run at once; two of the same kind wait for each other (a lock file).
 """
@@ -22,6 +22,8 @@ PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 ONE_PROCESS_PORT = 0
 SPLIT_PORTS = {"auth": 10, "events": 11, "messages": 12, "realtime": 13}
 EXTRA_REALTIME_PORT = 14
+# The mail sink beside the process that runs auth (registrations send mail).
+MAIL_SINK_PORT = 15
 PREFIXES = {
     "auth": ("/auth", "/users"),
     "events": ("/events", "/calendar", "/calendars", "/media", "/posts", "/feed"),
@@ -144,16 +146,21 @@ class System:
             os.path.join(root, MODULES[name].replace(".", "/") + ".py"))]
         environment = service_env(quick, **env)
         base = port_base(quick)
+        mail_dir = os.path.join(STATE_DIR, "mail")
+        shutil.rmtree(mail_dir, ignore_errors=True)
+        # deploy/local/serve.sh starts the sink beside the process that sends mail.
+        with_mail = dict(environment, LIFYTP_MAIL_SINK=mail_dir, MAIL_SINK_PORT=str(base + MAIL_SINK_PORT))
         try:
             if shape == "one":
                 one = Process("one-process", base + ONE_PROCESS_PORT, [MODULES[n] for n in service_names],
-                              environment, log_dir, root)
+                              with_mail, log_dir, root)
                 self.processes.append(one)
                 self.routes = {name: one.base_url for name in service_names}
             else:
                 self.routes = {}
                 for name in service_names:
-                    process = Process(name, base + SPLIT_PORTS[name], [MODULES[name]], environment, log_dir, root)
+                    process = Process(name, base + SPLIT_PORTS[name], [MODULES[name]],
+                                      with_mail if name == "auth" else environment, log_dir, root)
                     self.processes.append(process)
                     self.routes[name] = process.base_url
             self.realtime_urls = [self.routes["realtime"]] if "realtime" in self.routes else []

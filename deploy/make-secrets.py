@@ -11,6 +11,11 @@ hash of its new password (that file is its one source, so it has no
 example). Nothing is ever overwritten: passwords are shared between files,
 so it writes all of them or none (delete them all to rotate).
 
+The SMTP server auth sends mail through is not made here: auth.env gets
+SMTP_URL from the environment variable of that name (e.g.
+`SMTP_URL=smtp+starttls://user:password@smtp.example.com:587`), or a
+CHANGE-ME placeholder to edit before applying (until then mail waits).
+
 Needs Python 3 and either the `cryptography` package or the `openssl` command
 (for the key pair).
 """
@@ -63,7 +68,11 @@ def env_file(values):
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def build(overlay_secrets):
+# What auth.env says when SMTP_URL is not given: a shape to fill in.
+SMTP_URL_PLACEHOLDER = "smtp+starttls://CHANGE-ME:CHANGE-ME@smtp.example.com:587"
+
+
+def build(overlay_secrets, smtp_url=None):
     """The files to write, as {name: bytes}."""
     db_password, redis_password = password(), password()
     minio_user, minio_password = "lifytp-" + secrets.token_hex(4), password()
@@ -79,7 +88,8 @@ def build(overlay_secrets):
         "redis.env": env_file({"REDIS_PASSWORD": redis_password}),
         "minio.env": env_file({"MINIO_ROOT_USER": minio_user, "MINIO_ROOT_PASSWORD": minio_password}),
         "migrations.env": env_file({"AUTH_DATABASE_URL": db, "EVENTS_DATABASE_URL": db, "MESSAGES_DATABASE_URL": db}),
-        "auth.env": env_file({"AUTH_DATABASE_URL": db, "AMQP_URI": amqp("auth"), "REDIS_URL": redis}),
+        "auth.env": env_file({"AUTH_DATABASE_URL": db, "AMQP_URI": amqp("auth"), "REDIS_URL": redis,
+                              "SMTP_URL": smtp_url or SMTP_URL_PLACEHOLDER}),
         "events.env": env_file({"EVENTS_DATABASE_URL": db, "AMQP_URI": amqp("events"), "REDIS_URL": redis,
                                 "S3_ACCESS_KEY_ID": minio_user, "S3_SECRET_ACCESS_KEY": minio_password}),
         "messages.env": env_file({"MESSAGES_DATABASE_URL": db, "AMQP_URI": amqp("messages"), "REDIS_URL": redis}),
@@ -102,7 +112,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     target = os.path.join(args.overlay, "secrets")
     os.makedirs(target, exist_ok=True)
-    files = build(target)
+    files = build(target, os.environ.get("SMTP_URL"))
     # The key pair and the env files that share a password go together: write
     # a group only when none of it exists yet, so nothing ends up mismatched.
     existing = [name for name in files if os.path.exists(os.path.join(target, name))]

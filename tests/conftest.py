@@ -23,6 +23,7 @@ import warnings  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
+from tests.support.mail import MailSink  # noqa: E402
 from tests.support.processes import ServedProcess  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +36,10 @@ TEST_VHOST = TEST_NAME
 TEST_PORT = int(os.environ.get("LIFYTP_TEST_PORT", "4290"))
 TEST_REDIS_DB = int(os.environ.get("LIFYTP_TEST_REDIS_DB", "15"))
 STATE_DIR = tempfile.mkdtemp(prefix="lifytp-test-")
+# The suite's development mail sink (the `mail_sink` fixture): every system
+# the suite starts sends its mail there.
+MAIL_SINK_PORT = TEST_PORT + 25
+MAIL_DIR = os.path.join(STATE_DIR, "mail")
 
 # The suite registers and logs in hundreds of times from one address, and
 # every system it starts (images included) shares one Redis database:
@@ -45,6 +50,7 @@ SUITE_LIMITS = {
     "REGISTER_MAX_PER_ADDRESS": "100000",
     "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "100000",
     "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT": "100000",
+    "PASSWORD_FORGOT_MAX_PER_ADDRESS": "100000",
 }
 TEST_ENV = {
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/" + TEST_VHOST,
@@ -62,6 +68,8 @@ TEST_ENV = {
     "RPC_TIMEOUT_SECONDS": "3",
     "LOG_LEVEL": "WARNING",
     "CORS_ALLOWED_ORIGINS": "https://app.example, https://admin.example",
+    "SMTP_URL": f"smtp://127.0.0.1:{MAIL_SINK_PORT}",
+    "APP_LINK_BASE_URL": "https://app.example",
     **SUITE_LIMITS,
 }
 os.environ.update(TEST_ENV)
@@ -284,7 +292,17 @@ def lone_auth(name, port_offset, **env):
 
 
 @pytest.fixture(scope="session")
-def system(config):
+def mail_sink():
+    """The development mail sink every system of the suite sends to; tests
+    read the mail it received (MailSink.wait_for)."""
+    sink = MailSink(MAIL_SINK_PORT, MAIL_DIR, os.path.join(STATE_DIR, "mail-sink.log"))
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def system(config, mail_sink):
     running = RunningSystem(TEST_PORT)
     try:
         running.wait_until_ready()

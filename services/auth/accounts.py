@@ -15,7 +15,7 @@ from sqlalchemy import func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import exceptions, password_policy, privacy, safety, sessions
+from services.auth import account_tokens, exceptions, outgoing, password_policy, privacy, safety, sessions
 from services.auth.follows import add_follow, follows, remove_follow
 from services.auth.models import Block, Follow, FollowRequest, Mute, Report, User
 from services.auth.profiles import (
@@ -57,6 +57,16 @@ class Passwords(Protocol):
 
 class RegistrationThrottle(Protocol):
     def reserve(self, address: str | None) -> None: ...
+
+
+class AccountThrottle(Protocol):
+    """Counts something an account does (asking for another verification mail)."""
+
+    def reserve(self, user_id: str) -> None: ...
+
+
+class ForgotPasswordThrottle(Protocol):
+    def reserve(self, email: str, address: str | None) -> None: ...
 
 
 class LoginThrottle(Protocol):
@@ -103,6 +113,7 @@ def register(uow: UnitOfWork, passwords: Passwords, tokens: sessions.Tokens, thr
         _raise_if_taken(uow.session, email, username)
         raise
     uow.record(contracts.UserRegistered(user_id=user.id, username=user.username))
+    outgoing.queue(uow, outgoing.VERIFY_EMAIL, user.email, user.id)
     return sessions.sign_in(uow, tokens, user)
 
 
@@ -153,7 +164,7 @@ def change_password(uow: UnitOfWork, passwords: Passwords, throttle: LoginThrott
     user = active_user(uow.session, user_id)
     _check_password(passwords, throttle, user, current_password, client_address)
     if password_policy.names_the_user(new_password, user.username, user.email):
-        raise exceptions.WeakPassword(details={"new_password": [password_policy.PERSONAL]})
+        raise exceptions.UnacceptablePassword(details={"new_password": [password_policy.PERSONAL]})
     user.password_hash = passwords.hash(new_password)
     sessions.revoke_other_sessions(uow, user_id, session_id)
 
@@ -179,6 +190,74 @@ def delete_account(uow: UnitOfWork, passwords: Passwords, throttle: LoginThrottl
                                                            Follow.followee_id == user_id)))
     uow.session.execute(table_of(FollowRequest).delete().where(or_(FollowRequest.requester_id == user_id,
                                                                   FollowRequest.owner_id == user_id)))
+
+
+# Email verification and password reset --------------------------------------------
+
+def verify_email(uow: UnitOfWork, raw_token: str) -> None:
+    """Spend a verification token: the address it was mailed to is verified."""
+    user = account_tokens.redeem(uow, raw_token, account_tokens.VERIFY_EMAIL)
+    user.email_verified = True
+
+
+def resend_verification(uow: UnitOfWork, throttle: AccountThrottle, user_id: str) -> None:
+    """Mail another verification link (none once the address is verified)."""
+    user = active_user(uow.session, user_id)
+    throttle.reserve(user.id)
+    if not user.email_verified:
+        outgoing.queue(uow, outgoing.VERIFY_EMAIL, user.email, user.id)
+
+
+def change_email(uow: UnitOfWork, passwords: Passwords, throttle: LoginThrottle, user_id: str, email: str,
+                 password: str, client_address: str | None) -> Profile:
+    """Move the account to a new address, with the current password: it is
+    unverified until the link mailed there is opened, and the old address is
+    told. The password check counts as a login attempt on the account."""
+    user = active_user(uow.session, user_id)
+    _check_password(passwords, throttle, user, password, client_address)
+    if email == user.email:
+        return profile_of(uow.session, user)
+    _raise_if_email_taken(uow.session, email)
+    old_email = user.email
+    try:
+        with uow.session.begin_nested():
+            user.email = email
+            user.email_verified = False
+    except IntegrityError:
+        # Taken by a registration or change that committed meanwhile.
+        _raise_if_email_taken(uow.session, email)
+        raise
+    outgoing.queue(uow, outgoing.VERIFY_EMAIL, email, user.id)
+    outgoing.queue(uow, outgoing.EMAIL_CHANGED, old_email, user.id, {"new_email": email})
+    return profile_of(uow.session, user)
+
+
+def _raise_if_email_taken(session: Session, email: str) -> None:
+    if session.execute(select(User.id).where(User.email == email)).first() is not None:
+        raise exceptions.EmailTaken(details={"email": ["Already registered."]})
+
+
+def forgot_password(uow: UnitOfWork, throttle: ForgotPasswordThrottle, email: str,
+                    client_address: str | None) -> None:
+    """Mail a reset link to email if an account has it. The request does the
+    same work for any address (a count in Redis, one row, one event): whose
+    address it is, the mail worker finds out after the answer."""
+    throttle.reserve(email, client_address)
+    outgoing.queue(uow, outgoing.PASSWORD_RESET, email)
+
+
+def reset_password(uow: UnitOfWork, passwords: Passwords, raw_token: str, new_password: str) -> None:
+    """Spend a reset token: the password is new and every session of the
+    account is revoked. Opening the link proved the address, so it counts as
+    verified too."""
+    user = account_tokens.redeem(uow, raw_token, account_tokens.PASSWORD_RESET)
+    if password_policy.names_the_user(new_password, user.username, user.email):
+        # Raised before anything changed: the token stays good for another try.
+        raise exceptions.UnacceptablePassword(details={"password": [password_policy.PERSONAL]})
+    user.password_hash = passwords.hash(new_password)
+    user.email_verified = True
+    account_tokens.spend_all(uow, user.id, account_tokens.PASSWORD_RESET)
+    sessions.revoke_every_session(uow, user.id)
 
 
 # Profiles ------------------------------------------------------------------------
@@ -329,6 +408,7 @@ def _close(uow: UnitOfWork, user: User) -> None:
     tell the other services (`user_deleted`)."""
     user.is_active = False
     sessions.revoke_every_session(uow, user.id, account_closed=True)
+    safety.forget_user(uow.session, user.id)
     uow.record(contracts.UserDeleted(user_id=user.id))
 
 

@@ -21,6 +21,7 @@ from services.auth.password_policy import normalise
 from services.auth.sessions import Tokens
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import RateLimited
+from services.shared.mail import Post, post_from_config
 from services.shared.observability.metrics import set_report_queue
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
@@ -214,23 +215,47 @@ class RegistrationThrottle:
         self.window = window_seconds
 
     def reserve(self, address: str | None) -> None:
-        key = "registrations:address:" + (address or "unknown")
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window, nx=True)
-        count, _ = pipe.execute()
-        if count > self.max_per_address:
-            pipe = self.redis.pipeline()
-            pipe.decr(key)
-            pipe.execute()
-            raise_rate_limited(self.redis, key, "address", self.window,
-                               message="Too many registrations from this address; try again later.")
+        count_or_refuse(self.redis, "registrations:address:" + (address or "unknown"), self.max_per_address,
+                        self.window, "address", "Too many registrations from this address; try again later.")
+
+
+class ForgotPasswordThrottle:
+    """Reset mails asked for, per address they go to (so nobody floods
+    someone's mailbox) and per client address (so nobody floods every
+    mailbox). Keyed by the address as typed, known or not: the answer is the
+    same for both."""
+
+    def __init__(self, redis: Redis, max_per_email: int, max_per_address: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.max_per_email = max_per_email
+        self.max_per_address = max_per_address
+        self.window = window_seconds
+
+    def reserve(self, email: str, address: str | None) -> None:
+        message = "Too many password resets asked for; try again later."
+        count_or_refuse(self.redis, "password-forgot:address:" + (address or "unknown"), self.max_per_address,
+                        self.window, "address", message)
+        email_key = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        count_or_refuse(self.redis, "password-forgot:email:" + email_key, self.max_per_email, self.window,
+                        "email", message)
+
+
+def count_or_refuse(redis: Redis, key: str, limit: int, window_seconds: int, scope: str, message: str) -> None:
+    """Count one more under key (the window starts at the first); past
+    limit, take it back and answer 429 with Retry-After."""
+    pipe = redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, window_seconds, nx=True)
+    count, _ = pipe.execute()
+    if count > limit:
+        redis.decr(key)
+        raise_rate_limited(redis, key, scope, window_seconds, message=message)
 
 
 class UserQuota:
     """At most `max_per_user` of one costly kind of request per user in a
-    window, counted in Redis (key `<kind>:user:<id>`); 429 after that. A refused
-    request is not counted, so the window ends when it says it does."""
+    window, counted in Redis (key `<kind>:<scope>:<id>`); 429 after that. A
+    refused request is not counted, so the window ends when it says it does."""
 
     def __init__(self, redis: Redis, kind: str, max_per_user: int, window_seconds: int, scope: str,
                  message: str) -> None:
@@ -242,14 +267,8 @@ class UserQuota:
         self.message = message
 
     def reserve(self, user_id: str) -> None:
-        key = f"{self.kind}:user:{user_id}"
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window, nx=True)
-        count, _ = pipe.execute()
-        if count > self.max_per_user:
-            self.redis.decr(key)
-            raise_rate_limited(self.redis, key, self.scope, self.window, message=self.message)
+        count_or_refuse(self.redis, f"{self.kind}:{self.scope}:{user_id}", self.max_per_user, self.window,
+                        self.scope, self.message)
 
 
 def raise_rate_limited(redis: Redis, key: str, scope: str, fallback_seconds: int,
@@ -297,18 +316,18 @@ class RegistrationThrottleProvider(DependencyProvider):
 
 
 class UserQuotaProvider(DependencyProvider):
-    """A UserQuota read from config: `<PREFIX>_MAX_PER_USER` in `<PREFIX>_WINDOW_SECONDS`."""
+    """A UserQuota of `max_key` requests per `window_key` seconds (config keys)."""
 
-    def __init__(self, kind: str, config_prefix: str, default_max: int, scope: str, message: str) -> None:
-        self.kind, self.config_prefix, self.default_max = kind, config_prefix, default_max
+    def __init__(self, kind: str, max_key: str, window_key: str, default_max: int, scope: str,
+                 message: str) -> None:
+        self.kind, self.max_key, self.window_key, self.default_max = kind, max_key, window_key, default_max
         self.scope, self.message = scope, message
 
     def setup(self) -> None:
         config = self.container.config
         self.quota = UserQuota(
             redis_from_config(config), self.kind,
-            int(config.get(f"{self.config_prefix}_MAX_PER_USER", self.default_max)),
-            int(config.get(f"{self.config_prefix}_WINDOW_SECONDS", 3600)),
+            int(config.get(self.max_key, self.default_max)), int(config.get(self.window_key, 3600)),
             self.scope, self.message,
         )
 
@@ -361,3 +380,31 @@ class ReportQueueMetrics(DependencyProvider):
                 set_report_queue(count, oldest.timestamp() if oldest is not None else None)
                 failing = False
             eventlet.sleep(self.refresh_seconds)
+
+
+class ForgotPasswordThrottleProvider(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.throttle = ForgotPasswordThrottle(
+            redis_from_config(config),
+            int(config["PASSWORD_FORGOT_MAX_PER_EMAIL"]),
+            int(config["PASSWORD_FORGOT_MAX_PER_ADDRESS"]),
+            int(config["PASSWORD_FORGOT_WINDOW_SECONDS"]),
+        )
+
+    def stop(self) -> None:
+        self.throttle.redis.close()
+
+    def get_dependency(self, worker_ctx: Any) -> ForgotPasswordThrottle:
+        return self.throttle
+
+
+class MailPost(DependencyProvider):
+    """The SMTP server, From address and link base of the config
+    (services.shared.mail.post_from_config); a bad SMTP_URL stops the start."""
+
+    def setup(self) -> None:
+        self.post = post_from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx: Any) -> Post:
+        return self.post

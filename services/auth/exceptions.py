@@ -91,6 +91,10 @@ class CannotMuteYourself(InvalidInput):
     message = "You cannot mute yourself."
 
 
-class WeakPassword(InvalidInput):
-    code = "VALIDATION_FAILED"
-    message = "The new password does not meet the password rules."
+class InvalidAccountToken(InvalidInput):
+    code = "INVALID_TOKEN"
+    message = "This link is invalid, already used or expired; ask for a new one."
+
+
+class UnacceptablePassword(InvalidInput):
+    """A new password the request schema could not judge alone (it names its user)."""

@@ -40,6 +40,9 @@ class User(Base):
     bio: Mapped[str] = mapped_column(Text, default="")
     avatar_media_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False))
     password_hash: Mapped[str] = mapped_column(String(60))
+    # Whether the owner proved they read mail at `email` (a verification
+    # link, or a password reset sent there). False again on an email change.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # A private account approves each follower (services.auth.privacy).
     is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -199,6 +202,45 @@ class Mute(Base):
 # Numbers every change of a block or mute (contracts.RelationChanged.version),
 # in the order the changes of one pair commit.
 RELATION_VERSIONS = Sequence("relation_versions", schema=SCHEMA, metadata=Base.metadata)
+
+
+class AccountToken(Base):
+    """A single-use token mailed to an address: it verifies that address
+    (purpose verify_email) or sets a new password (password_reset). Only a
+    hash is kept; it is good only while the account's email is still `email`."""
+    __tablename__ = "account_tokens"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True, default=lambda: str(uuid.uuid4()))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    expires_at = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at = mapped_column(DateTime(timezone=True))
+
+
+class OutgoingMail(Base):
+    """A mail to write and send after the request's commit (services.auth.mail).
+
+    It holds what the mail is about, never its text: the mail worker writes
+    it when sending, and makes the token a link needs then, so no secret is
+    stored here or travels through the broker."""
+    __tablename__ = "outgoing_mail"
+
+    id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True, default=lambda: str(uuid.uuid4()))
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(254))
+    # None for a password reset asked for an address: whose it is is looked
+    # up when sending, so the request does the same work for any address.
+    user_id: Mapped[str | None] = mapped_column(UUID(as_uuid=False), ForeignKey("users.id", ondelete="CASCADE"),
+                                                index=True)
+    data: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    created_at = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    # When the worker settled it, and how: sent, skipped (nobody to send it
+    # to any more) or rejected (the SMTP server refused it for good).
+    settled_at = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 Outbox, ProcessedEvent = event_tables(Base.metadata)

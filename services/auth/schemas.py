@@ -5,6 +5,7 @@ from http_edge import answers
 from http_edge.fields import StrictBoolean, Text, UUIDString
 from http_edge.pagination import Keyset, name_part, page_args
 from services.auth import moderation, password_policy
+from services.auth.account_tokens import TOKEN_PATTERN
 from services.auth.accounts import (
     MAX_BIO_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
@@ -101,6 +102,40 @@ class AccountDeletion(Schema):
     password = Password(required=True, validate=validate.Length(min=1, max=1024))
 
 
+class Email(fields.Email):
+    """An email address as accounts store it: trimmed and lower-cased."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(max=MAX_EMAIL_LENGTH), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+# A token from a link in a mail (services.auth.account_tokens).
+ACCOUNT_TOKEN = validate.Regexp(f"^{TOKEN_PATTERN}$", error="Not a token from a LifyTP mail.")
+
+
+class VerifyEmailRequest(Schema):
+    token = fields.String(required=True, validate=ACCOUNT_TOKEN)
+
+
+class ChangeEmailRequest(Schema):
+    email = Email(required=True)
+    password = Password(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class ForgotPasswordRequest(Schema):
+    email = Email(required=True)
+
+
+class ResetPasswordRequest(Schema):
+    token = fields.String(required=True, validate=ACCOUNT_TOKEN)
+    password = NewPassword(required=True)
+
+
 class ProfileUpdate(Schema):
     display_name = Text(min=1, max=MAX_DISPLAY_NAME_LENGTH)
     bio = Text(max=MAX_BIO_LENGTH, multiline=True)
@@ -146,6 +181,8 @@ class PublicUser(answers.UserSummary):
 
 class PrivateUser(PublicUser):
     email = fields.Email(required=True)
+    email_verified = fields.Boolean(required=True, metadata={
+        "description": "Whether a link mailed to `email` was opened (false again after an email change)."})
     created_at = answers.Time(required=True)
     group_invites = fields.String(required=True, metadata={"enum": list(GROUP_INVITES)})
 

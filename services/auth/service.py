@@ -14,9 +14,11 @@ from nameko.timer import timer
 from http_edge import health
 from http_edge.entrypoint import http
 from http_edge.pagination import BY_TIME, PageArgs, page, page_of
-from services.auth import accounts, moderation, privacy, safety, schemas, sessions
+from services.auth import accounts, moderation, outgoing, privacy, safety, schemas, sessions
 from services.auth.dependencies import (
+    ForgotPasswordThrottleProvider,
     LoginThrottleProvider,
+    MailPost,
     PasswordHasher,
     RegistrationThrottleProvider,
     ReportQueueMetrics,
@@ -37,6 +39,7 @@ from services.shared.outbox import Outbox
 from services.shared.redis import Redis, Revocations
 from services.shared.revocation import revocation_of
 from services.shared.rpc import BoundedRpcProxy, rpc
+from services.shared.unit_of_work import UnitOfWork
 
 # How often each replica checks that the revocation list survived in Redis.
 REVOCATION_SEED_CHECK_SECONDS = 5
@@ -54,11 +57,17 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     throttle = LoginThrottleProvider()
     registrations = RegistrationThrottleProvider()
     # Each report asks another service about its target; a flood would bury the moderators' queue.
-    report_throttle = UserQuotaProvider("reports", "REPORTS", 20, "user", "Too many reports; try again later.")
+    report_throttle = UserQuotaProvider("reports", "REPORTS_MAX_PER_USER", "REPORTS_WINDOW_SECONDS", 20, "user",
+                                        "Too many reports; try again later.")
     report_metrics = ReportQueueMetrics()
     # Each export reads everything the account holds in every service.
-    exports = UserQuotaProvider("exports", "EXPORT", 5, "account",
+    exports = UserQuotaProvider("exports", "EXPORT_MAX_PER_USER", "EXPORT_WINDOW_SECONDS", 5, "account",
                                 "Too many exports of this account; try again later.")
+    # Each sends a mail to an address not yet proved.
+    verification_resends = UserQuotaProvider("verification-resends", "VERIFY_RESEND_MAX_PER_ACCOUNT",
+                                             "VERIFY_RESEND_WINDOW_SECONDS", 3, "account",
+                                             "Too many verification mails asked for; try again later.")
+    forgotten_passwords = ForgotPasswordThrottleProvider()
     redis = Redis()
     revocations = Revocations()
     broker = health.BrokerProbe()
@@ -143,6 +152,47 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             document[section] = parts[holder]["sections"][section]
             truncated += [section] if section in parts[holder]["truncated"] else []
         return schemas.ACCOUNT_EXPORT.dump(dict(document, truncated=truncated))
+
+    # Email and password, by mail ---------------------------------------------------
+
+    @http("POST", "/auth/email/verify", public=True, body=schemas.VerifyEmailRequest, responses={204: None},
+          errors=(422,))
+    def verify_email(self, request):
+        """Verify the address a verification link was mailed to, with its token."""
+        with self.uow as uow:
+            accounts.verify_email(uow, request.body["token"])
+
+    @http("POST", "/auth/email/verify/resend", responses={202: None}, errors=(429,))
+    def resend_verification(self, request):
+        """Mail another verification link to the caller's address (nothing once it is verified)."""
+        with self.uow as uow:
+            accounts.resend_verification(uow, self.verification_resends, request.user_id)
+        return 202, None
+
+    @http("POST", "/auth/email", body=schemas.ChangeEmailRequest, responses={200: schemas.PrivateUser},
+          errors=(401, 409, 429))
+    def change_email(self, request):
+        """Change the caller's email, with their password: a verification link goes to the new
+        address, a notice to the old one."""
+        with self.uow as uow:
+            changed = accounts.change_email(uow, self.passwords, self.throttle, request.user_id,
+                                            request.body["email"], request.body["password"], request.remote_addr)
+            return schemas.PRIVATE_USER.dump(changed)
+
+    @http("POST", "/auth/password/forgot", public=True, body=schemas.ForgotPasswordRequest,
+          responses={202: None}, errors=(429,))
+    def forgot_password(self, request):
+        """Mail a password reset link to the address, if an account has it: the same answer either way."""
+        with self.uow as uow:
+            accounts.forgot_password(uow, self.forgotten_passwords, request.body["email"], request.remote_addr)
+        return 202, None
+
+    @http("POST", "/auth/password/reset", public=True, body=schemas.ResetPasswordRequest, responses={204: None},
+          errors=(422,))
+    def reset_password(self, request):
+        """Set a new password with the token of a reset link; every session of the account ends."""
+        with self.uow as uow:
+            accounts.reset_password(uow, self.passwords, request.body["token"], request.body["password"])
 
     # Profiles -----------------------------------------------------------------
 
@@ -440,3 +490,27 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             raise ReportNotFound()
         with self.uow as uow:
             return schemas.MODERATION_OUTCOME.dump(action(uow, report_id, operator))
+
+    @rpc
+    def mail_backlog(self):
+        """Mails queued and not yet sent: how many, and when the oldest was queued (an SMTP outage)."""
+        with self.uow as uow:
+            return outgoing.backlog(uow)
+
+
+class AuthMailWorker:
+    """Auth's mail worker: sends each mail the requests queued, after their
+    commit (services.auth.outgoing). A container of its own, in the same
+    process as auth: an SMTP outage holds its workers, each pausing before
+    its mail is requeued, never the workers that answer auth's requests."""
+    name = "auth_mail"
+
+    db = Database(Base, of_service="auth")
+    post = MailPost()
+    observability = Observability()
+
+    @consumes(contracts.MailQueued)
+    def deliver_mail(self, event):
+        # Records no event: a unit of work without the outbox relay's wake-up.
+        with UnitOfWork(self.db.session, OutboxTable, ProcessedEvent) as uow:
+            outgoing.deliver(uow, self.post, event.mail_id)

@@ -206,6 +206,16 @@ class SessionsRevoked(DomainEvent):
     not_before: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class MailQueued(DomainEvent):
+    """A mail waits in auth's outgoing_mail table, committed: auth's mail
+    worker writes and sends it. Only its id travels: what it says, and any
+    token it carries, never pass through the broker."""
+    source = "auth"
+    event_type = "mail_queued"
+    mail_id: Id
+
+
 # events --------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,10 @@ import logging
 from typing import Any
 
 from nameko_sqlalchemy import Database as _NamekoDatabase
+from nameko_sqlalchemy.database import Session
+from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,21 @@ ENGINE_OPTIONS: dict[str, Any] = {
 
 
 class Database(_NamekoDatabase):
-    def __init__(self, declarative_base: Any) -> None:
+    """`of_service` names the service whose database this is, when it is not
+    the container's own (auth's mail worker, a service class of its own, reads
+    auth's tables)."""
+
+    def __init__(self, declarative_base: Any, of_service: str | None = None) -> None:
         super().__init__(declarative_base, engine_options=dict(ENGINE_OPTIONS))
+        self.of_service = of_service
+
+    def setup(self) -> None:
+        if self.of_service is None:
+            super().setup()
+            return
+        self.db_uri = database_uri(self.container.config, self.of_service)
+        self.engine = create_engine(self.db_uri, **self.engine_options)
+        self.Session = sessionmaker(bind=self.engine, class_=Session, **self.session_options)
 
     def worker_teardown(self, worker_ctx: Any) -> None:
         try:

@@ -278,12 +278,13 @@ def test_the_auth_process_runs_the_api_document_beside_auth_everywhere_it_is_dep
         assert services[name]["build"]["target"] == name
         assert not services[name].get("entrypoint") and not services[name].get("command"), name
     # What `nameko run` finds in those modules: services.api holds no service
-    # class but its own, so auth's process runs auth once.
+    # class but its own, so auth's process runs auth once, beside auth's mail
+    # worker (a service class of its own in auth's module).
     found = run([sys.executable, "-W", "ignore", "-c",
                  "import sys; from nameko.cli.run import import_service; "
                  "print(' '.join(s.__name__ for m in sys.argv[1:] for s in import_service(m)))", *modules["auth"]],
                 cwd=ROOT).stdout.split()
-    assert found == ["AuthService", "ApiDocsService"]
+    assert found == ["AuthMailWorker", "AuthService", "ApiDocsService"]
 
 
 def _secret_holds_private_key(secret):
@@ -442,6 +443,19 @@ def test_migrations_job_runs_the_migrations_image_before_the_rollout(overlay):
     assert script.index("component!=app") < script.index("job/migrations") < script.rindex('apply -f "$manifests"')
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_auth_reads_smtp_url_from_its_secret_and_may_reach_an_smtp_server(overlay):
+    (container,) = objects(overlay, "Deployment")["auth"]["spec"]["template"]["spec"]["containers"]
+    secret_name = next(ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref)
+    secret = objects(overlay, "Secret")[secret_name]
+    assert "SMTP_URL" in secret["data"]
+    config = objects(overlay, "ConfigMap")["lifytp-config"]["data"]
+    assert "SMTP_URL" not in config and config["MAIL_FROM"] and config["APP_LINK_BASE_URL"].startswith("https://")
+    smtp_rules = [rule for rule in objects(overlay, "NetworkPolicy")["auth"]["spec"]["egress"]
+                  if any("ipBlock" in peer for peer in rule["to"])]
+    assert {port["port"] for rule in smtp_rules for port in rule["ports"]} == {25, 465, 587}
+
+
 def test_make_secrets_writes_matching_rabbitmq_hashes_and_an_ed25519_pair():
     secrets_dir = os.path.join(scratch_copy(), "deploy", "overlays", "local", "secrets")
     with open(os.path.join(secrets_dir, "rabbitmq-definitions.json")) as handle:
@@ -513,13 +527,18 @@ def test_the_rabbitmq_definitions_are_stored_once():
 
 
 # Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).
-CONSUMES = {"events": ["auth"], "messages": ["auth", "events", "messages"], "realtime": ["messages"]}
+CONSUMES = {"auth": ["auth"], "events": ["auth"], "messages": ["auth", "events", "messages"],
+            "realtime": ["messages"]}
+# The Nameko service that consumes them, where it is not the process's own:
+# auth's mail worker runs in the auth process as a service of its own.
+CONSUMER = {"auth": "auth_mail"}
 
 
 def names_of(service):
     """What Nameko configures, writes and reads for one service."""
     own = [f"rpc-{service}", f"rpc.reply-{service}-5c1a9e3e-54c1-4d3b-9d0e-0a6f8a0f2b11"]
-    queues = [f"evt-{source}-some_event--{service}.handle_it" for source in CONSUMES.get(service, [])]
+    consumer = CONSUMER.get(service, service)
+    queues = [f"evt-{source}-some_event--{consumer}.handle_it" for source in CONSUMES.get(service, [])]
     sources = [f"{source}.events" for source in CONSUMES.get(service, [])]
     return {
         "configure": ["nameko-rpc", f"{service}.events", *own, *queues, *sources],

@@ -12,11 +12,18 @@ from tests.conftest import ROOT, Api, lone_auth
 
 pytestmark = pytest.mark.integration
 
-AUTH_TABLES = ("users", "refresh_tokens", "follows", "blocks", "mutes", "outbox")
-# What a row says, per table: the relay marks outbox rows published on its own
-# schedule (just after an earlier test's registration, say), which is no change
-# a request made.
-ROW_TEXT = {"outbox": "(t.id, t.event_id, t.event_type, t.payload)::text"}
+# Each auth table a request may write, as the rows' text: whole rows, except
+# what the outbox relay (published_at) and the mail worker (a mail's
+# settlement) write afterwards on their own, whose timing is theirs.
+AUTH_TABLES = {
+    "users": "t",
+    "refresh_tokens": "t",
+    "follows": "t",
+    "blocks": "t",
+    "mutes": "t",
+    "outbox": "(t.id, t.event_id, t.event_type, t.payload, t.request_id, t.created_at)",
+    "outgoing_mail": "(t.id, t.kind, t.data, t.created_at)",
+}
 
 
 def cursor_of(key):
@@ -28,9 +35,8 @@ def fingerprint(db_engine):
     with db_engine.connect() as connection:
         return {
             table: connection.scalar(text(
-                f"SELECT md5(coalesce(string_agg({ROW_TEXT.get(table, 't::text')}, ','"
-                f" ORDER BY {ROW_TEXT.get(table, 't::text')}), '')) FROM auth.{table} t"))
-            for table in AUTH_TABLES
+                f"SELECT md5(coalesce(string_agg({row}::text, ',' ORDER BY {row}::text), '')) FROM auth.{table} t"))
+            for table, row in AUTH_TABLES.items()
         }
 
 
@@ -123,6 +129,20 @@ BAD_INPUTS = [
     ("GET", "/users/me/blocks?limit=0", None, 422, "VALIDATION_FAILED"),
     ("GET", "/users/me/mutes?cursor=%%%", None, 422, "INVALID_CURSOR"),
     ("DELETE", "/users/{other}", None, 405, "METHOD_NOT_ALLOWED"),  # with Allow: GET, OPTIONS
+    # Mailed tokens: never issued, or not a token at all; addresses; passwords.
+    ("POST", "/auth/email/verify", {"token": "A" * 43}, 422, "INVALID_TOKEN"),
+    ("POST", "/auth/email/verify", {"token": "not a token"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/email/verify", {"token": "A" * 5000}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/email/verify", {}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/password/reset", {"token": "A" * 43, "password": "a brand new secret 42"}, 422, "INVALID_TOKEN"),
+    ("POST", "/auth/password/reset", {"token": "A" * 43, "password": "short"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/password/reset", {"token": "A" * 43}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/password/forgot", {"email": "not an address"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/password/forgot", {"email": "a\u0000@example.com"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/password/forgot", {"email": ["ann@example.com"]}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/email", {"email": "new@example.com", "password": "not the password"}, 401, "INVALID_CREDENTIALS"),
+    ("POST", "/auth/email", {"email": "new@example.com"}, 422, "VALIDATION_FAILED"),
+    ("POST", "/auth/email", {"email": "x" * 300 + "@example.com", "password": "p"}, 422, "VALIDATION_FAILED"),
 ]
 
 

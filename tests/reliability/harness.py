@@ -28,8 +28,10 @@ from tests.reliability.cascade import AuthEventsDrill
 from tests.reliability.cluster import ROOT, Cluster, PortPool
 from tests.reliability.load import Load, Stats, World, wait_for_deliveries
 from tests.reliability.stores import PrivatePostgres, PrivateRabbit, PrivateRedis
+from tests.support.mail import MailSink
 
 LB_PORT, PG_PORT, REDIS_PORT, AMQP_PORT, DIST_PORT, EPMD_PORT = 4600, 4601, 4602, 4603, 4604, 4605
+MAIL_PORT = 4606
 REPLICA_PORTS = (4610, 4699)
 OUTBOX_SCHEMAS = ("auth", "events", "messages")
 SCENARIOS = ("1-sigterm", "2-kill9", "3-rolling-update", "4-rabbitmq-restart", "5-postgres-redis-restart",
@@ -56,6 +58,8 @@ class Harness:
         self.pg = PrivatePostgres(self.dir, PG_PORT)
         self.redis = PrivateRedis(self.dir, REDIS_PORT)
         self.rabbit = PrivateRabbit(self.dir, AMQP_PORT, DIST_PORT, EPMD_PORT)
+        # Registrations send mail: a sink takes it, as in make run.
+        self.mail = MailSink(MAIL_PORT, os.path.join(self.dir, "mail"), os.path.join(self.dir, "mail-sink.log"))
         self.env = dict(
             os.environ,
             LIFYTP_CONFIG=os.path.join(ROOT, "config.yaml"),
@@ -77,6 +81,7 @@ class Harness:
             LOGIN_MAX_ATTEMPTS_PER_ACCOUNT="100000",
             REGISTER_MAX_PER_ADDRESS="100000",
             AMQP_HEARTBEAT="10",
+            SMTP_URL=self.mail.url,
             LOG_LEVEL="WARNING",
             ACCESS_LOG_LEVEL="WARNING",
         )
@@ -92,6 +97,7 @@ class Harness:
         self.pg.init()
         self.redis.init()
         self.rabbit.init()
+        self.mail.start()
         for module in ("services.shared.tokens", "services.shared.migrations"):
             subprocess.run([sys.executable, "-W", "ignore", "-m", module], cwd=ROOT, env=self.env,
                            check=True, capture_output=True)
@@ -105,7 +111,7 @@ class Harness:
         for step in (lambda: self.world and self.world.close(),
                      lambda: self.cluster and self.cluster.stop(),
                      lambda: self.engine and self.engine.dispose(),
-                     self.rabbit.kill, self.redis.kill, self.pg.kill):
+                     self.rabbit.kill, self.redis.kill, self.pg.kill, self.mail.stop):
             try:
                 step()
             except Exception as exc:  # tear down everything else regardless

@@ -47,7 +47,7 @@ def ann(**columns):
     """Ann's account as a row (never added to a session)."""
     return User(**{"id": ANN_ID, "email": "ann@example.com", "username": "ann", "display_name": "Ann",
                    "bio": "", "avatar_media_id": None, "is_active": True, "is_private": False,
-                   "group_invites": "everyone",
+                   "group_invites": "everyone", "email_verified": False,
                    "created_at": datetime(2026, 11, 23, 18, 0, 0, 123456, tzinfo=UTC), **columns})
 
 
@@ -195,7 +195,7 @@ def test_a_private_user_has_email_and_a_time_to_the_second():
         "id": ANN_ID, "username": "ann", "display_name": "Ann", "avatar_url": None, "bio": "",
         "followers_count": 2, "following_count": 3, "is_following": False,
         "is_private": False, "follow_status": "none", "group_invites": "everyone",
-        "email": "ann@example.com", "created_at": "2026-11-23T18:00:00Z"}
+        "email": "ann@example.com", "email_verified": False, "created_at": "2026-11-23T18:00:00Z"}
 
 
 def test_a_public_user_says_whether_the_viewer_follows_them_and_hides_the_email():

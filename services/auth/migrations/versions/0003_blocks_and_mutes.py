@@ -1,7 +1,7 @@
 """blocks and mutes: who blocks or mutes whom, and the sequence numbering their changes
 
 Revision ID: 1aad1fbab5e4
-Revises: 44a794266c04
+Revises: 7c3e91a4d2b6
 Create Date: 2026-12-04 18:45:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '1aad1fbab5e4'
-down_revision: Union[str, Sequence[str], None] = '44a794266c04'
+down_revision: Union[str, Sequence[str], None] = '7c3e91a4d2b6'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
