@@ -10,6 +10,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.shared.revocation import RevocationList, revocation_client
 from services.shared.tokens import VerifiedToken
 from tests.fixtures.events.media_samples import png_bytes
+from tests.support.mail import link_token
 
 pytestmark = pytest.mark.integration
 
@@ -336,3 +337,18 @@ def test_exports_are_limited_per_account(api):
     refused = answers[-1]
     assert refused.json()["error"]["details"] == {"scope": "account"} and int(refused.headers["Retry-After"]) > 0
     assert api.get("/auth/me/export", user=bob).status_code == 200
+
+
+def test_a_password_reset_closes_open_sockets_and_refuses_the_tokens_everywhere(api, mail_sink, open_socket):
+    ann = api.register()
+    email = ann["user"]["email"]
+    socket = open_socket(ann)
+    assert accepted_everywhere(api, ann)
+    assert api.post("/auth/password/forgot", json={"email": email}).status_code == 202
+    token = link_token(mail_sink.wait_for(email, 2)[-1])  # the registration's mail, then the reset's
+
+    reset_at = time.monotonic()
+    reset = api.post("/auth/password/reset", json={"token": token, "password": "a brand new secret 42"})
+    assert reset.status_code == 204
+    assert socket.closed_within(REVOKED_WITHIN_SECONDS, since=reset_at)
+    refused_everywhere_within(api, ann)
