@@ -2,6 +2,11 @@
 writes each message it receives as an `.eml` file under a directory.
 
     python -m services.shared.mail_sink --port 1025 --dir var/mail
+    python -m services.shared.mail_sink --show-newest --dir var/mail
+
+The second prints the newest mail's text part, decoded (the file itself is
+the message as sent: its text is quoted-printable, so a link in it is wrapped
+and `=3D`-encoded).
 
 `make run` starts it (SMTP_URL smtp://127.0.0.1:1025), compose runs it as the
 `mail` service, and the test suite reads what it received. Any credentials
@@ -10,6 +15,8 @@ for production: it keeps every mail, tokens and all, in plain files.
 """
 import argparse
 import asyncio
+import email
+import email.policy
 import logging
 import os
 import signal
@@ -74,13 +81,31 @@ async def serve(host: str, port: int, directory: str, parent_pid: int | None = N
         await stopping.wait()
 
 
+def newest_mail_text(directory: str) -> str:
+    """The newest .eml under directory as a reader sees it: To, Subject and the
+    decoded text part."""
+    names = [name for name in os.listdir(directory) if name.endswith(".eml")]
+    if not names:
+        return f"no mail in {directory} yet"
+    newest = max(names, key=lambda name: os.path.getmtime(os.path.join(directory, name)))
+    with open(os.path.join(directory, newest), "rb") as handle:
+        message = email.message_from_binary_file(handle, policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    return f"To: {message['To']}\nSubject: {message['Subject']}\n\n{text}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", default="var/mail", help="where the .eml files go")
     parser.add_argument("--parent-pid", type=int, help="stop once this process has exited (make run's services)")
+    parser.add_argument("--show-newest", action="store_true", help="print the newest mail's text and exit")
     args = parser.parse_args(argv)
+    if args.show_newest:
+        print(newest_mail_text(args.dir))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiosmtpd logs every SMTP command (and warns of its own deprecations).
     logging.getLogger("mail.log").setLevel(logging.ERROR)

@@ -1,6 +1,11 @@
 """Email verification, email change and password reset over real HTTP, with
 the mail read from the development SMTP sink the system sends to."""
+import os
+import re
 import secrets
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -295,3 +300,20 @@ def test_a_replayed_outbox_sends_no_mail_twice(api, mail_sink, db_engine, config
         time.sleep(2)  # the mail worker has had the event again by now
         assert rpc.auth.mail_backlog()["waiting"] == 0
     assert len(mail_sink.messages(email)) == 1
+
+
+def test_the_newest_mail_as_readme_shows_it_carries_a_token_that_verifies(api, mail_sink, tmp_path):
+    """README's way to read a mail in make run (`mail_sink --show-newest`):
+    the link comes out whole, decoded, and its token works."""
+    ann = api.register()
+    mail_sink.wait_for(ann["user"]["email"])
+    # Ann's mail alone in a directory: the suite's sink gets other tests' mail too.
+    (ann_file,) = [name for name in os.listdir(mail_sink.directory) if name.endswith(".eml")
+                   and ann["user"]["email"].encode() in open(os.path.join(mail_sink.directory, name), "rb").read()]
+    shutil.copy(os.path.join(mail_sink.directory, ann_file), tmp_path)
+    shown = subprocess.run([sys.executable, "-m", "services.shared.mail_sink", "--show-newest", "--dir", str(tmp_path)],
+                           capture_output=True, text=True, check=True).stdout
+    assert f"To: {ann['user']['email']}" in shown
+    token = re.search(r"verify-email\?token=(\S+)", shown).group(1)
+    assert api.post("/auth/email/verify", json={"token": token}).status_code == 204
+    assert me(api, ann)["email_verified"] is True
