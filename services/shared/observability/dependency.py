@@ -94,8 +94,11 @@ class Observability(DependencyProvider):
         seconds = time.monotonic() - call["started"]
         outcome = outcome_of(entrypoint, exc_info)
         observe_call(self.service_name, kind, entrypoint.method_name, outcome, seconds)
-        calls_log.info(
-            "%s %s %s %.1fms", kind, call["entrypoint"], outcome, seconds * 1000,
+        # A timer that did its routine work says so only in lifytp_calls: at
+        # INFO it would write a line every few seconds per process.
+        level = logging.DEBUG if kind == "timer" and outcome == "ok" else logging.INFO
+        calls_log.log(
+            level, "%s %s %s %.1fms", kind, call["entrypoint"], outcome, seconds * 1000,
             extra={
                 "kind": kind,
                 "outcome": outcome,
