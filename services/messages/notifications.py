@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.messages import safety
 from services.messages.conversations import preview, remove_message
-from services.messages.models import FollowNotice, Notification
+from services.messages.models import FollowNotice, Notification, Reaction
 from services.shared import clock, contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
 
@@ -110,11 +110,13 @@ def _notify_once_a_day(uow: UnitOfWork, kind: str, follower_id: str, followee_id
 
 
 def on_user_deleted(uow: UnitOfWork, event: contracts.UserDeleted) -> None:
-    """A deleted account's notifications go with it; their messages stay for
-    the other members, who see them under the deleted-user shape."""
+    """A deleted account's notifications and reactions go with it; their
+    messages stay for the other members, who see them under the deleted-user shape."""
     if not uow.first_delivery(event, "forget_deleted_user"):
         return
     uow.session.execute(table_of(Notification).delete().where(Notification.user_id == event.user_id))
+    # Reactions are read into every message's answer: the account's go, its messages stay.
+    uow.session.execute(table_of(Reaction).delete().where(Reaction.user_id == event.user_id))
     safety.forget_user(uow, event.user_id)
     uow.session.execute(table_of(FollowNotice).delete().where(
         or_(FollowNotice.follower_id == event.user_id, FollowNotice.followee_id == event.user_id)))

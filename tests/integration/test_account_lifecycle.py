@@ -140,6 +140,8 @@ def test_the_cascade_runs_for_a_deleted_account(api):
     conversation = api.post("/messages/conversations", user=ann, json={"member_ids": [bob["id"]]}).json()
     assert api.post("/messages", user=ann, json={"conversation_id": conversation["id"], "body": "hi"}
                     ).status_code == 201
+    answer = api.post("/messages", user=bob, json={"conversation_id": conversation["id"], "body": "hey"}).json()
+    assert api.post(f"/messages/{answer['id']}/reactions", user=ann, json={"emoji": "👍"}).status_code == 201
 
     assert api.delete("/auth/me", user=ann, json={"password": ann["password"]}).status_code == 204
 
@@ -153,8 +155,14 @@ def test_the_cascade_runs_for_a_deleted_account(api):
     while not cascaded():
         assert time.monotonic() < deadline, "the cascade did not run"
         time.sleep(0.2)
-    messages = api.get(f"/messages/conversations/{conversation['id']}/messages", user=bob).json()["items"]
-    assert [message["body"] for message in messages] == ["hi"]
+    def reactions_gone():
+        items = api.get(f"/messages/conversations/{conversation['id']}/messages", user=bob).json()["items"]
+        return [(message["body"], message["reactions"]) for message in items] == [("hey", []), ("hi", [])]
+
+    deadline = time.monotonic() + 10
+    while not reactions_gone():
+        assert time.monotonic() < deadline, "ann's reaction stayed"
+        time.sleep(0.2)
     # Bob, who had joined, is told (events' event_cancelled, then a notification by messages).
     deadline = time.monotonic() + 10
     while not (cancelled := [item["data"] for item in api.get("/notifications", user=bob).json()["items"]

@@ -118,6 +118,16 @@ def test_each_kind_of_target_is_reported_with_a_snapshot_and_a_repeat_answers_th
     assert snapshots["message"]["content"]["text"] == "buy cheap pills"
 
 
+def test_a_user_is_reported_across_a_block_either_way(api):
+    """Block and report is one gesture in the apps: whichever comes first,
+    the abuser stays reportable (their content follows what the reporter sees)."""
+    ann, bob, cat = api.register(), api.register(), api.register()
+    assert api.post(f"/users/{bob['user']['id']}/block", user=ann).status_code == 204
+    assert reported(api, ann, "user", bob["user"]["id"])["status"] == "open"
+    assert api.post(f"/users/{ann['user']['id']}/block", user=cat).status_code == 204
+    assert reported(api, ann, "user", cat["user"]["id"])["status"] == "open"
+
+
 def test_concurrent_repeats_make_one_report(api, rpc):
     import eventlet
 
