@@ -526,20 +526,22 @@ def test_the_rabbitmq_definitions_are_stored_once():
     assert not copies
 
 
-# Who consumes whose events (docs/ARCHITECTURE.md and the services' handlers).
-CONSUMES = {"auth": ["auth"], "events": ["auth"], "messages": ["auth", "events", "messages"],
-            "realtime": ["messages"]}
-# The Nameko service that consumes them, where it is not the process's own:
-# auth's mail worker runs in the auth process as a service of its own.
-CONSUMER = {"auth": "auth_mail"}
+def event_queues(process):
+    """The event queues Nameko declares for one process, read off the handlers
+    of its service classes (a process may run several: auth's mail worker)."""
+    from tests.unit.test_realtime_reliability import event_handlers, service_classes
+
+    return sorted(
+        f"evt-{handler.source_service}-{handler.event_type}--{qualified_name}"
+        for service_class in service_classes() if service_class.__module__.split(".")[-2] == process
+        for qualified_name, handler in event_handlers(service_class))
 
 
 def names_of(service):
     """What Nameko configures, writes and reads for one service."""
     own = [f"rpc-{service}", f"rpc.reply-{service}-5c1a9e3e-54c1-4d3b-9d0e-0a6f8a0f2b11"]
-    consumer = CONSUMER.get(service, service)
-    queues = [f"evt-{source}-some_event--{consumer}.handle_it" for source in CONSUMES.get(service, [])]
-    sources = [f"{source}.events" for source in CONSUMES.get(service, [])]
+    queues = event_queues(service)
+    sources = sorted({f"{queue[4:].split('-', 1)[0]}.events" for queue in queues})
     return {
         "configure": ["nameko-rpc", f"{service}.events", *own, *queues, *sources],
         "write": ["nameko-rpc", f"{service}.events", *own, *queues],
