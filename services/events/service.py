@@ -25,7 +25,7 @@ from services.events.exceptions import CalendarImportsBusy, EventNotFound, Media
 from services.events.models import Base, ProcessedEvent
 from services.events.models import Outbox as OutboxTable
 from services.events.storage import S3Storage
-from services.shared import contracts
+from services.shared import contracts, relation_replica
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.errors import InvalidInput
@@ -52,8 +52,11 @@ def _by_occurrence(seen):
 
 # The mixins are reached through their module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork):
+class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork,
+                    relation_replica.RelationReplicaConsumers):
     name = "events"
+    # Auth's blocks and mutes, replicated here (relation_replica).
+    relation_changes = people
 
     db = Database(Base)
     outbox = Outbox(OutboxTable, ProcessedEvent)
@@ -258,30 +261,6 @@ class EventsService(health.HealthEndpoints, shared_outbox.OutboxOperations, shar
         with self.uow as uow:
             if uow.first_delivery(event, "user_unfollowed"):
                 people.unfollow(uow, event.follower_id, event.followee_id)
-
-    @consumes(contracts.UserBlocked)
-    def on_user_blocked(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_blocked"):
-                people.change_block(uow, event, active=True)
-
-    @consumes(contracts.UserUnblocked)
-    def on_user_unblocked(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_unblocked"):
-                people.change_block(uow, event, active=False)
-
-    @consumes(contracts.UserMuted)
-    def on_user_muted(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_muted"):
-                people.change_mute(uow, event, active=True)
-
-    @consumes(contracts.UserUnmuted)
-    def on_user_unmuted(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_unmuted"):
-                people.change_mute(uow, event, active=False)
 
     @consumes(contracts.UserDeleted)
     def on_user_deleted(self, event):

@@ -13,7 +13,7 @@ from services.messages.dependencies import PresenceProvider
 from services.messages.exceptions import ConversationNotFound, MessageNotFound
 from services.messages.models import Base, ProcessedEvent
 from services.messages.models import Outbox as OutboxTable
-from services.shared import contracts
+from services.shared import contracts, relation_replica
 from services.shared import outbox as shared_outbox
 from services.shared.database import Database
 from services.shared.errors import InvalidInput
@@ -27,8 +27,11 @@ from services.shared.rpc import BoundedRpcProxy, rpc
 
 # The mixins are reached through their module: `nameko run` would take a bare
 # imported class with entrypoints for a service of its own.
-class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork):
+class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared_outbox.UnitsOfWork,
+                      relation_replica.RelationReplicaConsumers):
     name = "messages"
+    # Auth's blocks and mutes, replicated here (relation_replica).
+    relation_changes = safety
 
     db = Database(Base)
     outbox = Outbox(OutboxTable, ProcessedEvent)
@@ -172,30 +175,6 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
     def on_content_removed(self, event):
         with self.uow as uow:
             notifications.on_content_removed(uow, event)
-
-    @consumes(contracts.UserBlocked)
-    def on_user_blocked(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_blocked"):
-                safety.change_block(uow, event, active=True)
-
-    @consumes(contracts.UserUnblocked)
-    def on_user_unblocked(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_unblocked"):
-                safety.change_block(uow, event, active=False)
-
-    @consumes(contracts.UserMuted)
-    def on_user_muted(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_muted"):
-                safety.change_mute(uow, event, active=True)
-
-    @consumes(contracts.UserUnmuted)
-    def on_user_unmuted(self, event):
-        with self.uow as uow:
-            if uow.first_delivery(event, "user_unmuted"):
-                safety.change_mute(uow, event, active=False)
 
     @consumes(contracts.ParticipantJoined)
     def on_participant_joined(self, event):
