@@ -28,7 +28,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT, TEST_ID, TEST_PORT
+from tests.conftest import ROOT, TEST_ENV, TEST_ID, TEST_PORT
 from tests.deploy.conftest import TAG, run
 from tests.fixtures.events.media_samples import decoded
 
@@ -68,8 +68,12 @@ def compose(request, docker, images, standin_images):
                "-f", os.path.join(ROOT, "docker-compose.yml"),
                "-f", os.path.join(ROOT, "tests", "deploy", "compose.standins.yml"), "--env-file", env_file]
 
+    # A user's shell, not the suite's: compose fills `${SMTP_URL:-...}` and the
+    # like from the environment, where the suite keeps its own settings.
+    users_shell = {key: value for key, value in os.environ.items() if key not in TEST_ENV}
+
     def compose_command(*args, timeout=UP_TIMEOUT + 60, check=True):
-        return run(command + list(args), timeout=timeout, check=check)
+        return run(command + list(args), timeout=timeout, check=check, env=users_shell)
 
     compose_command("down", "--volumes", "--remove-orphans", check=False)
     failed_before = request.session.testsfailed
@@ -146,6 +150,24 @@ def test_the_smoke_flow_passes_through_the_edge(stack):
     assert loaded.headers["Content-Type"] == "image/png"
     assert decoded(loaded.content)[:2] == ("PNG", (1, 1))
     stack["media_bytes"] = loaded.content
+
+
+def test_the_mail_service_keeps_the_verification_mail_of_a_registration(compose, stack):
+    """Auth's mail worker sends through SMTP_URL to the `mail` service, after
+    commit: the smoke flow's registrations each left a verification mail."""
+    assert "users" in stack, "the smoke flow did not get as far as registering"
+    emails = {user["username"] + "@example.com" for user in stack["users"]}
+
+    def newest():
+        return compose("exec", "-T", "mail", "/opt/venv/bin/python", "-m", "services.shared.mail_sink",
+                       "--show-newest", "--dir", "/var/lib/lifytp/mail", timeout=60).stdout
+
+    deadline = time.monotonic() + 30
+    while "verify-email?token=" not in (shown := newest()):
+        assert time.monotonic() < deadline, shown
+        time.sleep(1)
+    assert "Subject: Confirm your email for LifyTP" in shown
+    assert any(f"To: {email}" in shown for email in emails), shown
 
 
 def test_the_store_serves_only_signed_reads_of_the_exact_url(stack):
