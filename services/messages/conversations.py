@@ -80,6 +80,14 @@ def member_ids(uow: UnitOfWork, conversation_id: str) -> list[str]:
     ).scalars())
 
 
+def live_member_ids(uow: UnitOfWork, conversation_id: str) -> list[str]:
+    """The members who hear each other live (typing): none in a 1:1 across a
+    block, where neither may reach the other."""
+    if safety.blocked_direct(uow.session, conversation_id):
+        return []
+    return member_ids(uow, conversation_id)
+
+
 def is_member(uow: UnitOfWork, conversation_id: str, user_id: str) -> bool:
     return uow.session.get(Member, (conversation_id, user_id)) is not None
 

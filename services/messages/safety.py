@@ -50,6 +50,15 @@ def refuse_direct_if_blocked(session: Session, conversation_id: str, sender_id: 
         raise safety.Blocked()
 
 
+def blocked_direct(session: Session, conversation_id: str) -> bool:
+    """Whether the conversation is a 1:1 whose two members are blocked (either way)."""
+    pair = session.execute(
+        select(Member.user_id).join(Conversation, Conversation.id == Member.conversation_id)
+        .where(Member.conversation_id == conversation_id, Conversation.kind == "direct")
+    ).scalars().all()
+    return len(pair) == 2 and bool(session.scalar(select(safety.either_blocks(Blocks, pair[0], pair[1]))))
+
+
 def not_to_notify(session: Session, actor_id: str, recipient_ids: Collection[str], mutes_count: bool) -> set[str]:
     """Those of recipient_ids who block actor_id (or, with mutes_count, mute
     them): nothing actor_id does makes a notification for them."""

@@ -203,12 +203,13 @@ class MessagesService(health.HealthEndpoints, shared_outbox.OutboxOperations, sh
 
     @rpc
     def member_ids(self, conversation_id):
-        """The member ids of a conversation ([] for none)."""
+        """The members who hear each other live in a conversation (realtime's
+        typing relay): [] for none, and for a 1:1 across a block."""
         conversation_id = parse_uuid(conversation_id)
         if not conversation_id:
             return []
         with self.uow as uow:
-            return conversations.member_ids(uow, conversation_id)
+            return conversations.live_member_ids(uow, conversation_id)
 
     @rpc
     def report_snapshot(self, viewer_id, message_id):

@@ -321,6 +321,26 @@ def test_typing_reaches_other_members_only(api, replicas, sockets):
     assert ann_socket.of("typing") == [] and eve_socket.received == []
 
 
+def test_typing_does_not_cross_a_block_in_a_one_to_one(api, replicas, sockets, db_engine):
+    """Neither of two blocked users reaches the other: not even "is typing"."""
+    ann, bob = api.register(), api.register()
+    chat = _conversation(api, ann, bob)
+    assert api.post(f"/users/{bob['id']}/block", user=ann).status_code == 204
+
+    def messages_knows():
+        with db_engine.connect() as connection:
+            return connection.scalar(text(
+                "SELECT active FROM messages.blocks WHERE user_id = :ann AND target_id = :bob"),
+                {"ann": ann["id"], "bob": bob["id"]})
+
+    wait_for(messages_knows)
+    ann_socket, bob_socket = sockets(replicas[0], ann), sockets(replicas[1], bob)
+    for typer in (bob_socket, ann_socket):
+        assert typer.call("typing", {"conversation_id": chat["id"]})["error"]["code"] == "CONVERSATION_NOT_FOUND"
+    time.sleep(SETTLE_SECONDS)
+    assert ann_socket.of("typing") == [] and bob_socket.of("typing") == []
+
+
 def test_malformed_and_huge_socket_input_is_refused_and_the_server_stays_up(api, replicas, sockets, db_engine):
     ann, bob = api.register(), api.register()
     chat = _conversation(api, ann, bob)
