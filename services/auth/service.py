@@ -257,12 +257,8 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
     @http("GET", "/users/me/follow-requests", query=PageArgs, responses={200: page_of(schemas.PublicUser)})
     def follow_requests(self, request):
         """Who asked to follow me (a private account), newest first."""
-        args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        with self.uow as uow:
-            found = privacy.request_page(uow, request.user_id, args["limit"], after)
-            return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
-                        lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
+        return self._user_page(request, lambda uow, limit, after: privacy.request_page(
+            uow, request.user_id, limit, after))
 
     @http("POST", "/users/me/follow-requests/<uuid:id>/approve", responses={204: None},
           not_found=FollowRequestNotFound)
@@ -285,10 +281,16 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
             privacy.remove_follower(uow, request.user_id, id)
 
     def _follow_page(self, request, user_id, direction):
+        return self._user_page(request, lambda uow, limit, after: accounts.follow_page(
+            uow, request.user_id, user_id, direction, limit, after))
+
+    def _user_page(self, request, fetch):
+        """A page of users newest first: fetch(uow, limit, after) gives up to
+        limit + 1 (profile, since) after the (since, user id) of the cursor."""
         args = request.query
         after = BY_TIME.decode(args["cursor"])
         with self.uow as uow:
-            found = accounts.follow_page(uow, request.user_id, user_id, direction, args["limit"], after)
+            found = fetch(uow, args["limit"], after)
             return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
                         lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
 
@@ -330,12 +332,8 @@ class AuthService(health.HealthEndpoints, shared_outbox.OutboxOperations, shared
         return self._relation_page(request, safety.MUTES)
 
     def _relation_page(self, request, kind):
-        args = request.query
-        after = BY_TIME.decode(args["cursor"])
-        with self.uow as uow:
-            found = safety.relation_page(uow, kind, request.user_id, args["limit"], after)
-            return page(found, args["limit"], lambda entry: (entry[1], entry[0].id),
-                        lambda entry: schemas.PUBLIC_USER.dump(entry[0]))
+        return self._user_page(request, lambda uow, limit, after: safety.relation_page(
+            uow, kind, request.user_id, limit, after))
 
     # Reports ----------------------------------------------------------------------
 
