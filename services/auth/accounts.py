@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, literal, or_, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from services.auth.profiles import (
     STATUS_REQUESTED,
     Profile,
     active_user,
+    newest_first,
     profile_of,
     profiles_of,
 )
@@ -355,20 +356,10 @@ def follow_page(uow: UnitOfWork, viewer_id: str | None, user_id: str, direction:
         mine, theirs = Follow.followee_id, Follow.follower_id
     else:
         mine, theirs = Follow.follower_id, Follow.followee_id
-    query = (
-        select(User, Follow.created_at)
-        .join(Follow, theirs == User.id)
-        .where(mine == user_id, User.is_active)
-        .order_by(Follow.created_at.desc(), User.id.desc())
-        .limit(limit + 1)
-    )
-    if after:
-        query = query.where(tuple_(Follow.created_at, User.id) < tuple_(*map(literal, after)))
+    query = select(User, Follow.created_at).join(Follow, theirs == User.id).where(mine == user_id, User.is_active)
     if viewer_id:
         query = query.where(~safety.either_blocks(viewer_id, User.id))
-    rows = uow.session.execute(query).all()
-    profiles = profiles_of(uow.session, [user for user, _ in rows], viewer_id)
-    return [(profile, followed_at) for profile, (_, followed_at) in zip(profiles, rows, strict=True)]
+    return newest_first(uow.session, viewer_id, query, Follow.created_at, limit, after)
 
 
 # For other services and operators ---------------------------------------------------

@@ -9,13 +9,13 @@ the requester follows nothing, so nothing followers-only shows to them.
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.auth import exceptions
 from services.auth.follows import add_follow, remove_follow
 from services.auth.models import Follow, FollowRequest, User
-from services.auth.profiles import Profile, active_user, profiles_of
+from services.auth.profiles import Profile, active_user, newest_first
 from services.shared import contracts
 from services.shared.unit_of_work import UnitOfWork, table_of
 
@@ -106,14 +106,8 @@ def request_page(uow: UnitOfWork, owner_id: str, limit: int,
         select(User, FollowRequest.created_at)
         .join(FollowRequest, FollowRequest.requester_id == User.id)
         .where(FollowRequest.owner_id == owner_id, User.is_active)
-        .order_by(FollowRequest.created_at.desc(), User.id.desc())
-        .limit(limit + 1)
     )
-    if after:
-        query = query.where(tuple_(FollowRequest.created_at, User.id) < tuple_(*map(literal, after)))
-    rows = uow.session.execute(query).all()
-    profiles = profiles_of(uow.session, [user for user, _ in rows], owner_id)
-    return [(profile, asked_at) for profile, (_, asked_at) in zip(profiles, rows, strict=True)]
+    return newest_first(uow.session, owner_id, query, FollowRequest.created_at, limit, after)
 
 
 # Followers ------------------------------------------------------------------------

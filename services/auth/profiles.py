@@ -2,9 +2,10 @@
 whether the viewer follows it (or asked to)."""
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.auth import exceptions
@@ -52,6 +53,19 @@ def profiles_of(session: Session, users: Sequence[User], viewer_id: str | None =
     followed = _followed_among(session, viewer_id, ids)
     requested = _requested_among(session, viewer_id, ids)
     return [Profile(user, *counts[user.id], follow_status=_status(user.id, followed, requested)) for user in users]
+
+
+def newest_first(session: Session, viewer_id: str | None, query: Select[Any], since: Any, limit: int,
+                 after: tuple[datetime, str] | None = None) -> list[tuple[Profile, datetime]]:
+    """A page of a list of users: query selects (User, since) with the list's
+    joins and filters; up to limit + 1 (profile, since), newest first, after
+    the (since, user id) given, as viewer_id sees them."""
+    query = query.order_by(since.desc(), User.id.desc()).limit(limit + 1)
+    if after:
+        query = query.where(tuple_(since, User.id) < tuple_(*map(literal, after)))
+    rows = session.execute(query).all()
+    profiles = profiles_of(session, [user for user, _ in rows], viewer_id)
+    return [(profile, when) for profile, (_, when) in zip(profiles, rows, strict=True)]
 
 
 def _status(user_id: str, followed: set[str], requested: set[str]) -> str:

@@ -15,13 +15,15 @@ recorded, when a call asks for what already is.
 """
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.auth import exceptions
-from services.auth.models import RELATION_VERSIONS, Block, Follow, FollowRequest, Mute, User
-from services.auth.profiles import Profile, active_user, profiles_of
+from services.auth.follows import remove_follow
+from services.auth.models import RELATION_VERSIONS, Block, Mute, User
+from services.auth.privacy import cancel_request
+from services.auth.profiles import Profile, active_user, newest_first
 from services.shared import contracts
 from services.shared.safety import Blocked
 from services.shared.unit_of_work import UnitOfWork, table_of
@@ -74,24 +76,10 @@ def block(uow: UnitOfWork, user_id: str, target_id: str) -> None:
     active_user(uow.session, target_id)
     if not _add(uow, BLOCKS, user_id, target_id):
         return
-    removed = uow.session.execute(
-        table_of(Follow).delete()
-        .where(or_(
-            (Follow.follower_id == user_id) & (Follow.followee_id == target_id),
-            (Follow.follower_id == target_id) & (Follow.followee_id == user_id),
-        ))
-        .returning(Follow.follower_id, Follow.followee_id)
-    ).all()
-    for follower_id, followee_id in removed:
-        uow.record(contracts.UserUnfollowed(follower_id=follower_id, followee_id=followee_id))
-    # A pending request either way would turn into a follow on approval.
-    uow.session.execute(
-        table_of(FollowRequest).delete()
-        .where(or_(
-            (FollowRequest.requester_id == user_id) & (FollowRequest.owner_id == target_id),
-            (FollowRequest.requester_id == target_id) & (FollowRequest.owner_id == user_id),
-        ))
-    )
+    for follower_id, followee_id in ((user_id, target_id), (target_id, user_id)):
+        remove_follow(uow, follower_id, followee_id)
+        # A pending request would turn into a follow on approval.
+        cancel_request(uow, follower_id, followee_id)
     uow.record(contracts.UserBlocked(user_id=user_id, target_id=target_id, version=_next_version(uow.session)))
 
 
@@ -142,19 +130,9 @@ def relation_page(uow: UnitOfWork, kind: str, user_id: str, limit: int,
     """Up to limit + 1 (profile, since) of the users user_id blocks (BLOCKS)
     or mutes (MUTES), newest first, after the (since, user id) given."""
     model, whose, whom = _RELATIONS[kind]
-    created_at = table_of(model).c.created_at
-    query = (
-        select(User, created_at)
-        .join(model, whom == User.id)
-        .where(whose == user_id, User.is_active)
-        .order_by(created_at.desc(), User.id.desc())
-        .limit(limit + 1)
-    )
-    if after:
-        query = query.where(tuple_(created_at, User.id) < tuple_(*map(literal, after)))
-    rows = uow.session.execute(query).all()
-    profiles = profiles_of(uow.session, [user for user, _ in rows], user_id)
-    return [(profile, since) for profile, (_, since) in zip(profiles, rows, strict=True)]
+    since = table_of(model).c.created_at
+    query = select(User, since).join(model, whom == User.id).where(whose == user_id, User.is_active)
+    return newest_first(uow.session, user_id, query, since, limit, after)
 
 
 def forget_user(session: Session, user_id: str) -> None:
