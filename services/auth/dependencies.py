@@ -3,12 +3,10 @@
 The domain receives them as plain objects; the Nameko providers here build
 them from the config, once per container."""
 import hashlib
-import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import bcrypt
-import eventlet
 from eventlet import tpool
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
@@ -22,13 +20,12 @@ from services.auth.sessions import Tokens
 from services.shared.database import ENGINE_OPTIONS, database_uri
 from services.shared.errors import RateLimited
 from services.shared.mail import Post, post_from_config
+from services.shared.observability.dependency import refresh_forever
 from services.shared.observability.metrics import set_report_queue
 from services.shared.redis import redis_from_config
 from services.shared.tokens import max_token_age, signer_from_file
 
 T = TypeVar("T")
-
-log = logging.getLogger(__name__)
 
 
 class Passwords:
@@ -367,19 +364,12 @@ class ReportQueueMetrics(DependencyProvider):
         return None
 
     def _refresh_forever(self) -> None:
-        failing = False
-        while self._running:
-            try:
-                with Session(self.engine) as session:
-                    count, oldest = moderation.queue_stats(session)
-            except Exception:
-                if not failing:  # once per outage, not every few seconds
-                    log.warning("the moderation queue is unreadable", exc_info=True)
-                failing = True
-            else:
-                set_report_queue(count, oldest.timestamp() if oldest is not None else None)
-                failing = False
-            eventlet.sleep(self.refresh_seconds)
+        refresh_forever(lambda: self._running, self._refresh, self.refresh_seconds, "the moderation queue")
+
+    def _refresh(self) -> None:
+        with Session(self.engine) as session:
+            count, oldest = moderation.queue_stats(session)
+        set_report_queue(count, oldest.timestamp() if oldest is not None else None)
 
 
 class ForgotPasswordThrottleProvider(DependencyProvider):

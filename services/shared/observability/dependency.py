@@ -11,6 +11,7 @@ status code. It also reports the service's worker pool and outbox backlog.
 """
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -113,15 +114,25 @@ class Observability(DependencyProvider):
         current_call.set(None)
 
     def _refresh_backlog_forever(self) -> None:
-        failing = False
-        while self._running:
-            try:
-                backlog = sum(outbox.pending_count() for outbox in self._outboxes)
-            except Exception:
-                if not failing:  # once per outage, not every few seconds
-                    log.warning("outbox backlog of %s unreadable", self.service_name, exc_info=True)
-                failing = True
-            else:
-                OUTBOX_BACKLOG.labels(self.service_name).set(backlog)
-                failing = False
-            eventlet.sleep(BACKLOG_REFRESH_SECONDS)
+        def refresh() -> None:
+            OUTBOX_BACKLOG.labels(self.service_name).set(sum(outbox.pending_count() for outbox in self._outboxes))
+
+        refresh_forever(lambda: self._running, refresh, BACKLOG_REFRESH_SECONDS,
+                        f"outbox backlog of {self.service_name}")
+
+
+def refresh_forever(running: Callable[[], bool], refresh: Callable[[], None], seconds: float, what: str) -> None:
+    """Call refresh() (which reads a figure and sets its gauge) every `seconds`
+    while running(): for a managed thread. A failure is logged once per outage,
+    not every round, and the gauge keeps its last value meanwhile."""
+    failing = False
+    while running():
+        try:
+            refresh()
+        except Exception:
+            if not failing:
+                log.warning("%s unreadable", what, exc_info=True)
+            failing = True
+        else:
+            failing = False
+        eventlet.sleep(seconds)
